@@ -1,0 +1,421 @@
+"""Run configuration: dataclasses whose fields are constructor arguments, presets by name,
+dotted ``key=value`` overrides, strict validation (unknown keys and wrong types are errors
+that name the key and what is allowed), JSON round trip.
+
+A run is ``RunConfig``: the target, the learner, the list of stages (staged training is
+data: each stage is a dict with a ``kind`` and that kind's fields), evaluation, and the
+end-to-end baseline.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from ganlearn.sgda import SGDAConfig
+
+
+class ConfigError(ValueError):
+    """A configuration value, key or type that is not allowed."""
+
+
+def _check(cond: bool, key: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}={value!r} is not allowed: must be {allowed}")
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """The ground-truth FSR distribution (paper §2.1). Defaults: images of 8, 16, 32 px, RGB."""
+
+    levels: int = 3  # L, number of resolutions
+    base_grid: int = 2  # patches per side at level 1; doubles every level
+    patch: int = 4  # p, patch side in pixels
+    colours: int = 3  # colour channels (d = colours * patch**2)
+    channels: int = 16  # m, hidden channels per patch
+    sparsity: float = 2.0  # k: each channel fires with probability k/m
+    latent_dim: int = 32  # m0, dimension of z
+    neighbourhood: Literal["parent", "cross", "square"] = "cross"  # connection graph P
+    shared_output: bool = True  # W*_{l,j} = W*_l (a deconvolution)
+    atoms: Literal["edge_colour", "random"] = "edge_colour"  # how W* is drawn
+    seed: Optional[int] = None  # None: derived from the run seed
+
+    def validate(self, key: str = "target") -> None:
+        _check(self.levels >= 1, f"{key}.levels", self.levels, "an integer >= 1")
+        _check(self.base_grid >= 1, f"{key}.base_grid", self.base_grid, "an integer >= 1")
+        _check(self.patch >= 1, f"{key}.patch", self.patch, "an integer >= 1")
+        _check(self.colours >= 1, f"{key}.colours", self.colours, "an integer >= 1")
+        d = self.colours * self.patch ** 2
+        _check(1 <= self.channels <= d, f"{key}.channels", self.channels,
+               f"between 1 and the patch dimension d = colours*patch^2 = {d} (W* is column-orthonormal)")
+        _check(0 < self.sparsity < self.channels, f"{key}.sparsity", self.sparsity, "in (0, channels)")
+        _check(self.latent_dim >= 1, f"{key}.latent_dim", self.latent_dim, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """The learner generator: the target's structure (§2.2); None copies the target's value."""
+
+    channels: Optional[int] = None  # m of the learner (may exceed the target's)
+    latent_dim: Optional[int] = None
+    sparsity: Optional[float] = None  # firing rate k/m used to calibrate the initial biases
+
+    def validate(self, key: str = "learner") -> None:
+        if self.channels is not None:
+            _check(self.channels >= 1, f"{key}.channels", self.channels, "null or an integer >= 1")
+        if self.latent_dim is not None:
+            _check(self.latent_dim >= 1, f"{key}.latent_dim", self.latent_dim, "null or an integer >= 1")
+        if self.sparsity is not None:
+            _check(self.sparsity > 0, f"{key}.sparsity", self.sparsity, "null or > 0")
+
+
+@dataclass(frozen=True)
+class WarmStartStage:
+    """SVD warm start of every output layer from a truncated patch covariance."""
+
+    kind: Literal["warm_start"] = "warm_start"
+    n_samples: int = 4096  # images drawn to estimate the covariance
+    truncation: float = 0.99  # keep patches whose squared norm is below this quantile
+
+    def validate(self, key: str) -> None:
+        _check(self.n_samples >= 2, f"{key}.n_samples", self.n_samples, "an integer >= 2")
+        _check(0 < self.truncation <= 1, f"{key}.truncation", self.truncation, "in (0, 1]")
+
+
+@dataclass(frozen=True)
+class OutputLayerStage:
+    """GAN_OutputLayer: thresholded one-hidden-layer discriminators learn every W_l."""
+
+    kind: Literal["output_layer"] = "output_layer"
+    steps: int = 800
+    batch: int = 512
+    sgda: SGDAConfig = SGDAConfig(lr_g=20.0, lr_d=20.0, n_d=2)
+    lr_half_life: float = 150.0  # step sizes halve every this many steps ...
+    lr_floor: float = 0.05  # ... down to this fraction of their start
+    beta_start: float = 0.5  # b^D = beta * rho_l, rho_l = RMS patch norm of level l
+    beta_end: float = 0.2
+    beta_decay: float = 0.8  # beta <- max(beta_end, beta * beta_decay) ...
+    beta_every: int = 50  # ... every this many steps
+    reset_every: int = 10  # W^D <- generator's W every this many steps
+
+    def validate(self, key: str) -> None:
+        _check(self.steps >= 1, f"{key}.steps", self.steps, "an integer >= 1")
+        _check(self.batch >= 1, f"{key}.batch", self.batch, "an integer >= 1")
+        _check(self.lr_half_life > 0, f"{key}.lr_half_life", self.lr_half_life, "> 0")
+        _check(0 < self.lr_floor <= 1, f"{key}.lr_floor", self.lr_floor, "in (0, 1]")
+        _check(self.beta_start >= self.beta_end >= 0, f"{key}.beta_start", self.beta_start,
+               f">= beta_end={self.beta_end} >= 0")
+        _check(0 < self.beta_decay <= 1, f"{key}.beta_decay", self.beta_decay, "in (0, 1]")
+        _check(self.beta_every >= 1, f"{key}.beta_every", self.beta_every, "an integer >= 1")
+        _check(self.reset_every >= 1, f"{key}.reset_every", self.reset_every, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class FirstHiddenStage:
+    """GAN_FirstHidden: a moment discriminator on decoded level-1 codes learns V_1, b_1."""
+
+    kind: Literal["first_hidden"] = "first_hidden"
+    steps: int = 1500
+    batch: int = 512
+    sgda: SGDAConfig = SGDAConfig(lr_g=0.05, lr_d=0.5, n_d=1, optimizer="adam")
+    ridge: float = 1.0  # lambda of the -lambda/2 ||theta||^2 term of D
+    lr_half_life: float = 500.0
+    lr_floor: float = 0.05
+
+    def validate(self, key: str) -> None:
+        _check(self.steps >= 1, f"{key}.steps", self.steps, "an integer >= 1")
+        _check(self.batch >= 1, f"{key}.batch", self.batch, "an integer >= 1")
+        _check(self.ridge > 0, f"{key}.ridge", self.ridge, "> 0")
+        _check(self.lr_half_life > 0, f"{key}.lr_half_life", self.lr_half_life, "> 0")
+        _check(0 < self.lr_floor <= 1, f"{key}.lr_floor", self.lr_floor, "in (0, 1]")
+
+
+@dataclass(frozen=True)
+class SuperResolutionStage:
+    """GAN_ForwardSuperResolution: a discriminator on pairs (X_{l-1}, X_l) learns V_l, b_l."""
+
+    kind: Literal["super_resolution"] = "super_resolution"
+    level: int = 2
+    steps: int = 800
+    batch: int = 512
+    sgda: SGDAConfig = SGDAConfig(lr_g=0.05, lr_d=0.5, n_d=1, optimizer="adam")
+    ridge: float = 1.0
+    parents: Literal["generated", "real"] = "generated"  # fake pairs from G's own S_{l-1}, or G(real X_{l-1})
+    lr_half_life: float = 300.0
+    lr_floor: float = 0.05
+
+    def validate(self, key: str) -> None:
+        _check(self.level >= 2, f"{key}.level", self.level, "an integer >= 2 (level 1 is first_hidden)")
+        _check(self.steps >= 1, f"{key}.steps", self.steps, "an integer >= 1")
+        _check(self.batch >= 1, f"{key}.batch", self.batch, "an integer >= 1")
+        _check(self.ridge > 0, f"{key}.ridge", self.ridge, "> 0")
+        _check(self.lr_half_life > 0, f"{key}.lr_half_life", self.lr_half_life, "> 0")
+        _check(0 < self.lr_floor <= 1, f"{key}.lr_floor", self.lr_floor, "in (0, 1]")
+
+
+@dataclass(frozen=True)
+class EndToEndStage:
+    """Baseline: all generator parameters against a generic MLP discriminator (WGAN-GP)."""
+
+    kind: Literal["end_to_end"] = "end_to_end"
+    steps: int = 1000  # replaced by the staged run's sample budget when used as the baseline
+    batch: int = 256
+    sgda: SGDAConfig = SGDAConfig(lr_g=1e-3, lr_d=1e-3, n_d=5, optimizer="adam", beta1=0.5, beta2=0.9)
+    hidden: int = 256  # width of the MLP discriminator
+    gp_weight: float = 10.0  # WGAN-GP gradient-penalty weight
+
+    def validate(self, key: str) -> None:
+        _check(self.steps >= 1, f"{key}.steps", self.steps, "an integer >= 1")
+        _check(self.batch >= 1, f"{key}.batch", self.batch, "an integer >= 1")
+        _check(self.hidden >= 1, f"{key}.hidden", self.hidden, "an integer >= 1")
+        _check(self.gp_weight >= 0, f"{key}.gp_weight", self.gp_weight, ">= 0")
+
+
+STAGE_KINDS: dict[str, type] = {
+    "warm_start": WarmStartStage,
+    "output_layer": OutputLayerStage,
+    "first_hidden": FirstHiddenStage,
+    "super_resolution": SuperResolutionStage,
+    "end_to_end": EndToEndStage,
+}
+Stage = Union[WarmStartStage, OutputLayerStage, FirstHiddenStage, SuperResolutionStage, EndToEndStage]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every: int = 200  # evaluate every this many steps within a stage (and at each stage end)
+    n_samples: int = 2000  # samples per side for the distribution metrics
+    n_projections: int = 256  # sliced-Wasserstein directions
+    n_fit: int = 2000  # latents used to fit the rotation U of the coupled error
+    fit_steps: int = 200  # optimisation steps of the rotation fit
+    seed: int = 12345  # evaluation RNG, separate from training so evaluation never changes training
+
+    def validate(self, key: str = "eval") -> None:
+        for name in ("every", "n_samples", "n_projections", "n_fit"):
+            v = getattr(self, name)
+            _check(v >= 2, f"{key}.{name}", v, "an integer >= 2")
+        _check(self.fit_steps >= 0, f"{key}.fit_steps", self.fit_steps, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    enabled: bool = True  # also train the end-to-end baseline on the same sample budget
+    stage: EndToEndStage = EndToEndStage()
+
+    def validate(self, key: str = "baseline") -> None:
+        self.stage.validate(f"{key}.stage")
+
+
+def default_stages(levels: int = 3) -> list:
+    return ([WarmStartStage(), OutputLayerStage(), FirstHiddenStage()]
+            + [SuperResolutionStage(level=lv) for lv in range(2, levels + 1)])
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    device: Literal["cpu", "cuda"] = "cpu"
+    dtype: Literal["float32", "float64"] = "float32"
+    target: TargetConfig = TargetConfig()
+    learner: LearnerConfig = LearnerConfig()
+    stages: list = field(default_factory=default_stages)
+    eval: EvalConfig = EvalConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    checkpoint_every: int = 200  # steps between resumable checkpoints (and at every stage end)
+
+    def validate(self) -> "RunConfig":
+        self.target.validate()
+        self.learner.validate()
+        self.eval.validate()
+        self.baseline.validate()
+        _check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer >= 1")
+        _check(len(self.stages) >= 1, "stages", self.stages, "a non-empty list of stages")
+        for i, st in enumerate(self.stages):
+            st.validate(f"stages.{i}")
+            if isinstance(st, SuperResolutionStage):
+                _check(st.level <= self.target.levels, f"stages.{i}.level", st.level,
+                       f"<= target.levels={self.target.levels}")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# Dict <-> dataclass with strict checking.
+
+
+def to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is Union:
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key}={value!r} is not allowed: must be {_type_name(tp)}")
+        return value
+    if origin is Union:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], key)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        return from_dict(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} has the wrong type: must be a bool (true/false)")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}={value!r} has the wrong type: must be an int")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}={value!r} has the wrong type: must be a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}={value!r} has the wrong type: must be a string")
+        return value
+    return value
+
+
+def stage_from_dict(d: Any, key: str) -> Stage:
+    if dataclasses.is_dataclass(d):
+        return d
+    if not isinstance(d, dict) or "kind" not in d:
+        raise ConfigError(f"{key} must be a table with a 'kind' (one of {', '.join(STAGE_KINDS)}), got {d!r}")
+    if d["kind"] not in STAGE_KINDS:
+        raise ConfigError(f"{key}.kind={d['kind']!r} is not allowed: must be one of {', '.join(STAGE_KINDS)}")
+    return from_dict(STAGE_KINDS[d["kind"]], d, key)
+
+
+def from_dict(cls: type, d: Any, key: str = "") -> Any:
+    """Build dataclass ``cls`` from a dict, rejecting unknown keys and wrong types."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{key or 'config'} must be a table/dict, got {d!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for k, v in d.items():
+        full = f"{key}.{k}" if key else k
+        if k not in names:
+            raise ConfigError(f"unknown key {full!r}; allowed keys here: {', '.join(names)}")
+        if cls is RunConfig and k == "stages":
+            if not isinstance(v, list):
+                raise ConfigError(f"stages must be a list of stage tables, got {v!r}")
+            kwargs[k] = [stage_from_dict(s, f"stages.{i}") for i, s in enumerate(v)]
+        else:
+            kwargs[k] = _convert(v, hints[k], full)
+    try:
+        obj = cls(**kwargs)
+    except ValueError as e:  # SGDAConfig checks its own values
+        raise ConfigError(f"{key}: {e}") from None
+    return obj
+
+
+def apply_override(d: dict, assignment: str) -> dict:
+    """Apply one ``dotted.key=value`` (value parsed as JSON, else taken as a string) to a dict."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} must look like key=value (e.g. target.channels=32)")
+    path, raw = assignment.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    parts = path.strip().split(".")
+    node: Any = d
+    for i, part in enumerate(parts[:-1]):
+        here = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"unknown key {here!r}: index must be 0..{len(node) - 1}")
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node and isinstance(node[part], (dict, list)):
+            node = node[part]
+        else:
+            allowed = ", ".join(k for k, v in node.items() if isinstance(v, (dict, list))) if isinstance(node, dict) else ""
+            raise ConfigError(f"unknown key {here!r}; sections allowed here: {allowed}")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"unknown key {path!r}: index must be 0..{len(node) - 1}")
+        node[int(last)] = value
+    else:
+        if last not in node:
+            raise ConfigError(f"unknown key {path!r}; allowed keys here: {', '.join(node)}")
+        node[last] = value
+    return d
+
+
+# ----------------------------------------------------------------------------------------------
+# Presets.
+
+
+def _tiny() -> RunConfig:
+    """A seconds-long run for tests: 2 levels, 4 patches at level 1, small everything."""
+    target = TargetConfig(levels=2, base_grid=2, patch=2, colours=3, channels=8, sparsity=1.5, latent_dim=12)
+    stages = [WarmStartStage(n_samples=2048),
+              OutputLayerStage(steps=150, batch=256, beta_every=20, lr_half_life=40),
+              FirstHiddenStage(steps=200, batch=256, lr_half_life=80),
+              SuperResolutionStage(level=2, steps=150, batch=256, lr_half_life=60)]
+    return RunConfig(target=target, stages=stages,
+                     eval=EvalConfig(every=100, n_samples=500, n_projections=64, n_fit=500, fit_steps=50),
+                     baseline=BaselineConfig(stage=EndToEndStage(batch=128, hidden=64, sgda=SGDAConfig(
+                         lr_g=1e-3, lr_d=1e-3, n_d=2, optimizer="adam", beta1=0.5, beta2=0.9))),
+                     checkpoint_every=50)
+
+
+PRESETS: dict[str, Any] = {
+    "default": RunConfig,
+    "tiny": _tiny,
+}
+
+
+def resolve(preset: str = "default", config_file: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """preset -> (file) -> overrides -> validated RunConfig."""
+    if preset not in PRESETS:
+        raise ConfigError(f"--preset {preset!r} is not allowed: must be one of {', '.join(PRESETS)}")
+    d = to_dict(PRESETS[preset]())
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.exists():
+            raise ConfigError(f"--config {str(path)!r}: no such file")
+        text = path.read_text()
+        file_d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        d = _merge(d, file_d, "")
+    for ov in overrides:
+        d = apply_override(d, ov)
+    return from_dict(RunConfig, d).validate()
+
+
+def _merge(base: dict, new: dict, key: str) -> dict:
+    out = dict(base)
+    for k, v in new.items():
+        full = f"{key}.{k}" if key else k
+        if k not in base:
+            raise ConfigError(f"unknown key {full!r}; allowed keys here: {', '.join(base)}")
+        out[k] = _merge(base[k], v, full) if isinstance(v, dict) and isinstance(base[k], dict) else v
+    return out
+
+
+def load_json(path: str | Path) -> RunConfig:
+    return from_dict(RunConfig, json.loads(Path(path).read_text())).validate()

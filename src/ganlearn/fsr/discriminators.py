@@ -1,0 +1,58 @@
+"""The discriminators of the three FSR stages, and the generic one of the baseline.
+
+All take decoded or raw data as tensors and return a scalar per batch (their mean output), so a
+stage's game value is ``D(real) - D(fake)`` (+ the discriminator's regulariser).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def thresholded_output_d(x: torch.Tensor, w_d: torch.Tensor, bias: float | torch.Tensor) -> torch.Tensor:
+    """GAN_OutputLayer discriminator of Allen-Zhu & Li §3.1, averaged over patches and batch:
+
+        D_{l,j}(X) = sum_r ReLU(<w^D_{l,j,r}, X_{l,j}> - b^D)
+
+    Args:
+        x: (n, J, d) patches of one level; w_d: (J or 1, m, d) rows w^D_r; bias: scalar b^D.
+    Returns: E_n mean_j D_{l,j}(X) (a scalar tensor).
+    """
+    return torch.relu(torch.einsum("njd,jrd->njr", x, w_d) - bias).sum(-1).mean()
+
+
+def code_moments(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and second moments of level-1 codes, the features of the GAN_FirstHidden D.
+
+    s: (n, J, m) -> (mean (J*m,), second moment (J*m, J*m)). For S = ReLU(V z - b) these are the
+    truncated moments of the Gaussian pre-activations; together they fix every row norm, bias and
+    pairwise angle of V (each E[S_r S_s] is increasing in the angle), i.e. V V^T and b.
+    """
+    f = s.flatten(1)
+    return f.mean(0), f.T @ f / f.shape[0]
+
+
+def pair_moments(s_hi: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+    """Cross moments of a level's codes with [1, its parents' codes], the GAN_ForwardSuperResolution
+    D's features:  E[ S_{l,j,r} * (1, S_{l-1,P(j)}) ].
+
+    s_hi: (n, J, m); parents: (n, J, P, m') gathered parent codes. Returns (J, m, 1 + P*m').
+    Matching them is the moment condition E[(ReLU(V x - b) - S) (1, x)] = 0, the gradient of the
+    strictly convex E[ (1/2) ReLU(V x - b)^2 - S (V x - b) ] when x has the real law: its unique
+    zero is the true (V, b), wherever the parents' codes span their space.
+    """
+    x = torch.cat([torch.ones_like(parents[:, :, :1, :1]).expand(-1, -1, 1, 1).flatten(2),
+                   parents.flatten(2)], dim=2)
+    return torch.einsum("njr,njq->jrq", s_hi, x) / s_hi.shape[0]
+
+
+class MLPDiscriminator(nn.Module):
+    """Generic discriminator of the end-to-end baseline: an MLP on all resolutions at once."""
+
+    def __init__(self, in_dim: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
+                                 nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+
+    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return self.net(torch.cat([x.flatten(1) for x in xs], dim=1)).squeeze(-1)

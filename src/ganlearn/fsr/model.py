@@ -1,0 +1,183 @@
+"""The forward-super-resolution (FSR) network: one class for the target G* and the learner G.
+
+Allen-Zhu & Li (2023), §2.1 (target) and §2.2 (learner, "the same structure"):
+
+    S_{1,j} = ReLU(V_{1,j} z - b_{1,j}),                                  z ~ N(0, I_{m0})
+    S_{l,j} = ReLU(sum_{j' in P(l,j)} V_{l,j,j'} S_{l-1,j'} - b_{l,j}),    l = 2..L
+    X_{l,j} = W_{l,j} S_{l,j}                                              (patch j of image l)
+
+Shapes (n = batch, P = padded parent count, m = channels per patch, d = patch dimension):
+    V[0]: (d_1, m, m0)        b[0]: (d_1, m)
+    V[l]: (d_l, m, P, m)      b[l]: (d_l, m)       for the levels above the first
+    W[l]: (1, d, m) shared across patches (a deconvolution, the DCGAN case), or (d_l, d, m)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ganlearn.fsr.geometry import Geometry
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Everything needed to build an :class:`FSRNet` (the target's or the learner's)."""
+
+    geometry: Geometry
+    channels: int  # m, hidden channels per patch
+    latent_dim: int  # m0, dimension of z
+    shared_output: bool = True  # W_{l,j} = W_l for every patch j
+
+
+class FSRNet(nn.Module):
+    """A forward-super-resolution generator (target or learner).
+
+    ``forward(z)`` returns ``(X, S)``: lists over levels of ``(n, d_l, d)`` patch images and
+    ``(n, d_l, m)`` hidden codes. Every level is produced from the same ``z``.
+    """
+
+    def __init__(self, shape: Shape):
+        super().__init__()
+        self.shape = shape
+        geo, m = shape.geometry, shape.channels
+        self.V = nn.ParameterList()
+        self.b = nn.ParameterList()
+        self.W = nn.ParameterList()
+        for level in range(1, geo.n_levels + 1):
+            dl = geo.n_patches(level)
+            if level == 1:
+                self.V.append(nn.Parameter(torch.zeros(dl, m, shape.latent_dim)))
+            else:
+                idx, mask = geo.parents(level)
+                self.register_buffer(f"parent_idx_{level}", idx, persistent=False)
+                self.register_buffer(f"parent_mask_{level}", mask, persistent=False)
+                self.V.append(nn.Parameter(torch.zeros(dl, m, idx.shape[1], m)))
+            self.b.append(nn.Parameter(torch.zeros(dl, m)))
+            self.W.append(nn.Parameter(torch.zeros(1 if shape.shared_output else dl, geo.d, m)))
+
+    @property
+    def n_levels(self) -> int:
+        return self.shape.geometry.n_levels
+
+    def parent_inputs(self, level: int, s_prev: torch.Tensor) -> torch.Tensor:
+        """Gather the parents' codes of every patch at ``level`` (>= 2).
+
+        s_prev: (n, d_{l-1}, m) -> (n, d_l, P, m), zero where the graph has no edge.
+        """
+        idx = getattr(self, f"parent_idx_{level}")
+        mask = getattr(self, f"parent_mask_{level}")
+        return s_prev[:, idx] * mask[None, :, :, None]
+
+    def preactivation(self, level: int, inp: torch.Tensor) -> torch.Tensor:
+        """Pre-activation of ``level`` from its input (z for level 1, parents' codes above)."""
+        i = level - 1
+        if level == 1:
+            return torch.einsum("jrk,nk->njr", self.V[0], inp) - self.b[0]
+        return torch.einsum("jrps,njps->njr", self.V[i], self.parent_inputs(level, inp)) - self.b[i]
+
+    def hidden(self, level: int, inp: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.preactivation(level, inp))
+
+    def decode(self, level: int, s: torch.Tensor) -> torch.Tensor:
+        """Output layer: (n, d_l, m) codes -> (n, d_l, d) patches, X_{l,j} = W_{l,j} S_{l,j}."""
+        return torch.einsum("jdr,njr->njd", self.W[level - 1], s)
+
+    def encode(self, level: int, x: torch.Tensor) -> torch.Tensor:
+        """Read codes off patches with the transpose, W^T X (exact when W is column-orthonormal)."""
+        return torch.einsum("jdr,njd->njr", self.W[level - 1], x)
+
+    def forward(self, z: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        xs, ss = [], []
+        inp = z
+        for level in range(1, self.n_levels + 1):
+            s = self.hidden(level, inp)
+            ss.append(s)
+            xs.append(self.decode(level, s))
+            inp = s
+        return xs, ss
+
+    def sample_latent(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
+        p = self.W[0]
+        return torch.randn(n, self.shape.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Initialisation (shared by the target, which then is frozen, and the learner).
+
+
+def random_orthonormal(rows: int, cols: int, *, generator: torch.Generator) -> torch.Tensor:
+    """A (rows, cols) column-orthonormal matrix, Haar-distributed (QR with sign fix)."""
+    q, r = torch.linalg.qr(torch.randn(rows, cols, generator=generator, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r))[None, :]
+
+
+def polar(a: torch.Tensor) -> torch.Tensor:
+    """Nearest column-orthonormal matrix to ``a`` in Frobenius norm (the polar factor)."""
+    u, _, vh = torch.linalg.svd(a, full_matrices=False)
+    return u @ vh
+
+
+def edge_colour_atoms(geo: Geometry, m: int, *, generator: torch.Generator) -> torch.Tensor:
+    """``m`` "edge-colour" patch atoms (paper Fig. 2), made column-orthonormal.
+
+    Design (the paper shows such features, but gives no recipe): up to ``colours`` flat colour
+    atoms, then oriented soft step edges and colour blobs, each a random colour times a spatial
+    pattern. The polar factor of the stacked atoms is the nearest orthonormal dictionary, so the
+    atoms stay recognisable while W*^T W* = I holds exactly as §2.1 assumes.
+
+    Returns: (d, m) float64, column-orthonormal.
+    """
+    p, c = geo.patch, geo.colours
+    if m > geo.d:
+        raise ValueError(f"channels m={m} must be <= patch dimension d={geo.d} for a column-orthonormal W")
+    coords = (torch.arange(p, dtype=torch.float64) - (p - 1) / 2) / max(p / 2, 1)
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+    atoms = []
+    for r in range(m):
+        colour = torch.randn(c, generator=generator, dtype=torch.float64)
+        colour = colour / colour.norm()
+        kind = "flat" if r < min(c, m // 4) else ("edge" if r % 3 else "blob")
+        u = torch.rand(3, generator=generator, dtype=torch.float64)
+        if kind == "flat":
+            pattern = torch.ones(p, p, dtype=torch.float64)
+        elif kind == "edge":
+            theta = math.pi * 2 * u[0]
+            offset = 0.6 * (u[1] - 0.5)
+            pattern = torch.tanh(3.0 * (xx * torch.cos(theta) + yy * torch.sin(theta) - offset))
+        else:
+            cy, cx = 1.2 * (u[:2] - 0.5)
+            pattern = torch.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.3)
+        atoms.append((colour[:, None, None] * pattern[None]).reshape(-1))
+    return polar(torch.stack(atoms, dim=1))
+
+
+@torch.no_grad()
+def init_hidden(net: FSRNet, *, k: float, n_calibration: int, generator: torch.Generator) -> None:
+    """Random hidden weights with unit-variance pre-activations and biases calibrated so that
+    every (patch, channel) fires with probability k/m.
+
+    Level 1: rows of V_{1,j} are unit-norm Gaussian directions. Level l >= 2: Gaussian entries
+    on the connection graph, each unit's row rescaled so its pre-activation (before the bias)
+    has unit variance over the data -- keeps every level on the same scale, whatever |P|.
+    """
+    net.V[0].copy_(torch.randn(net.V[0].shape, generator=generator, dtype=torch.float64))
+    net.V[0].div_(net.V[0].norm(dim=-1, keepdim=True))
+    q = 1.0 - k / net.shape.channels
+    # Unit-norm rows give N(0, 1) pre-activations: b = Phi^{-1}(1 - k/m) exactly.
+    net.b[0].fill_(math.sqrt(2) * torch.erfinv(torch.tensor(2 * q - 1.0, dtype=torch.float64)).item())
+    s = net.hidden(1, net.sample_latent(n_calibration, generator=generator))
+    for level in range(2, net.n_levels + 1):
+        i = level - 1
+        mask = getattr(net, f"parent_mask_{level}")
+        net.V[i].copy_(torch.randn(net.V[i].shape, generator=generator, dtype=torch.float64))
+        net.V[i].mul_(mask[:, None, :, None])
+        net.b[i].zero_()
+        pre = net.preactivation(level, s)
+        pre = pre - pre.mean(dim=0)
+        net.V[i].div_(pre.std(dim=0)[:, :, None, None])
+        # Empirical (1 - k/m)-quantile: each (patch, channel) fires with probability k/m.
+        net.b[i].copy_(torch.quantile(net.preactivation(level, s), q, dim=0))
+        s = net.hidden(level, s)

@@ -1,0 +1,359 @@
+"""The stages of the FSR learning algorithm (Allen-Zhu & Li, §3), one runner per stage kind.
+
+Each runner has the same small contract, so the training loop never branches on the kind:
+
+* ``n_steps``; ``step(t, generator) -> dict[str, Tensor]`` (one SGDA step, or the warm start);
+* ``samples_per_step``: real images (full multi-resolution tuples) one step consumes;
+* ``state_dict() / load_state_dict()``: everything besides the learner needed to resume exactly.
+
+Data enter only through ``data(n, generator=...) -> list of (n, d_l, d) patch tensors``: a
+learner never sees the target's hidden codes.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from ganlearn.config import (EndToEndStage, FirstHiddenStage, OutputLayerStage, SuperResolutionStage,
+                             WarmStartStage)
+from ganlearn.fsr.discriminators import MLPDiscriminator, code_moments, pair_moments, thresholded_output_d
+from ganlearn.fsr.model import FSRNet, polar
+from ganlearn.sgda import SGDA
+
+Data = Callable[..., list]
+
+
+def _lr_scale(t: int, half_life: float, floor: float) -> float:
+    return max(floor, 0.5 ** (t / half_life))
+
+
+def _set_lr(sgda: SGDA, scale: float) -> None:
+    for opt, lr in ((sgda.g_opt, sgda.cfg.lr_g), (sgda.d_opt, sgda.cfg.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
+
+
+def _opt_state(sgda: SGDA) -> dict[str, torch.Tensor]:
+    """Flatten the optimizers' per-parameter tensors for safetensors."""
+    out = {}
+    for name, opt in (("g_opt", sgda.g_opt), ("d_opt", sgda.d_opt)):
+        for pid, st in opt.state_dict()["state"].items():
+            for k, v in st.items():
+                out[f"{name}.{pid}.{k}"] = torch.as_tensor(v).clone()
+    return out
+
+
+def _load_opt_state(sgda: SGDA, flat: dict[str, torch.Tensor]) -> None:
+    for name, opt in (("g_opt", sgda.g_opt), ("d_opt", sgda.d_opt)):
+        sd = opt.state_dict()
+        state: dict = {}
+        for key, v in flat.items():
+            head, pid, k = key.split(".", 2)
+            if head == name:
+                state.setdefault(int(pid), {})[k] = v
+        sd["state"] = state
+        opt.load_state_dict(sd)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def truncated_patch_covariance(patches: torch.Tensor, truncation: float) -> torch.Tensor:
+    """M = E[X X^T 1{||X||^2 <= tau}], tau the ``truncation``-quantile of ||X||^2.
+
+    patches: (N, d). Truncating the heaviest patches keeps the estimate robust to rare large
+    patches (co-activations of many channels); every kept patch lies in span(W*), so on a
+    noiseless target the top-m eigenvectors of M span exactly span(W*).
+    """
+    sq = patches.pow(2).sum(1)
+    keep = sq <= torch.quantile(sq, truncation) if truncation < 1 else torch.ones_like(sq, dtype=torch.bool)
+    x = patches[keep]
+    return x.T @ x / x.shape[0]
+
+
+class WarmStart:
+    """SVD warm start (Algorithm init-last): W_l <- top-m eigenvectors of the truncated patch
+    covariance of level l, pooled over patches when W_l is shared, per patch otherwise.
+
+    This recovers span(W*_l) only (W*_l Q for an unknown rotation Q); GAN_OutputLayer then finds
+    the sparse basis inside the span (paper, Remark 3.1).
+    """
+
+    def __init__(self, spec: WarmStartStage, learner: FSRNet, data: Data, generator: torch.Generator):
+        self.spec, self.learner, self.data = spec, learner, data
+        self.n_steps, self.samples_per_step = 1, spec.n_samples
+
+    @torch.no_grad()
+    def step(self, t: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        xs = self.data(self.spec.n_samples, generator=generator)
+        for level, x in enumerate(xs, start=1):
+            W = self.learner.W[level - 1]
+            m = W.shape[-1]
+            for j in range(W.shape[0]):
+                patches = x.reshape(-1, x.shape[-1]) if W.shape[0] == 1 else x[:, j]
+                cov = truncated_patch_covariance(patches.double(), self.spec.truncation)
+                _, evec = torch.linalg.eigh(cov)
+                W[j].copy_(evec[:, -m:].flip(1))
+        return {}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        pass
+
+
+class OutputLayer:
+    """GAN_OutputLayer (§3.1): for every level, the thresholded discriminator
+    D_l(X) = sum_r ReLU(<w^D_r, X_{l,j}> - b^D_l) against the generator's W_l, by SGDA.
+
+        V(W, W^D) = E_real D(X) - E_z D(W S(z)),      min over W, max over W^D
+
+    Design choices (the paper's text for them is not available; reasons beside each):
+    * b^D_l = beta * rho_l with rho_l the RMS patch norm of level l measured at stage start:
+      one schedule for every level whatever its code scale. beta starts at ``beta_start`` and is
+      multiplied by ``beta_decay`` every ``beta_every`` steps down to ``beta_end`` ("start with
+      some b^D and periodically decrease it").
+    * W^D is reset to the generator's W every ``reset_every`` steps ("periodically set W^D to the
+      generator's W from a previous checkpoint").
+    * Rows of W^D are kept on the unit sphere (otherwise the inner max is unbounded) and W_l is kept
+      column-orthonormal by the polar retraction, as W* is (§2.1): the orthogonality is what stops
+      two columns from collapsing on the same feature.
+    * The gradient of E ReLU(<w, X> - b) is proportional to the firing probability (~k/m), so the
+      step sizes are large (about 1 / Pr[fire]) and halve every ``lr_half_life`` steps: early
+      steps act like the fixed point w <- mean of the patches that fire w, later ones average noise.
+    * Fake patches are W_l S_l(z) with the learner's current hidden codes (no gradient to V here).
+    """
+
+    def __init__(self, spec: OutputLayerStage, learner: FSRNet, data: Data, generator: torch.Generator):
+        self.spec, self.learner, self.data = spec, learner, data
+        self.n_steps = spec.steps
+        self.samples_per_step = spec.batch * (spec.sgda.n_d + 1)
+        with torch.no_grad():
+            xs = data(spec.batch, generator=generator)
+        self.rho = torch.stack([x.pow(2).sum(-1).mean().sqrt() for x in xs])
+        self.w_d = [torch.nn.Parameter(W.detach().transpose(1, 2).clone()) for W in learner.W]
+        self.sgda = SGDA(list(learner.W), self.w_d, spec.sgda, g_project=self._project_g, d_project=self._project_d)
+
+    def _project_g(self) -> None:
+        for W in self.learner.W:
+            for j in range(W.shape[0]):
+                W[j].copy_(polar(W[j]))
+
+    def _project_d(self) -> None:
+        for w in self.w_d:
+            w.div_(w.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+
+    def beta(self, t: int) -> float:
+        s = self.spec
+        return max(s.beta_end, s.beta_start * s.beta_decay ** (t // s.beta_every))
+
+    def step(self, t: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        s, learner = self.spec, self.learner
+        if t % s.reset_every == 0:
+            with torch.no_grad():
+                for w, W in zip(self.w_d, learner.W):
+                    w.copy_(W.transpose(1, 2))
+        _set_lr(self.sgda, _lr_scale(t, s.lr_half_life, s.lr_floor))
+        bias = self.rho * self.beta(t)
+
+        def losses(g: torch.Generator):
+            real = self.data(s.batch, generator=g)
+            with torch.no_grad():
+                _, codes = learner(learner.sample_latent(s.batch, generator=g))
+            value = 0.0
+            for i, (x, c) in enumerate(zip(real, codes)):
+                value = value + thresholded_output_d(x, self.w_d[i], bias[i]) \
+                    - thresholded_output_d(learner.decode(i + 1, c), self.w_d[i], bias[i])
+            return -value, value
+
+        out = self.sgda.step(losses, generator)
+        out["b_d_beta"] = torch.tensor(self.beta(t))
+        return out
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        sd = {f"w_d.{i}": w.detach() for i, w in enumerate(self.w_d)}
+        sd["rho"] = self.rho
+        return sd | _opt_state(self.sgda)
+
+    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for i, w in enumerate(self.w_d):
+                w.copy_(sd[f"w_d.{i}"])
+        self.rho = sd["rho"]
+        _load_opt_state(self.sgda, {k: v for k, v in sd.items() if k.startswith(("g_opt", "d_opt"))})
+
+
+class _MomentGame:
+    """Shared SGDA machinery of the two moment-matching stages: a linear discriminator
+    D(S) = <theta, phi(S)> over a fixed feature map with the -lambda/2 ||theta||^2 term, so that
+    the inner max is theta* = (E phi(real) - E phi(fake)) / lambda and the generator minimises
+    ||E phi(real) - E phi(fake)||^2 / (2 lambda): method of moments carried out by SGDA.
+
+    Features are divided by their scale on real data (measured at stage start) so first and
+    second moments weigh alike.
+    """
+
+    def _init_game(self, g_params, feats_real: list[torch.Tensor], spec) -> None:
+        self.scale = [f.abs().clamp_min(1e-3 * f.abs().max()) for f in feats_real]
+        self.theta = [torch.nn.Parameter(torch.zeros_like(f)) for f in feats_real]
+        self.sgda = SGDA(g_params, self.theta, spec.sgda)
+
+    def _value(self, real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
+        v = 0.0
+        for th, r, f, sc in zip(self.theta, real, fake, self.scale):
+            v = v + (th * (r - f) / sc).sum() - 0.5 * self.spec.ridge * th.pow(2).sum()
+        return v
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        sd = {f"theta.{i}": t.detach() for i, t in enumerate(self.theta)}
+        sd |= {f"scale.{i}": s for i, s in enumerate(self.scale)}
+        return sd | _opt_state(self.sgda)
+
+    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for i, t in enumerate(self.theta):
+                t.copy_(sd[f"theta.{i}"])
+        self.scale = [sd[f"scale.{i}"] for i in range(len(self.theta))]
+        _load_opt_state(self.sgda, {k: v for k, v in sd.items() if k.startswith(("g_opt", "d_opt"))})
+
+
+class FirstHidden(_MomentGame):
+    """GAN_FirstHidden: learns V_1, b_1 against a discriminator on the decoded level-1 codes
+    S_hat = W_1^T X_1 (real) and S_1 = ReLU(V_1 z - b_1) (fake) whose features are the codes'
+    first and second (truncated-Gaussian) moments, across all level-1 patches.
+
+    The paper's text for this stage is not available. This design follows the reference notes:
+    S_1 is a one-layer generator ReLU(V z - b) with a Gaussian input, its law is fixed by V V^T and
+    b, and these two moments determine V V^T and b -- so V_1 is learned up to a rotation of z,
+    which is exactly the theorem's U.
+    """
+
+    def __init__(self, spec: FirstHiddenStage, learner: FSRNet, data: Data, generator: torch.Generator):
+        self.spec, self.learner, self.data = spec, learner, data
+        self.n_steps, self.samples_per_step = spec.steps, spec.batch * (spec.sgda.n_d + 1)
+        with torch.no_grad():
+            real = self._real(data(4 * spec.batch, generator=generator))
+        self._init_game([learner.V[0], learner.b[0]], list(real), spec)
+
+    def _real(self, xs):
+        with torch.no_grad():
+            return code_moments(self.learner.encode(1, xs[0]))
+
+    def step(self, t: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        s, learner = self.spec, self.learner
+        _set_lr(self.sgda, _lr_scale(t, s.lr_half_life, s.lr_floor))
+
+        def losses(g: torch.Generator):
+            real = self._real(self.data(s.batch, generator=g))
+            fake = code_moments(learner.hidden(1, learner.sample_latent(s.batch, generator=g)))
+            v = self._value(list(real), list(fake))
+            return -v, v
+
+        return self.sgda.step(losses, generator)
+
+
+class SuperResolution(_MomentGame):
+    """GAN_ForwardSuperResolution for level l >= 2: learns V_l, b_l against a discriminator on
+    pairs (X_{l-1}, X_l), decoded to codes by the learned output layers, whose features are the
+    cross moments E[S_{l,j,r} (1, S_{l-1,P(j)})] (see :func:`pair_moments`).
+
+    ``parents="generated"`` (default, the GAN reading): fake pairs are the generator's own
+    (S_{l-1}(z), S_l(z)). ``parents="real"``: the generator super-resolves the real image,
+    fake pairs are (S_hat_{l-1}, ReLU(V_l S_hat_{l-1} - b_l)) -- a conditional variant whose
+    real and fake inputs are identical, so its moment gap has less noise.
+    """
+
+    def __init__(self, spec: SuperResolutionStage, learner: FSRNet, data: Data, generator: torch.Generator):
+        self.spec, self.learner, self.data = spec, learner, data
+        self.level = spec.level
+        self.n_steps, self.samples_per_step = spec.steps, spec.batch * (spec.sgda.n_d + 1)
+        with torch.no_grad():
+            real = self._real(data(4 * spec.batch, generator=generator))[0]
+        self._init_game([learner.V[self.level - 1], learner.b[self.level - 1]], [real], spec)
+
+    def _real(self, xs) -> tuple[torch.Tensor, torch.Tensor]:
+        lv, L = self.level, self.learner
+        with torch.no_grad():
+            s_lo = L.encode(lv - 1, xs[lv - 2])
+            s_hi = L.encode(lv, xs[lv - 1])
+            return pair_moments(s_hi, L.parent_inputs(lv, s_lo)), s_lo
+
+    def _generated_parents(self, n: int, g: torch.Generator) -> torch.Tensor:
+        L = self.learner
+        with torch.no_grad():
+            s = L.hidden(1, L.sample_latent(n, generator=g))
+            for level in range(2, self.level):
+                s = L.hidden(level, s)
+        return s
+
+    def step(self, t: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        s, L, lv = self.spec, self.learner, self.level
+        _set_lr(self.sgda, _lr_scale(t, s.lr_half_life, s.lr_floor))
+
+        def losses(g: torch.Generator):
+            real, s_lo_real = self._real(self.data(s.batch, generator=g))
+            s_lo = s_lo_real if s.parents == "real" else self._generated_parents(s.batch, g)
+            fake = pair_moments(L.hidden(lv, s_lo), L.parent_inputs(lv, s_lo))
+            v = self._value([real], [fake])
+            return -v, v
+
+        return self.sgda.step(losses, generator)
+
+
+class EndToEnd:
+    """Baseline: every generator parameter trained at once against a generic MLP discriminator on
+    all resolutions together, with the WGAN-GP loss (Gulrajani et al. 2017) and Adam -- what a
+    practitioner would try instead of the staged algorithm."""
+
+    def __init__(self, spec: EndToEndStage, learner: FSRNet, data: Data, generator: torch.Generator):
+        self.spec, self.learner, self.data = spec, learner, data
+        self.n_steps, self.samples_per_step = spec.steps, spec.batch * spec.sgda.n_d
+        geo = learner.shape.geometry
+        in_dim = sum(geo.n_patches(lv) * geo.d for lv in range(1, geo.n_levels + 1))
+        p = learner.W[0]
+        self.disc = MLPDiscriminator(in_dim, spec.hidden).to(device=p.device, dtype=p.dtype)
+        with torch.no_grad():  # explicit, seeded init of D (not the global RNG)
+            for prm in self.disc.parameters():
+                bound = 1.0 / math.sqrt(prm.shape[-1]) if prm.dim() > 1 else 0.01
+                prm.copy_((torch.rand(prm.shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound)
+        self.sgda = SGDA(list(learner.parameters()), list(self.disc.parameters()), spec.sgda)
+
+    def step(self, t: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        s, L, D = self.spec, self.learner, self.disc
+
+        def losses(g: torch.Generator):
+            real = self.data(s.batch, generator=g)
+            fake, _ = L(L.sample_latent(s.batch, generator=g))
+            eps = torch.rand(s.batch, 1, 1, generator=g, dtype=real[0].dtype).to(real[0].device)
+            mixed = [(eps * r + (1 - eps) * f.detach()).requires_grad_(True) for r, f in zip(real, fake)]
+            grads = torch.autograd.grad(D(mixed).sum(), mixed, create_graph=True)
+            gnorm = torch.cat([gr.flatten(1) for gr in grads], 1).norm(dim=1)
+            gp = s.gp_weight * (gnorm - 1).pow(2).mean()
+            d_loss = D([f.detach() for f in fake]).mean() - D(real).mean() + gp
+            g_loss = -D(fake).mean()
+            return d_loss, g_loss
+
+        return self.sgda.step(losses, generator)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"disc.{k}": v for k, v in self.disc.state_dict().items()} | _opt_state(self.sgda)
+
+    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        self.disc.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("disc.")})
+        _load_opt_state(self.sgda, {k: v for k, v in sd.items() if k.startswith(("g_opt", "d_opt"))})
+
+
+RUNNERS = {
+    "warm_start": WarmStart,
+    "output_layer": OutputLayer,
+    "first_hidden": FirstHidden,
+    "super_resolution": SuperResolution,
+    "end_to_end": EndToEnd,
+}
+
+
+def make_runner(spec, learner: FSRNet, data: Data, generator: torch.Generator):
+    return RUNNERS[spec.kind](spec, learner, data, generator)

@@ -1,0 +1,113 @@
+"""Recovery of the target FSR network by a learner, against exact ground truth.
+
+* :func:`feature_recovery` -- output features W_l matched to W*_l by the best permutation.
+* :func:`coupled_error` -- the theorem's quantity (Allen-Zhu & Li, §2.3):
+
+      min_U  E_z || G(z) - G*(U^T z) ||^2 / E_z || G*(z) ||^2,   U column-orthonormal,
+
+  where G(z) = (X_1, ..., X_L) is the whole multi-resolution output. For any column-orthonormal
+  U, U^T z ~ N(0, I), so (G(z), G*(U^T z)) is a coupling and the numerator bounds W_2(G, G*)^2
+  from above: every U we report gives a valid upper bound; fitting U only tightens it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ganlearn.fsr.model import FSRNet
+from ganlearn.metrics.alignment import match_columns, procrustes_rows
+
+
+def feature_recovery(learner: FSRNet, target: FSRNet) -> dict:
+    """Per level: mean and worst cosine of matched (learned, true) output features.
+
+    For per-patch output layers the columns of every patch are matched separately and pooled.
+    Returns ``{"perms": [per level (n_W, m_true) arrays], "level{l}": {"cos_mean", "cos_min"}}``.
+    """
+    out: dict = {"perms": []}
+    for level in range(1, target.n_levels + 1):
+        Wl, Wt = learner.W[level - 1], target.W[level - 1]
+        perms, coss = [], []
+        for j in range(Wt.shape[0]):
+            p, c = match_columns(Wl[min(j, Wl.shape[0] - 1)], Wt[j])
+            perms.append(p)
+            coss.append(c)
+        cos = np.concatenate(coss)
+        out["perms"].append(np.stack(perms))
+        out[f"level{level}"] = {"cos_mean": float(cos.mean()), "cos_min": float(cos.min())}
+    return out
+
+
+def _flat(xs: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([x.flatten(1) for x in xs], dim=1)
+
+
+def procrustes_latent_map(learner: FSRNet, target: FSRNet, perm1: np.ndarray) -> torch.Tensor:
+    """Initial U^T from level-1 weights: rows of V*_1 aligned by the level-1 feature matching.
+
+    Learner pre-activations are V_1 z; the target's are V*_1 U^T z. With Pi the matched rows,
+    U^T = argmin ||V*_1 U^T - Pi V_1|| = polar((V*_1)^T Pi V_1).
+    Returns U^T: (m0_target, m0_learner).
+    """
+    vt = target.V[0].detach().double().cpu()  # (J, m_t, m0_t)
+    vl = learner.V[0].detach().double().cpu()  # (J, m_l, m0_l)
+    rows_l = torch.stack([vl[j, torch.as_tensor(perm1[min(j, len(perm1) - 1)])] for j in range(vt.shape[0])])
+    return procrustes_rows(vt.reshape(-1, vt.shape[-1]), rows_l.reshape(-1, vl.shape[-1]))
+
+
+def coupled_error(learner: FSRNet, target: FSRNet, *, perms: list[np.ndarray], n_fit: int, n_eval: int,
+                  fit_steps: int, generator: torch.Generator) -> dict:
+    """The theorem's coupled relative error, with U fitted on ``n_fit`` latents and the error
+    measured on ``n_eval`` fresh ones.
+
+    U^T starts at :func:`procrustes_latent_map` and is refined by Adam on the Stiefel manifold
+    (U^T = U0^T expm(A - A^T)); the better of the two on the fitting set is kept.
+
+    Returns: ``coupled_rel_error`` (all levels together), ``coupled_rel_error_level{l}``,
+    ``w2_upper`` (the root of the numerator, an upper bound on W_2), ``hidden_rel_error_level{l}``
+    (codes compared through the matched channels), ``u_fit`` ("procrustes" or "refined").
+    """
+    dev, dt = target.W[0].device, target.W[0].dtype
+    ut0 = procrustes_latent_map(learner, target, perms[0]).to(device=dev, dtype=dt)
+    m0_l = learner.shape.latent_dim
+    z_fit = torch.randn(n_fit, m0_l, generator=generator, dtype=dt).to(dev)
+    z_ev = torch.randn(n_eval, m0_l, generator=generator, dtype=dt).to(dev)
+
+    def loss(ut: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            x_l = _flat(learner(z)[0])
+        return (_flat(target(z @ ut.T)[0]) - x_l).pow(2).sum(1).mean()
+
+    best, how = ut0, "procrustes"
+    if fit_steps > 0:
+        a = torch.zeros(m0_l, m0_l, dtype=dt, device=dev, requires_grad=True)
+        opt = torch.optim.Adam([a], lr=0.02)
+        target.requires_grad_(False)
+        for _ in range(fit_steps):
+            ut = ut0 @ torch.linalg.matrix_exp(a - a.T)
+            val = loss(ut, z_fit)
+            opt.zero_grad()
+            val.backward()
+            opt.step()
+        with torch.no_grad():
+            ut = ut0 @ torch.linalg.matrix_exp(a - a.T)
+            if loss(ut, z_fit) < loss(ut0, z_fit):
+                best, how = ut, "refined"
+    with torch.no_grad():
+        x_l, s_l = learner(z_ev)
+        x_t, s_t = target(z_ev @ best.T)
+        norm = _flat(x_t).pow(2).sum(1).mean()
+        out = {"u_fit": how}
+        num = (_flat(x_l) - _flat(x_t)).pow(2).sum(1).mean()
+        out["coupled_rel_error"] = float(num / norm)
+        out["w2_upper"] = float(num.sqrt())
+        for level in range(1, target.n_levels + 1):
+            i = level - 1
+            e = (x_l[i] - x_t[i]).pow(2).flatten(1).sum(1).mean() / x_t[i].pow(2).flatten(1).sum(1).mean()
+            out[f"coupled_rel_error_level{level}"] = float(e)
+            p = perms[i]
+            s_match = torch.stack([s_l[i][:, j, torch.as_tensor(p[min(j, len(p) - 1)], device=dev)]
+                                   for j in range(s_t[i].shape[1])], dim=1)
+            out[f"hidden_rel_error_level{level}"] = float((s_match - s_t[i]).pow(2).sum((1, 2)).mean()
+                                                          / s_t[i].pow(2).sum((1, 2)).mean())
+    return out

@@ -1,0 +1,57 @@
+"""Sparsity and within-patch co-activation statistics (Assumption 2.2; paper Fig. 3)."""
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def coactivation_stats(s: torch.Tensor, *, k_over_m: float | None = None) -> dict[str, float]:
+    """Firing statistics of hidden codes within a patch.
+
+    Args:
+        s: (n, n_patches, m) non-negative codes.
+        k_over_m: the configured firing rate, reported beside the measured one.
+
+    Returns a dict with
+        fire_rate_mean/min/max: Pr[S_{j,r} > 0] over (patch, channel);
+        active_per_patch: E ||S_j||_0;
+        pair_ratio_mean/max: Pr[S_r>0, S_r'>0] / (Pr[S_r>0] Pr[S_r'>0]) over distinct pairs in a
+            patch (1 = independent, < 1 = "not too positively correlated");
+        triple_ratio_mean/max: the three-wise analogue;
+        pair_prob_max_over_rate2, triple_prob_max_over_rate3: the worst co-activation probability
+            divided by (k/m)^2 and (k/m)^3, the scale footnote 4 of the paper compares with.
+    Pairs or triples whose independent baseline probability is below 1/n are left out of the
+    ratios (too rare to estimate).
+    """
+    a = (s > 0).to(torch.float64)  # (n, J, m)
+    n, J, m = a.shape
+    p = a.mean(0)  # (J, m)
+    pair = torch.einsum("njr,njs->jrs", a, a) / n  # (J, m, m)
+    base2 = p[:, :, None] * p[:, None, :]
+    off = ~torch.eye(m, dtype=torch.bool)[None].expand(J, m, m)
+    ok2 = off & (base2 > 1.0 / n)
+    ratio2 = (pair / base2.clamp_min(1e-12))[ok2]
+    # Three-wise: E[a_r a_s a_t] per patch; m^3 per patch is small for m <= 64.
+    triple = torch.einsum("njr,njs,njt->jrst", a, a, a) / n
+    base3 = p[:, :, None, None] * p[:, None, :, None] * p[:, None, None, :]
+    idx = torch.arange(m)
+    distinct = (idx[:, None, None] != idx[None, :, None]) & (idx[:, None, None] != idx[None, None, :]) \
+        & (idx[None, :, None] != idx[None, None, :])
+    ok3 = distinct[None].expand(J, m, m, m) & (base3 > 1.0 / n)
+    ratio3 = (triple / base3.clamp_min(1e-15))[ok3]
+    rate = float(p.mean()) if k_over_m is None else k_over_m
+    out = {
+        "fire_rate_mean": float(p.mean()),
+        "fire_rate_min": float(p.min()),
+        "fire_rate_max": float(p.max()),
+        "active_per_patch": float(a.sum(-1).mean()),
+        "pair_ratio_mean": float(ratio2.mean()) if ratio2.numel() else float("nan"),
+        "pair_ratio_max": float(ratio2.max()) if ratio2.numel() else float("nan"),
+        "triple_ratio_mean": float(ratio3.mean()) if ratio3.numel() else float("nan"),
+        "triple_ratio_max": float(ratio3.max()) if ratio3.numel() else float("nan"),
+        "pair_prob_max_over_rate2": float(pair[off].max() / rate ** 2),
+        "triple_prob_max_over_rate3": float(triple[distinct[None].expand(J, m, m, m)].max() / rate ** 3),
+    }
+    if k_over_m is not None:
+        out["fire_rate_configured"] = k_over_m
+    return out

@@ -1,0 +1,128 @@
+"""Stochastic gradient descent-ascent (SGDA) for min_G max_D games.
+
+One step, with step sizes eta_g (generator) and eta_d (discriminator) and ``n_d`` inner
+ascent steps ("the inner maximisation is trained at a faster frequency", Allen-Zhu & Li 2023,
+§3; Algorithm GDA):
+
+    alternating (default):
+        repeat n_d times:  phi <- Proj_D(phi - eta_d * grad_phi L_D(theta, phi; fresh batch))
+        theta <- Proj_G(theta - eta_g * grad_theta L_G(theta, phi; fresh batch))
+    simultaneous:
+        repeat n_d - 1 times: the D update above
+        (g_theta, g_phi) evaluated at the same (theta, phi) on one batch, then both applied.
+
+For a zero-sum game with value V (G minimises, D maximises) use L_D = -V and L_G = V; a
+non-zero-sum GAN loss (non-saturating, WGAN-GP) passes its two losses. ``Proj`` are optional
+projections applied after each update (e.g. keep W column-orthonormal, keep D rows on the
+sphere). Plain SGD is the default, as in the theory; Adam is an option.
+
+The step is a function of explicit parameters, optimizer state and an explicit
+``torch.Generator``: it never calls ``.item()`` or otherwise synchronises with the host, and
+returns the losses as tensors, so the caller decides when to read them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal, Sequence
+
+import torch
+
+Losses = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+Projection = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class SGDAConfig:
+    lr_g: float = 0.1  # generator step size eta_g
+    lr_d: float = 0.1  # discriminator step size eta_d
+    n_d: int = 1  # discriminator (inner max) steps per generator step
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    mode: Literal["alternating", "simultaneous"] = "alternating"
+    beta1: float = 0.5  # Adam only
+    beta2: float = 0.999  # Adam only
+
+    def __post_init__(self):
+        if self.lr_g <= 0 or self.lr_d <= 0:
+            raise ValueError(f"lr_g and lr_d must be > 0, got lr_g={self.lr_g}, lr_d={self.lr_d}")
+        if self.n_d < 1:
+            raise ValueError(f"n_d must be >= 1, got {self.n_d}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.mode not in ("alternating", "simultaneous"):
+            raise ValueError(f"mode must be 'alternating' or 'simultaneous', got {self.mode!r}")
+
+
+def _make_optimizer(params: Sequence[torch.Tensor], lr: float, cfg: SGDAConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def _apply(opt: torch.optim.Optimizer, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+    for p in params:
+        p.grad = None
+
+
+class SGDA:
+    """Two-player SGDA with its optimizer state (see module docstring for the update).
+
+    Args:
+        g_params, d_params: the tensors each player updates (``requires_grad=True``).
+        cfg: step sizes, inner steps, optimizer, mode.
+        g_project, d_project: called under ``torch.no_grad()`` after each update of that player.
+    """
+
+    def __init__(self, g_params: Sequence[torch.Tensor], d_params: Sequence[torch.Tensor], cfg: SGDAConfig,
+                 *, g_project: Projection | None = None, d_project: Projection | None = None):
+        self.g_params, self.d_params, self.cfg = list(g_params), list(d_params), cfg
+        self.g_opt = _make_optimizer(self.g_params, cfg.lr_g, cfg)
+        self.d_opt = _make_optimizer(self.d_params, cfg.lr_d, cfg)
+        self.g_project, self.d_project = g_project, d_project
+
+    def _d_update(self, d_loss: torch.Tensor) -> None:
+        _apply(self.d_opt, self.d_params, torch.autograd.grad(d_loss, self.d_params, allow_unused=True,
+                                                              materialize_grads=True))
+        if self.d_project is not None:
+            with torch.no_grad():
+                self.d_project()
+
+    def _g_update(self, grads: Sequence[torch.Tensor]) -> None:
+        _apply(self.g_opt, self.g_params, grads)
+        if self.g_project is not None:
+            with torch.no_grad():
+                self.g_project()
+
+    def step(self, losses: Losses, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One SGDA step. ``losses(generator) -> (d_loss, g_loss)`` draws its own fresh batch."""
+        cfg = self.cfg
+        n_pure_d = cfg.n_d if cfg.mode == "alternating" else cfg.n_d - 1
+        d_loss = None
+        for _ in range(n_pure_d):
+            d_loss, _ = losses(generator)
+            self._d_update(d_loss)
+        d_loss_now, g_loss = losses(generator)
+        if cfg.mode == "simultaneous":
+            # Both players' gradients at the same point (theta, phi), then both updates.
+            g_grads = torch.autograd.grad(g_loss, self.g_params, retain_graph=True, allow_unused=True,
+                                          materialize_grads=True)
+            d_grads = torch.autograd.grad(d_loss_now, self.d_params, allow_unused=True, materialize_grads=True)
+            _apply(self.d_opt, self.d_params, d_grads)
+            if self.d_project is not None:
+                with torch.no_grad():
+                    self.d_project()
+            self._g_update(g_grads)
+            d_loss = d_loss_now
+        else:
+            self._g_update(torch.autograd.grad(g_loss, self.g_params, allow_unused=True, materialize_grads=True))
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+    # -- exact resume ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.g_opt.load_state_dict(state["g_opt"])
+        self.d_opt.load_state_dict(state["d_opt"])
