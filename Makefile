@@ -1,0 +1,28 @@
+# The two commands of the README. Both create .venv (if missing) and install ganlearn into it.
+# torch==2.13.0 is pinned here only for the set-up on this project's CPU machines (a CPU wheel
+# that lies on their disk); the package itself accepts any torch 2.x (see pyproject.toml).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: run test bench clean
+
+$(BIN)/ganlearn: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(BIN)/ganlearn
+
+run: $(BIN)/ganlearn
+	$(BIN)/ganlearn run --preset default --out runs/default-$$(date +%Y%m%d-%H%M%S)
+
+test: $(BIN)/ganlearn
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/ganlearn
+	$(BIN)/python benchmarks/bench_run.py
+
+clean:
+	rm -rf $(VENV) runs

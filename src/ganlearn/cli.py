@@ -1,0 +1,123 @@
+"""Command line: ``ganlearn run | resume | report | presets``.
+
+The only module that parses flags, prints, and picks devices.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ganlearn.config import PRESETS, ConfigError, load_json, resolve, to_dict
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available to this PyTorch build; use --device cpu")
+
+
+def _headline(summary: dict) -> str:
+    rows = [("", "staged") + (("baseline",) if "baseline" in summary else ())]
+    for k in ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
+              "sliced_w2_floor_top", "samples_seen", "wall_seconds"):
+        row = (k, f"{summary[k]:.4g}")
+        if "baseline" in summary:
+            row += (f"{summary['baseline'][k]:.4g}",)
+        rows.append(row)
+    width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, width)) for r in rows)
+
+
+def _finish(run_dir: Path, summary: dict) -> None:
+    from ganlearn.report import write_report
+
+    report = write_report(run_dir)
+    print(f"\nrun directory: {run_dir}\nreport: {report}\n")
+    print(_headline(summary))
+
+
+def cmd_run(args) -> int:
+    cfg = resolve(args.preset, args.config, (args.set or []) + ([f'device="{args.device}"'] if args.device else []))
+    if args.dry_run:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    _check_device(cfg.device)
+    from ganlearn.training.loop import train
+
+    run_dir = Path(args.out) if args.out else _next_run_dir(Path("runs"), args.preset)
+    if (run_dir / "config.json").exists():
+        raise ConfigError(f"--out {str(run_dir)!r} already holds a run; use `ganlearn resume {run_dir}` "
+                          f"or choose another --out")
+    print(f"ganlearn: training preset {args.preset!r} into {run_dir}", flush=True)
+    summary = train(cfg, run_dir, progress=not args.no_progress)
+    _finish(run_dir, summary)
+    return 0
+
+
+def cmd_resume(args) -> int:
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").exists():
+        raise ConfigError(f"RUN_DIR {str(run_dir)!r} has no config.json: not a ganlearn run directory")
+    cfg = load_json(run_dir / "config.json")
+    _check_device(cfg.device)
+    from ganlearn.training.loop import train
+
+    print(f"ganlearn: resuming {run_dir}", flush=True)
+    summary = train(cfg, run_dir, progress=not args.no_progress)
+    _finish(run_dir, summary)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from ganlearn.report import write_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "summary.json").exists():
+        raise ConfigError(f"RUN_DIR {str(run_dir)!r} has no summary.json: the run has not finished "
+                          f"(finish it with `ganlearn resume {run_dir}`)")
+    print(write_report(run_dir))
+    return 0
+
+
+def _next_run_dir(root: Path, desc: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    ids = [int(p.name.split("-")[0]) for p in root.iterdir() if p.name.split("-")[0].isdigit()]
+    return root / f"{max(ids, default=-1) + 1:05d}-{desc}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ganlearn", description="How GANs learn, runnable and measurable.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train the staged FSR algorithm (and the baseline) and write a report")
+    r.add_argument("--preset", default="default", choices=sorted(PRESETS), help="named configuration")
+    r.add_argument("--config", help="a .json or .toml file of overrides on top of the preset")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one value, e.g. --set target.channels=32 --set stages.2.steps=800")
+    r.add_argument("--out", help="run directory (default: runs/NNNNN-PRESET)")
+    r.add_argument("--device", choices=["cpu", "cuda"], help="where to train (default: the config's, cpu)")
+    r.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+    s = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
+    s.add_argument("run_dir")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_resume)
+    t = sub.add_parser("report", help="(re)write the report of a finished run")
+    t.add_argument("run_dir")
+    t.set_defaults(func=cmd_report)
+    args = p.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"ganlearn: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nganlearn: interrupted; continue with `ganlearn resume RUN_DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

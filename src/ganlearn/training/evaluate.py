@@ -1,0 +1,63 @@
+"""Evaluation of a learner against the target: one flat dict of metrics per call."""
+from __future__ import annotations
+
+import torch
+
+from ganlearn.config import EvalConfig
+from ganlearn.fsr.model import FSRNet
+from ganlearn.fsr.target import FSRTarget
+from ganlearn.metrics.distances import sliced_w2
+from ganlearn.metrics.recovery import coupled_error, feature_recovery
+from ganlearn.metrics.sparsity import coactivation_stats
+
+
+def sliced_w2_floor(target: FSRTarget, cfg: EvalConfig) -> dict[str, float]:
+    """The sliced-W2 estimator on two independent target samples of the evaluation size: the
+    value a perfect learner would get (the estimator's bias at this n)."""
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    a, _ = target.sample(cfg.n_samples, generator=g)
+    b, _ = target.sample(cfg.n_samples, generator=g)
+    return {f"sliced_w2_floor_level{i + 1}": sliced_w2(x.flatten(1), y.flatten(1), n_projections=cfg.n_projections,
+                                                       seed=cfg.seed) for i, (x, y) in enumerate(zip(a, b))}
+
+
+@torch.no_grad()
+def _learner_samples(learner: FSRNet, n: int, g: torch.Generator):
+    return learner(learner.sample_latent(n, generator=g))
+
+
+def evaluate(learner: FSRNet, target: FSRTarget, cfg: EvalConfig, *, final: bool) -> dict:
+    """Metrics of ``learner`` against ``target`` with a fixed evaluation RNG.
+
+    In-loop evaluations (``final=False``) use the Procrustes rotation only and the top level's
+    sliced W2; the final one refines U for ``cfg.fit_steps`` steps and adds every level's sliced
+    W2 and the learner's sparsity / co-activation statistics.
+    """
+    g = torch.Generator().manual_seed(cfg.seed)
+    fr = feature_recovery(learner, target.net)
+    out: dict = {}
+    L = target.n_levels
+    for level in range(1, L + 1):
+        out[f"feature_cosine_mean_level{level}"] = fr[f"level{level}"]["cos_mean"]
+        out[f"feature_cosine_min_level{level}"] = fr[f"level{level}"]["cos_min"]
+    out["feature_cosine_min"] = min(out[f"feature_cosine_min_level{lv}"] for lv in range(1, L + 1))
+    out["feature_cosine_mean"] = sum(out[f"feature_cosine_mean_level{lv}"] for lv in range(1, L + 1)) / L
+    out |= coupled_error(learner, target.net, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
+                         fit_steps=cfg.fit_steps if final else 0, generator=g)
+    x_t, _ = target.sample(cfg.n_samples, generator=g)
+    x_l, s_l = _learner_samples(learner, cfg.n_samples, g)
+    levels = range(1, L + 1) if final else [L]
+    for level in levels:
+        out[f"sliced_w2_level{level}"] = sliced_w2(x_l[level - 1].flatten(1), x_t[level - 1].flatten(1),
+                                                   n_projections=cfg.n_projections, seed=cfg.seed)
+    out["sliced_w2_top"] = out[f"sliced_w2_level{L}"]
+    if final:
+        k_over_m = None
+        for level, s in enumerate(s_l, start=1):
+            for key, v in coactivation_stats(s, k_over_m=k_over_m).items():
+                out[f"learner_{key}_level{level}"] = v
+    return out
+
+
+def is_finite_module(net: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in net.parameters())

@@ -1,0 +1,171 @@
+"""The training loop: one readable function that runs a list of stages, evaluates, checkpoints,
+resumes exactly, and stops cleanly on divergence."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ganlearn.config import RunConfig, to_dict
+from ganlearn.fsr.model import FSRNet
+from ganlearn.fsr.stages import make_runner
+from ganlearn.fsr.target import FSRTarget, make_learner
+from ganlearn.training.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
+from ganlearn.training.evaluate import evaluate, is_finite_module, sliced_w2_floor
+
+SUMMARY_KEYS = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
+                "sliced_w2_floor_top", "wall_seconds", "samples_seen")
+
+
+class DivergenceError(RuntimeError):
+    """Training produced NaN/inf; the last good checkpoint is kept."""
+
+
+def seeds_of(cfg: RunConfig) -> dict[str, int]:
+    """Every RNG of a run derives from ``cfg.seed`` (the target's may be fixed separately)."""
+    return {"target": cfg.seed if cfg.target.seed is None else cfg.target.seed,
+            "learner": 1_000_003 + cfg.seed, "train": 2_000_003 + cfg.seed}
+
+
+def build(cfg: RunConfig) -> tuple[FSRTarget, FSRNet]:
+    dtype = getattr(torch, cfg.dtype)
+    s = seeds_of(cfg)
+    target = FSRTarget(cfg.target, seed=s["target"], dtype=dtype, device=cfg.device)
+    learner = make_learner(cfg.target, cfg.learner, seed=s["learner"], dtype=dtype, device=cfg.device)
+    return target, learner
+
+
+def _log(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig, run_dir: Path, *,
+               label: str, floor: dict, progress: bool = True) -> dict:
+    """Run ``stages`` on ``learner`` in ``run_dir`` and return the final metrics.
+
+    Resumes from the newest checkpoint in ``run_dir/checkpoints`` if there is one: learner,
+    the current stage's discriminator and optimizer state, the training RNG, the stage index and
+    the step within it are restored, so the result equals an uninterrupted run.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = run_dir / "metrics.jsonl"
+    rng = torch.Generator(device="cpu").manual_seed(seeds_of(cfg)["train"])
+    data = (lambda n, generator: target.sample(n, generator=generator)[0])
+    start_stage, start_step, samples_seen, wall_before = 0, 0, 0, 0.0
+    runner_state = None
+
+    # Resume.
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None:
+        tensors, meta = load_checkpoint(ckpt, device=cfg.device)
+        learner.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("learner.")})
+        rng.set_state(tensors["rng"].cpu())
+        start_stage, start_step = meta["stage"], meta["step"]
+        samples_seen, wall_before = meta["samples_seen"], meta["wall_seconds"]
+        runner_state = {k[7:]: v for k, v in tensors.items() if k.startswith("runner.")}
+        if start_step >= stages[start_stage].steps if hasattr(stages[start_stage], "steps") else start_step >= 1:
+            start_stage, start_step, runner_state = start_stage + 1, 0, None
+        # Drop log lines written after the checkpoint (they will be written again).
+        if metrics_path.exists():
+            keep = [ln for ln in metrics_path.read_text().splitlines()
+                    if json.loads(ln)["samples_seen"] <= samples_seen]
+            atomic_write_text(metrics_path, "".join(ln + "\n" for ln in keep))
+
+    t0 = time.time()
+    last_good = ckpt
+    metrics: dict = {}
+    total = sum(getattr(s, "steps", 1) for s in stages)
+    done = sum(getattr(s, "steps", 1) for s in stages[:start_stage]) + start_step
+    bar = tqdm(total=total, initial=done, desc=label, disable=not progress, dynamic_ncols=True)
+    for si in range(start_stage, len(stages)):
+        spec = stages[si]
+        saved_rng = rng.get_state()
+        runner = make_runner(spec, learner, data, rng)
+        t_start = 0
+        if runner_state is not None:  # mid-stage resume: restore the stage, then the RNG
+            runner.load_state_dict(runner_state)
+            rng.set_state(saved_rng)
+            t_start, runner_state = start_step, None
+        bar.set_postfix_str(spec.kind)
+        for t in range(t_start, runner.n_steps):
+            out = runner.step(t, rng)
+            samples_seen += runner.samples_per_step
+            bar.update(1)
+            end_of_stage = t + 1 == runner.n_steps
+            if (t + 1) % cfg.eval.every == 0 or end_of_stage:
+                finite = is_finite_module(learner) and all(bool(torch.isfinite(v).all()) for v in out.values())
+                if not finite:
+                    bar.close()
+                    raise DivergenceError(
+                        f"{label}: non-finite values (NaN/inf) in stage {si} ({spec.kind}) at step {t + 1}; "
+                        f"training stopped. Last good checkpoint: {last_good or 'none'}. "
+                        f"Try smaller step sizes for this stage (stages.{si}.sgda.lr_g / lr_d).")
+                final = end_of_stage and si == len(stages) - 1
+                metrics = evaluate(learner, target, cfg.eval, final=final)
+                metrics |= {f"sliced_w2_floor_top": floor[f"sliced_w2_floor_level{target.n_levels}"]}
+                if final:
+                    metrics |= floor
+                record = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": samples_seen,
+                          "wall_seconds": wall_before + time.time() - t0,
+                          **{k: float(v) for k, v in out.items()}, **metrics}
+                _log(metrics_path, record)
+            if (t + 1) % cfg.checkpoint_every == 0 or end_of_stage:
+                tensors = {f"learner.{k}": v for k, v in learner.state_dict().items()}
+                tensors |= {f"runner.{k}": v for k, v in runner.state_dict().items()}
+                tensors["rng"] = rng.get_state()
+                meta = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": samples_seen,
+                        "wall_seconds": wall_before + time.time() - t0, "label": label}
+                global_index = sum(getattr(s, "steps", 1) for s in stages[:si]) + t + 1
+                last_good = save_checkpoint(run_dir, global_index, tensors, meta)
+    bar.close()
+    if not metrics:  # resumed after the last stage had finished: evaluate once more
+        metrics = evaluate(learner, target, cfg.eval, final=True) | floor
+        metrics["sliced_w2_floor_top"] = floor[f"sliced_w2_floor_level{target.n_levels}"]
+    metrics["samples_seen"] = samples_seen
+    metrics["wall_seconds"] = wall_before + time.time() - t0
+    return metrics
+
+
+def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict:
+    """Run (or resume) the configured staged algorithm and, if enabled, the end-to-end baseline
+    on the same sample budget; write ``summary.json`` and return it."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        atomic_write_text(cfg_path, json.dumps(to_dict(cfg), indent=2))
+    target, learner = build(cfg)
+    floor = sliced_w2_floor(target, cfg.eval)
+    atomic_write_text(run_dir / "target_assumptions.json", json.dumps(
+        target.assumption_report(generator=torch.Generator().manual_seed(cfg.eval.seed + 2)), indent=2))
+    staged = run_stages(cfg.stages, target, learner, cfg, run_dir, label="staged", floor=floor, progress=progress)
+    summary = {k: staged[k] for k in SUMMARY_KEYS} | {"final": staged}
+    torch_save_weights(learner, run_dir / "learner.safetensors")
+    if cfg.baseline.enabled:
+        import dataclasses
+        import math
+
+        b_learner = make_learner(cfg.target, cfg.learner, seed=seeds_of(cfg)["learner"],
+                                 dtype=getattr(torch, cfg.dtype), device=cfg.device)
+        spec = cfg.baseline.stage
+        per_step = spec.batch * spec.sgda.n_d
+        spec = dataclasses.replace(spec, steps=max(1, math.ceil(staged["samples_seen"] / per_step)))
+        base = run_stages([spec], target, b_learner, cfg, run_dir / "baseline", label="baseline", floor=floor,
+                          progress=progress)
+        summary["baseline"] = {k: base[k] for k in SUMMARY_KEYS} | {"final": base}
+        torch_save_weights(b_learner, run_dir / "baseline" / "learner.safetensors")
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def torch_save_weights(net: torch.nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+    import os
+
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)

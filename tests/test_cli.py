@@ -1,0 +1,41 @@
+import json
+
+from ganlearn.cli import main
+
+
+def test_dry_run_prints_resolved_config(capsys):
+    assert main(["run", "--preset", "tiny", "--dry-run", "--set", "seed=7"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["seed"] == 7 and cfg["stages"][0]["kind"] == "warm_start"
+
+
+def test_bad_key_is_rejected_before_training(capsys, tmp_path):
+    assert main(["run", "--preset", "tiny", "--set", "target.nope=1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'target.nope'" in err and "allowed keys here" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_then_report_then_resume_of_a_finished_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", "--preset", "tiny", "--out", str(out), "--no-progress",
+            "--set", "baseline.stage.steps=1", "--set", "eval.fit_steps=5",
+            "--set", "stages.1.steps=20", "--set", "stages.2.steps=20", "--set", "stages.3.steps=20"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "coupled_rel_error" in text and "report:" in text
+    report = (out / "report.md").read_text()
+    assert "![samples](figures/samples.png)" in report and (out / "figures" / "features.png").stat().st_size > 1000
+    assert (out / "baseline" / "metrics.jsonl").exists()
+    assert main(args) == 2  # refuses to overwrite a run
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["report", str(out)]) == 0
+    assert main(["resume", str(out), "--no-progress"]) == 0
+
+
+def test_device_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["run", "--preset", "tiny", "--device", "cuda", "--out", "/nonexistent/x"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err

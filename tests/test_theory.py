@@ -1,0 +1,131 @@
+"""Closed-form checks on tiny problems."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import subspace_angles
+
+from ganlearn.config import TargetConfig, WarmStartStage
+from ganlearn.fsr.stages import WarmStart
+from ganlearn.fsr.target import FSRTarget, make_learner
+from ganlearn.config import LearnerConfig
+from ganlearn.metrics.alignment import match_columns, procrustes_rows
+from ganlearn.metrics.distances import sliced_w2
+from ganlearn.metrics.recovery import coupled_error, feature_recovery
+from ganlearn.metrics.sparsity import coactivation_stats
+from ganlearn.sgda import SGDA, SGDAConfig
+
+TINY = TargetConfig(levels=2, base_grid=2, patch=2, colours=3, channels=8, sparsity=1.5, latent_dim=12)
+
+
+def test_warm_start_recovers_span_of_w_star_on_noiseless_target(gen):
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
+    before = [subspace_angles(learner.W[i][0].detach().numpy(), target.net.W[i][0].numpy()).max() for i in range(2)]
+    ws = WarmStart(WarmStartStage(n_samples=3000), learner, lambda n, generator: target.sample(n, generator=generator)[0], gen)
+    ws.step(0, gen)
+    for i in range(2):
+        angles = subspace_angles(learner.W[i][0].detach().numpy(), target.net.W[i][0].numpy())
+        assert angles.max() < 1e-6, (i, angles.max())
+        assert before[i] > 0.1  # a random start is not already aligned
+        # orthonormal columns, as the learner's W must be
+        w = learner.W[i][0].detach()
+        assert torch.allclose(w.T @ w, torch.eye(w.shape[1], dtype=w.dtype), atol=1e-10)
+
+
+def test_sliced_w2_of_shifted_gaussian_matches_closed_form():
+    rng = np.random.default_rng(0)
+    d, n = 4, 20000
+    mu = np.array([1.0, -2.0, 0.5, 0.0])
+    x = rng.standard_normal((n, d))
+    y = rng.standard_normal((n, d)) + mu
+    # Each projection is a pure shift by <theta, mu>; E <theta, mu>^2 = |mu|^2 / d.
+    expected = np.linalg.norm(mu) / math.sqrt(d)
+    assert sliced_w2(x, y, n_projections=2000, seed=1) == pytest.approx(expected, rel=0.05)
+    assert sliced_w2(x, rng.standard_normal((n, d)), n_projections=500, seed=1) < 0.05
+
+
+def test_alignment_recovers_planted_permutation_and_rotation():
+    g = torch.Generator().manual_seed(3)
+    w_true = torch.linalg.qr(torch.randn(20, 7, generator=g, dtype=torch.float64))[0]
+    perm = torch.randperm(7, generator=g)
+    w = w_true[:, perm] + 1e-3 * torch.randn(20, 7, generator=g, dtype=torch.float64)
+    found, cos = match_columns(w, w_true)
+    assert (perm[torch.as_tensor(found)] == torch.arange(7)).all()
+    assert cos.min() > 0.99
+    # rotation: b = a Q for a planted orthogonal Q
+    a = torch.randn(50, 6, generator=g, dtype=torch.float64)
+    q = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))[0]
+    assert torch.allclose(procrustes_rows(a, a @ q), q, atol=1e-10)
+
+
+def test_signed_matching_does_not_accept_a_flipped_feature():
+    w_true = torch.eye(4, dtype=torch.float64)
+    _, cos = match_columns(-w_true, w_true)
+    assert cos.max() <= 0
+
+
+def test_coupled_error_is_zero_for_a_permuted_rotated_copy_of_the_target():
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
+    g = torch.Generator().manual_seed(5)
+    m = TINY.channels
+    perms = [torch.randperm(m, generator=g) for _ in range(2)]
+    q = torch.linalg.qr(torch.randn(TINY.latent_dim, TINY.latent_dim, generator=g, dtype=torch.float64))[0]
+    with torch.no_grad():
+        # Learner channel r of level l is target channel perm_l[r]; latent rotated by q.
+        learner.W[0].copy_(target.net.W[0][:, :, perms[0]])
+        learner.V[0].copy_(target.net.V[0][:, perms[0]] @ q)
+        learner.b[0].copy_(target.net.b[0][:, perms[0]])
+        learner.W[1].copy_(target.net.W[1][:, :, perms[1]])
+        learner.V[1].copy_(target.net.V[1][:, perms[1]][..., perms[0]])
+        learner.b[1].copy_(target.net.b[1][:, perms[1]])
+    fr = feature_recovery(learner, target.net)
+    assert fr["level1"]["cos_min"] == pytest.approx(1.0)
+    out = coupled_error(learner, target.net, perms=fr["perms"], n_fit=200, n_eval=500, fit_steps=0, generator=g)
+    assert out["coupled_rel_error"] < 1e-20
+    assert out["hidden_rel_error_level2"] < 1e-20
+    # Without the rotation the coupling is bad: the fitted U matters.
+    with torch.no_grad():
+        learner.V[0].copy_(target.net.V[0][:, perms[0]])
+    out2 = coupled_error(learner, target.net, perms=fr["perms"], n_fit=200, n_eval=500, fit_steps=0, generator=g)
+    assert out2["coupled_rel_error"] < 1e-20  # Procrustes finds U = I as well
+
+
+def test_coactivation_ratios_are_one_for_independent_codes():
+    g = torch.Generator().manual_seed(0)
+    s = (torch.rand(40000, 3, 6, generator=g) < 0.3).double()
+    st = coactivation_stats(s, k_over_m=0.3)
+    assert st["fire_rate_mean"] == pytest.approx(0.3, abs=0.01)
+    assert st["pair_ratio_mean"] == pytest.approx(1.0, abs=0.03)
+    assert st["triple_ratio_mean"] == pytest.approx(1.0, abs=0.06)
+
+
+@pytest.mark.parametrize("mode", ["simultaneous", "alternating"])
+def test_sgda_on_bilinear_game(mode):
+    """min_x max_y x*y: simultaneous GDA spirals out by exactly sqrt(1 + eta^2) per step;
+    alternating GDA keeps the orbit bounded (it conserves x^2 + y^2 - eta*x*y... up to O(eta))."""
+    eta = 0.1
+    x = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0.0], dtype=torch.float64, requires_grad=True)
+    algo = SGDA([x], [y], SGDAConfig(lr_g=eta, lr_d=eta, n_d=1, mode=mode))
+    g = torch.Generator()
+    for _ in range(200):
+        algo.step(lambda _g: (-(x * y).sum(), (x * y).sum()), g)
+    r = math.hypot(float(x.detach()), float(y.detach()))
+    if mode == "simultaneous":
+        assert r == pytest.approx((1 + eta ** 2) ** (200 / 2), rel=1e-9)
+    else:
+        assert 0.8 < r < 1.2
+
+
+def test_sgda_converges_on_strongly_monotone_quadratic_game():
+    """min_x max_y x^2/2 + x*y - y^2/2: unique saddle at 0, GDA contracts."""
+    x = torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([-1.0], dtype=torch.float64, requires_grad=True)
+    algo = SGDA([x], [y], SGDAConfig(lr_g=0.1, lr_d=0.1, n_d=3))
+    f = lambda: (0.5 * x * x + x * y - 0.5 * y * y).sum()
+    for _ in range(300):
+        algo.step(lambda _g: (-f(), f()), torch.Generator())
+    assert abs(float(x)) < 1e-6 and abs(float(y)) < 1e-6

@@ -1,0 +1,96 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import ganlearn.training.loop as loop
+from ganlearn.config import resolve
+from ganlearn.training.checkpoint import latest_checkpoint, load_checkpoint
+
+FAST = ["baseline.enabled=false", "eval.fit_steps=0"]
+
+
+def _weights(run_dir):
+    return load_file(str(run_dir / "learner.safetensors"))
+
+
+def test_tiny_run_learns_and_writes_run_directory(tmp_path):
+    cfg = resolve("tiny", overrides=["baseline.enabled=false"])
+    summary = loop.train(cfg, tmp_path, progress=False)
+    recs = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    first = recs[0]  # right after the warm start
+    for key in loop.SUMMARY_KEYS:
+        assert key in summary
+    # It learns: the output features and the coupled error improve a lot over the warm start.
+    assert summary["feature_cosine_mean"] > 0.85 > first["feature_cosine_mean"]
+    assert summary["coupled_rel_error"] < 0.8 * first["coupled_rel_error"]
+    assert summary["samples_seen"] == recs[-1]["samples_seen"]
+    assert (tmp_path / "config.json").exists() and (tmp_path / "summary.json").exists()
+    ckpt = latest_checkpoint(tmp_path)
+    assert ckpt is not None and ckpt.suffix == ".safetensors"
+    tensors, meta = load_checkpoint(ckpt)  # safetensors: no code can run on load
+    assert meta["stage"] == len(cfg.stages) - 1 and "rng" in tensors
+
+
+def test_resume_after_interruption_is_bitwise_equal(tmp_path, monkeypatch):
+    cfg = resolve("tiny", overrides=FAST + ["checkpoint_every=40"])
+    loop.train(cfg, tmp_path / "a", progress=False)
+
+    real_make_runner = loop.make_runner
+    count = {"n": 0}
+
+    def interrupting_make_runner(spec, learner, data, generator):
+        runner = real_make_runner(spec, learner, data, generator)
+        step = runner.step
+
+        def counted(t, g):
+            count["n"] += 1
+            if count["n"] == 230:  # inside the first_hidden stage, between checkpoints
+                raise KeyboardInterrupt
+            return step(t, g)
+
+        runner.step = counted
+        return runner
+
+    monkeypatch.setattr(loop, "make_runner", interrupting_make_runner)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(cfg, tmp_path / "b", progress=False)
+    monkeypatch.setattr(loop, "make_runner", real_make_runner)
+    loop.train(cfg, tmp_path / "b", progress=False)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    la = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    lb = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    strip = lambda ln: {k: v for k, v in json.loads(ln).items() if k != "wall_seconds"}
+    assert [strip(x) for x in la] == [strip(x) for x in lb]
+
+
+def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    cfg = resolve("tiny", overrides=FAST + ["checkpoint_every=20", "eval.every=20"])
+    real_make_runner = loop.make_runner
+
+    def poisoning(spec, learner, data, generator):
+        runner = real_make_runner(spec, learner, data, generator)
+        if spec.kind == "first_hidden":
+            step = runner.step
+
+            def bad(t, g):
+                out = step(t, g)
+                if t == 30:
+                    with torch.no_grad():
+                        learner.V[0].fill_(float("nan"))
+                return out
+
+            runner.step = bad
+        return runner
+
+    monkeypatch.setattr(loop, "make_runner", poisoning)
+    with pytest.raises(loop.DivergenceError, match=r"non-finite values.*stage 2 \(first_hidden\) at step 40.*"
+                                                   r"Last good checkpoint: .*state-\d+\.safetensors"):
+        loop.train(cfg, tmp_path, progress=False)
+    tensors, meta = load_checkpoint(latest_checkpoint(tmp_path))
+    assert meta["kind"] == "first_hidden" and meta["step"] == 20
+    assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("learner."))
