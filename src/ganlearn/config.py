@@ -120,8 +120,8 @@ class FirstHiddenStage:
 
     kind: Literal["first_hidden"] = "first_hidden"
     steps: int = 1500
-    batch: int = 512
-    sgda: SGDAConfig = SGDAConfig(lr_g=0.05, lr_d=0.5, n_d=1, optimizer="adam")
+    batch: int = 256
+    sgda: SGDAConfig = SGDAConfig(lr_g=0.02, lr_d=0.5, n_d=1, optimizer="adam")
     ridge: float = 1.0  # lambda of the -lambda/2 ||theta||^2 term of D
     lr_half_life: float = 500.0
     lr_floor: float = 0.05
@@ -140,12 +140,12 @@ class SuperResolutionStage:
 
     kind: Literal["super_resolution"] = "super_resolution"
     level: int = 2
-    steps: int = 800
-    batch: int = 512
-    sgda: SGDAConfig = SGDAConfig(lr_g=0.05, lr_d=0.5, n_d=1, optimizer="adam")
+    steps: int = 600
+    batch: int = 256
+    sgda: SGDAConfig = SGDAConfig(lr_g=0.02, lr_d=0.5, n_d=1, optimizer="adam")
     ridge: float = 1.0
     parents: Literal["generated", "real"] = "generated"  # fake pairs from G's own S_{l-1}, or G(real X_{l-1})
-    lr_half_life: float = 300.0
+    lr_half_life: float = 200.0
     lr_floor: float = 0.05
 
     def validate(self, key: str) -> None:

