@@ -52,9 +52,8 @@ def evaluate(learner: FSRNet, target: FSRTarget, cfg: EvalConfig, *, final: bool
                                                    n_projections=cfg.n_projections, seed=cfg.seed)
     out["sliced_w2_top"] = out[f"sliced_w2_level{L}"]
     if final:
-        k_over_m = None
         for level, s in enumerate(s_l, start=1):
-            for key, v in coactivation_stats(s, k_over_m=k_over_m).items():
+            for key, v in coactivation_stats(s).items():
                 out[f"learner_{key}_level{level}"] = v
     return out
 

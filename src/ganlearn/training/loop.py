@@ -67,7 +67,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
         start_stage, start_step = meta["stage"], meta["step"]
         samples_seen, wall_before = meta["samples_seen"], meta["wall_seconds"]
         runner_state = {k[7:]: v for k, v in tensors.items() if k.startswith("runner.")}
-        if start_step >= stages[start_stage].steps if hasattr(stages[start_stage], "steps") else start_step >= 1:
+        if start_step >= getattr(stages[start_stage], "steps", 1):  # that stage had finished
             start_stage, start_step, runner_state = start_stage + 1, 0, None
         # Drop log lines written after the checkpoint (they will be written again).
         if metrics_path.exists():
@@ -106,7 +106,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
                         f"Try smaller step sizes for this stage (stages.{si}.sgda.lr_g / lr_d).")
                 final = end_of_stage and si == len(stages) - 1
                 metrics = evaluate(learner, target, cfg.eval, final=final)
-                metrics |= {f"sliced_w2_floor_top": floor[f"sliced_w2_floor_level{target.n_levels}"]}
+                metrics |= {"sliced_w2_floor_top": floor[f"sliced_w2_floor_level{target.n_levels}"]}
                 if final:
                     metrics |= floor
                 record = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": samples_seen,
