@@ -24,6 +24,9 @@ def test_overrides_apply_with_types():
     ("stages.9.steps=3", "unknown key 'stages.9'"),
     ("stages.2.kind=\"magic\"", "stages.2.kind='magic' is not allowed"),
     ("baseline.enabled=1", "baseline.enabled=1 has the wrong type: must be a bool"),
+    ("baseline.max_steps=0", "baseline.max_steps=0 is not allowed"),
+    ("stages.1.level=-1", "stages.1.level=-1 is not allowed"),
+    ("stages.2.fake_batch=0", "stages.2.fake_batch=0 is not allowed"),
     ("noequals", "must look like key=value"),
 ])
 def test_bad_values_are_rejected_naming_the_key(override, needle):

@@ -44,3 +44,10 @@ def test_assumption_report_keys():
     assert set(rep) == {"level1", "level2", "level3"}
     assert rep["level1"]["fire_rate_configured"] == 0.25
     assert 0.5 < rep["level1"]["pair_ratio_mean"] < 2.0
+
+
+def test_upto_renders_the_same_draw_at_fewer_levels():
+    t = FSRTarget(CFG, seed=0, n_calibration=2000)
+    full, _ = t.sample(7, generator=torch.Generator().manual_seed(3))
+    low, _ = t.sample(7, generator=torch.Generator().manual_seed(3), upto=2)
+    assert len(low) == 2 and all(torch.equal(a, b) for a, b in zip(low, full[:2]))

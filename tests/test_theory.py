@@ -129,3 +129,93 @@ def test_sgda_converges_on_strongly_monotone_quadratic_game():
     for _ in range(300):
         algo.step(lambda _g: (-f(), f()), torch.Generator())
     assert abs(float(x)) < 1e-6 and abs(float(y)) < 1e-6
+
+
+def test_output_layer_polish_of_one_level_moves_only_that_level_towards_w_star(gen):
+    """With the hidden layers right (fake code law = real code law), W* is the fixed point of the
+    thresholded game: a perturbed W_1 is pulled back, and the other levels are not touched."""
+    from ganlearn.config import OutputLayerStage
+    from ganlearn.fsr.model import polar
+    from ganlearn.fsr.stages import OutputLayer
+
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
+    learner.load_state_dict(target.net.state_dict())
+    with torch.no_grad():
+        w = learner.W[0]
+        w[0].copy_(polar(w[0] + 0.15 * torch.randn(w[0].shape, generator=gen, dtype=w.dtype)))
+    w2_before = learner.W[1].detach().clone()
+    cos_before = feature_recovery(learner, target.net)["level1"]["cos_mean"]
+    spec = OutputLayerStage(level=1, steps=200, batch=512, beta_start=0.2, lr_floor=1.0,
+                            sgda=SGDAConfig(lr_g=1.0, lr_d=1.0, n_d=2))
+    data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
+    runner = OutputLayer(spec, learner, data, gen)
+    for t in range(spec.steps):
+        runner.step(t, gen)
+    cos_after = feature_recovery(learner, target.net)["level1"]["cos_mean"]
+    assert cos_before < 0.995 and cos_after > 0.995, (cos_before, cos_after)
+    assert torch.equal(learner.W[1].detach(), w2_before)
+
+
+def test_output_layer_level_out_of_range_is_a_clear_error(gen):
+    from ganlearn.config import OutputLayerStage
+    from ganlearn.fsr.stages import OutputLayer
+
+    target = FSRTarget(TINY, seed=0, n_calibration=2000)
+    learner = make_learner(TINY, LearnerConfig(), seed=1)
+    data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
+    with pytest.raises(ValueError, match="output_layer.level=3 but the learner has 2 levels"):
+        OutputLayer(OutputLayerStage(level=3), learner, data, gen)
+
+
+def test_whitening_is_an_inverse_square_root_and_keeps_moment_matching_solutions(gen):
+    from ganlearn.fsr.discriminators import code_moments, whitening
+
+    a = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+    c = a @ a.T + 0.1 * torch.eye(6, dtype=torch.float64)
+    m = whitening(c, rel_ridge=0.0)
+    assert torch.allclose(m @ c @ m.T, torch.eye(6, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(m, m.T, atol=1e-12)
+    # The whitened moments are an invertible linear image of the raw ones: equal raw moments give
+    # equal whitened moments, and the whitened second moment is M E[s s^T] M^T exactly.
+    s = torch.relu(torch.randn(500, 2, 3, generator=gen, dtype=torch.float64))
+    mean_w, second_w = code_moments(s, m)
+    mean, second = code_moments(s)
+    assert torch.allclose(mean_w, m @ mean, atol=1e-12) and torch.allclose(second_w, m @ second @ m.T, atol=1e-12)
+    # A singular C (a coordinate that is always zero) stays finite thanks to the relative ridge.
+    c0 = torch.zeros(3, 3, dtype=torch.float64)
+    c0[0, 0] = c0[1, 1] = 1.0
+    assert torch.isfinite(whitening(c0)).all()
+
+
+def test_pair_moments_whitened_per_patch_match_the_explicit_formula(gen):
+    from ganlearn.fsr.discriminators import pair_moments, with_bias
+
+    s_hi = torch.rand(50, 2, 3, generator=gen, dtype=torch.float64)
+    parents = torch.rand(50, 2, 2, 4, generator=gen, dtype=torch.float64)
+    white = torch.randn(2, 9, 9, generator=gen, dtype=torch.float64)
+    got = pair_moments(s_hi, parents, white)
+    x = with_bias(parents)
+    for j in range(2):
+        want = s_hi[:, j].T @ (x[:, j] @ white[j].T) / 50
+        assert torch.allclose(got[j], want, atol=1e-12)
+    assert torch.equal(x[:, :, 0], torch.ones(50, 2, dtype=torch.float64))
+
+
+def test_sgd_discriminator_with_unit_step_lands_on_the_inner_maximiser(gen):
+    """V = theta (a - p) - theta^2 / 2 has argmax theta* = a - p; plain SGD with lr_d * lambda = 1
+    reaches it in one step whatever the generator's optimizer (here Adam)."""
+    p = torch.nn.Parameter(torch.tensor([0.3], dtype=torch.float64))
+    theta = torch.nn.Parameter(torch.tensor([5.0], dtype=torch.float64))
+    sgda = SGDA([p], [theta], SGDAConfig(lr_g=0.01, lr_d=1.0, n_d=1, optimizer="adam", d_optimizer="sgd"))
+    assert isinstance(sgda.g_opt, torch.optim.Adam) and isinstance(sgda.d_opt, torch.optim.SGD)
+
+    def losses(g):
+        v = (theta * (2.0 - p)).sum() - 0.5 * theta.pow(2).sum()
+        return -v, v
+
+    p_before = p.detach().clone()
+    sgda.step(losses, gen)
+    assert theta.item() == pytest.approx(2.0 - p_before.item(), abs=1e-12)
+    with pytest.raises(ValueError, match="d_optimizer must be"):
+        SGDAConfig(d_optimizer="rmsprop")

@@ -37,6 +37,7 @@ class SGDAConfig:
     lr_d: float = 0.1  # discriminator step size eta_d
     n_d: int = 1  # discriminator (inner max) steps per generator step
     optimizer: Literal["sgd", "adam"] = "sgd"
+    d_optimizer: Literal["same", "sgd", "adam"] = "same"  # the discriminator's, if it differs
     mode: Literal["alternating", "simultaneous"] = "alternating"
     beta1: float = 0.5  # Adam only
     beta2: float = 0.999  # Adam only
@@ -48,12 +49,14 @@ class SGDAConfig:
             raise ValueError(f"n_d must be >= 1, got {self.n_d}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.d_optimizer not in ("same", "sgd", "adam"):
+            raise ValueError(f"d_optimizer must be 'same', 'sgd' or 'adam', got {self.d_optimizer!r}")
         if self.mode not in ("alternating", "simultaneous"):
             raise ValueError(f"mode must be 'alternating' or 'simultaneous', got {self.mode!r}")
 
 
-def _make_optimizer(params: Sequence[torch.Tensor], lr: float, cfg: SGDAConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
+def _make_optimizer(params: Sequence[torch.Tensor], lr: float, cfg: SGDAConfig, kind: str) -> torch.optim.Optimizer:
+    if kind == "sgd":
         return torch.optim.SGD(params, lr=lr)
     return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
 
@@ -78,8 +81,9 @@ class SGDA:
     def __init__(self, g_params: Sequence[torch.Tensor], d_params: Sequence[torch.Tensor], cfg: SGDAConfig,
                  *, g_project: Projection | None = None, d_project: Projection | None = None):
         self.g_params, self.d_params, self.cfg = list(g_params), list(d_params), cfg
-        self.g_opt = _make_optimizer(self.g_params, cfg.lr_g, cfg)
-        self.d_opt = _make_optimizer(self.d_params, cfg.lr_d, cfg)
+        self.g_opt = _make_optimizer(self.g_params, cfg.lr_g, cfg, cfg.optimizer)
+        self.d_opt = _make_optimizer(self.d_params, cfg.lr_d, cfg,
+                                     cfg.optimizer if cfg.d_optimizer == "same" else cfg.d_optimizer)
         self.g_project, self.d_project = g_project, d_project
 
     def _d_update(self, d_loss: torch.Tensor) -> None:

@@ -21,28 +21,50 @@ def thresholded_output_d(x: torch.Tensor, w_d: torch.Tensor, bias: float | torch
     return torch.relu(torch.einsum("njd,jrd->njr", x, w_d) - bias).sum(-1).mean()
 
 
-def code_moments(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def whitening(second_moment: torch.Tensor, rel_ridge: float = 1e-4) -> torch.Tensor:
+    """M = (C + delta I)^{-1/2} for a batch of (..., q, q) second-moment matrices C, with delta =
+    ``rel_ridge`` times the mean diagonal (directions that are identically zero stay harmless)."""
+    q = second_moment.shape[-1]
+    delta = rel_ridge * second_moment.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None]
+    evals, evecs = torch.linalg.eigh(second_moment + delta * torch.eye(q, dtype=second_moment.dtype,
+                                                                        device=second_moment.device))
+    return evecs @ torch.diag_embed(evals.clamp_min(1e-30).rsqrt()) @ evecs.transpose(-1, -2)
+
+
+def code_moments(s: torch.Tensor, white: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """First and second moments of level-1 codes, the features of the GAN_FirstHidden D.
 
     s: (n, J, m) -> (mean (J*m,), second moment (J*m, J*m)). For S = ReLU(V z - b) these are the
     truncated moments of the Gaussian pre-activations; together they fix every row norm, bias and
     pairwise angle of V (each E[S_r S_s] is increasing in the angle), i.e. V V^T and b.
+    ``white``: an invertible (J*m, J*m) map applied to the codes first (x = M s). The moments of
+    M s are an invertible linear function of those of s, so matching them has the same solutions;
+    it only changes the conditioning of the game (see ``stages.FirstHidden``).
     """
     f = s.flatten(1)
+    if white is not None:
+        f = f @ white.T
     return f.mean(0), f.T @ f / f.shape[0]
 
 
-def pair_moments(s_hi: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+def with_bias(parents: torch.Tensor) -> torch.Tensor:
+    """(n, J, P, m') gathered parent codes -> (n, J, 1 + P*m') inputs [1, S_{l-1,P(j)}]."""
+    return torch.cat([torch.ones_like(parents[:, :, 0, :1]), parents.flatten(2)], dim=2)
+
+
+def pair_moments(s_hi: torch.Tensor, parents: torch.Tensor, white: torch.Tensor | None = None) -> torch.Tensor:
     """Cross moments of a level's codes with [1, its parents' codes], the GAN_ForwardSuperResolution
     D's features:  E[ S_{l,j,r} * (1, S_{l-1,P(j)}) ].
 
-    s_hi: (n, J, m); parents: (n, J, P, m') gathered parent codes. Returns (J, m, 1 + P*m').
+    s_hi: (n, J, m); parents: (n, J, P, m') gathered parent codes; white: optional (J, q, q) map
+    of the inputs x = [1, parents] (q = 1 + P*m'). Returns (J, m, q).
     Matching them is the moment condition E[(ReLU(V x - b) - S) (1, x)] = 0, the gradient of the
     strictly convex E[ (1/2) ReLU(V x - b)^2 - S (V x - b) ] when x has the real law: its unique
     zero is the true (V, b), wherever the parents' codes span their space.
     """
-    x = torch.cat([torch.ones_like(parents[:, :, :1, :1]).expand(-1, -1, 1, 1).flatten(2),
-                   parents.flatten(2)], dim=2)
+    x = with_bias(parents)
+    if white is not None:  # (J, q, q), one invertible map per patch: same zeros, better conditioned
+        x = torch.einsum("njq,jpq->njp", x, white)
     return torch.einsum("njr,njq->jrq", s_hi, x) / s_hi.shape[0]
 
 

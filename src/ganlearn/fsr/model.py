@@ -89,10 +89,11 @@ class FSRNet(nn.Module):
         """Read codes off patches with the transpose, W^T X (exact when W is column-orthonormal)."""
         return torch.einsum("jdr,njd->njr", self.W[level - 1], x)
 
-    def forward(self, z: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(self, z: torch.Tensor, upto: int | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Images and codes of levels 1..``upto`` (default: all) from latents ``z``."""
         xs, ss = [], []
         inp = z
-        for level in range(1, self.n_levels + 1):
+        for level in range(1, (upto or self.n_levels) + 1):
             s = self.hidden(level, inp)
             ss.append(s)
             xs.append(self.decode(level, s))

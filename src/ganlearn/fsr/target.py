@@ -48,8 +48,11 @@ class FSRTarget:
         return self.cfg.levels
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        return self.net(self.net.sample_latent(n, generator=generator))
+    def sample(self, n: int, *, generator: torch.Generator,
+               upto: int | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """``n`` draws; ``upto`` renders only levels 1..upto of each (the same draw, cheaper when a
+        stage looks at low resolutions only; a real dataset would average-pool instead)."""
+        return self.net(self.net.sample_latent(n, generator=generator), upto=upto)
 
     @torch.no_grad()
     def assumption_report(self, n: int = 20000, *, generator: torch.Generator) -> dict:

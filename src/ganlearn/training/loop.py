@@ -54,7 +54,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.jsonl"
     rng = torch.Generator(device="cpu").manual_seed(seeds_of(cfg)["train"])
-    data = (lambda n, generator: target.sample(n, generator=generator)[0])
+    data = (lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0])
     start_stage, start_step, samples_seen, wall_before = 0, 0, 0, 0.0
     runner_state = None
 
@@ -153,7 +153,8 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict
                                  dtype=getattr(torch, cfg.dtype), device=cfg.device)
         spec = cfg.baseline.stage
         per_step = spec.batch * spec.sgda.n_d
-        spec = dataclasses.replace(spec, steps=max(1, math.ceil(staged["samples_seen"] / per_step)))
+        steps = min(cfg.baseline.max_steps, max(1, math.ceil(staged["samples_seen"] / per_step)))
+        spec = dataclasses.replace(spec, steps=steps)
         base = run_stages([spec], target, b_learner, cfg, run_dir / "baseline", label="baseline", floor=floor,
                           progress=progress)
         summary["baseline"] = {k: base[k] for k in SUMMARY_KEYS} | {"final": base}
