@@ -64,3 +64,23 @@ def test_sigmoid_inverse_recovers_preactivations(gen):
     assert torch.allclose(psi[mask], z[mask], atol=1e-8)
     with pytest.raises(ValueError, match="activation='tanh' is not allowed"):
         activation("tanh")
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "sigmoid"])
+def test_sgda_on_truncated_statistics_learns_sigma_on_a_tiny_instance(act):
+    from ganlearn.onelayer.train import OneLayerConfig, train
+
+    start = train(OneLayerConfig(d=3, activation=act, steps=1, eval_every=1))["sigma_rel_error"]
+    out = train(OneLayerConfig(d=3, activation=act, steps=800, eval_every=200))
+    assert out["sigma_rel_error"] < 0.1 and out["sigma_rel_error"] < 0.2 * start, (start, out["sigma_rel_error"])
+    assert out["samples_to_eps"]["0.4"] is not None
+    assert out["samples"] == 800 * 256 * 2
+
+
+def test_onelayer_config_errors_name_the_field():
+    from ganlearn.onelayer.train import OneLayerConfig, train
+
+    with pytest.raises(ValueError, match="condition=0.5 is not allowed: must be >= 1"):
+        train(OneLayerConfig(condition=0.5))
+    with pytest.raises(ValueError, match="discriminator='gp' is not allowed"):
+        train(OneLayerConfig(discriminator="gp"))
