@@ -261,6 +261,11 @@ class FirstHidden(_MomentGame):
         self.n_steps, self.samples_per_step = spec.steps, spec.batch * (spec.sgda.n_d + 1)
         self.white = None
         with torch.no_grad():
+            if spec.reinit:  # fresh unit-norm rows, biases b / |v| (so the same firing rates)
+                V, b = learner.V[0], learner.b[0]
+                b.div_(V.norm(dim=-1))
+                fresh = torch.randn(V.shape, generator=generator, dtype=torch.float64).to(V)
+                V.copy_(fresh / fresh.norm(dim=-1, keepdim=True))
             if spec.whiten:
                 s = learner.encode(1, data(spec.batch, generator=generator, upto=1)[0]).flatten(1)
                 self.white = whitening(s.T @ s / s.shape[0])
@@ -289,10 +294,19 @@ class SuperResolution(_MomentGame):
     pairs (X_{l-1}, X_l), decoded to codes by the learned output layers, whose features are the
     cross moments E[S_{l,j,r} (1, S_{l-1,P(j)})] (see :func:`pair_moments`).
 
-    ``parents="generated"`` (default, the GAN reading): fake pairs are the generator's own
-    (S_{l-1}(z), S_l(z)). ``parents="real"``: the generator super-resolves the real image,
-    fake pairs are (S_hat_{l-1}, ReLU(V_l S_hat_{l-1} - b_l)) -- a conditional variant whose
-    real and fake inputs are identical, so its moment gap has less noise.
+    ``parents="real"`` (default): the generator super-resolves the real image, fake pairs are
+    (S_hat_{l-1}, ReLU(V_l S_hat_{l-1} - b_l)) -- a conditional GAN whose real and fake pairs share
+    their low-resolution half, so the moment gap carries only the residual's noise.
+    ``parents="generated"`` (the unconditional reading): fake pairs are the generator's own
+    (S_{l-1}(z), S_l(z)). Measured with every other layer exact (level-2 coupled error after 800
+    steps, before preconditioning): 0.06 with real parents, 0.14 with generated ones.
+
+    ``precondition=True`` (default): the generator's step is taken in whitened coordinates,
+    [-b, V] = V_w M with M the whitening of the inputs x = [1, parents], so pre-activations are
+    V_w (M x). The map is the same; only the geometry of the step changes, and the moment game's
+    Hessian in V_w is that of a well-conditioned GLM instead of one squared by the parents' badly
+    conditioned covariance. It took the level-2 error after 800 steps from 0.056 to 0.0068 (every
+    other layer exact, seed 0; lr_g re-tuned to 0.01).
     """
 
     def __init__(self, spec: SuperResolutionStage, learner: FSRNet, data: Data, generator: torch.Generator):
@@ -308,7 +322,44 @@ class SuperResolution(_MomentGame):
                 x = with_bias(learner.parent_inputs(self.level, learner.encode(self.level - 1, xs[-2])))
                 self.white = whitening(torch.einsum("njq,njp->jqp", x, x) / x.shape[0])
             real = self._real(data(4 * spec.batch, generator=generator, upto=self.level))[0]
-        self._init_game([learner.V[self.level - 1], learner.b[self.level - 1]], [real], spec)
+        self.v_white = None
+        g_params = [learner.V[self.level - 1], learner.b[self.level - 1]]
+        if spec.precondition:
+            if self.white is None:
+                raise ValueError("super_resolution.precondition=true needs whiten=true")
+            with torch.no_grad():  # [-b, V] x = ([-b, V] M^{-1}) (M x): the same map, new coordinates
+                full = torch.cat([-learner.b[self.level - 1][..., None], learner.V[self.level - 1].flatten(2)], -1)
+                self.v_white = torch.nn.Parameter(full @ torch.linalg.inv(self.white))
+            g_params = [self.v_white]
+        self._init_game(g_params, [real], spec)
+        if spec.precondition:
+            self.sgda.g_project = self._write_back
+
+    def _write_back(self) -> None:
+        """Learner's (V_l, b_l) <- the whitened-coordinate parameters (after every G step)."""
+        full = self.v_white @ self.white
+        V, b = self.learner.V[self.level - 1], self.learner.b[self.level - 1]
+        b.copy_(-full[..., 0])
+        V.copy_(full[..., 1:].reshape(V.shape))
+
+    def _fake_codes(self, s_lo: torch.Tensor) -> torch.Tensor:
+        L, lv = self.learner, self.level
+        if self.v_white is None:
+            return L.hidden(lv, s_lo)
+        x = torch.einsum("njq,jpq->njp", with_bias(L.parent_inputs(lv, s_lo)), self.white)
+        return torch.relu(torch.einsum("jrq,njq->njr", self.v_white, x))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        sd = super().state_dict()
+        if self.v_white is not None:
+            sd["v_white"] = self.v_white.detach()
+        return sd
+
+    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        super().load_state_dict(sd)
+        if self.v_white is not None:
+            with torch.no_grad():
+                self.v_white.copy_(sd["v_white"])
 
     def _real(self, xs) -> tuple[torch.Tensor, torch.Tensor]:
         lv, L = self.level, self.learner
@@ -332,7 +383,7 @@ class SuperResolution(_MomentGame):
         def losses(g: torch.Generator):
             real, s_lo_real = self._real(self.data(s.batch, generator=g, upto=lv))
             s_lo = s_lo_real if s.parents == "real" else self._generated_parents(s.fake_batch, g)
-            fake = pair_moments(L.hidden(lv, s_lo), L.parent_inputs(lv, s_lo), self.white)
+            fake = pair_moments(self._fake_codes(s_lo), L.parent_inputs(lv, s_lo), self.white)
             v = self._value([real], [fake])
             return -v, v
 
