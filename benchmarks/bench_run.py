@@ -33,7 +33,7 @@ keys = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "slice
         "samples_seen", "wall_seconds")
 result = {
     "what": "ganlearn run --preset default (staged + baseline + report), excluding environment set-up",
-    "command": " ".join(cmd), "run_dir": str(run_dir),
+    "command": " ".join(["python"] + cmd[1:]), "run_dir": str(run_dir),  # no machine-specific path
     "device": args.device, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
     "machine": platform.machine(), "python": sys.version.split()[0], "torch": torch.__version__,
     "total_wall_seconds": total,
