@@ -27,6 +27,7 @@ def test_overrides_apply_with_types():
     ("baseline.max_steps=0", "baseline.max_steps=0 is not allowed"),
     ("stages.1.level=-1", "stages.1.level=-1 is not allowed"),
     ("stages.2.fake_batch=0", "stages.2.fake_batch=0 is not allowed"),
+    ("stages.5.whiten=false", "stages.5.precondition=True is not allowed"),
     ("noequals", "must look like key=value"),
 ])
 def test_bad_values_are_rejected_naming_the_key(override, needle):

@@ -166,6 +166,8 @@ class SuperResolutionStage:
         _check(self.steps >= 1, f"{key}.steps", self.steps, "an integer >= 1")
         _check(self.batch >= 1, f"{key}.batch", self.batch, "an integer >= 1")
         _check(self.fake_batch >= 1, f"{key}.fake_batch", self.fake_batch, "an integer >= 1")
+        _check(self.whiten or not self.precondition, f"{key}.precondition", self.precondition,
+               "false when whiten is false (the step is taken in the whitened coordinates)")
         _check(self.ridge > 0, f"{key}.ridge", self.ridge, "> 0")
         _check(self.lr_half_life > 0, f"{key}.lr_half_life", self.lr_half_life, "> 0")
         _check(0 < self.lr_floor <= 1, f"{key}.lr_floor", self.lr_floor, "in (0, 1]")
