@@ -1,4 +1,4 @@
-"""Command line: ``ganlearn run | resume | report | presets``.
+"""Command line: ``ganlearn run | resume | report | sweep``.
 
 The only module that parses flags, prints, and picks devices.
 """
@@ -75,11 +75,48 @@ def cmd_report(args) -> int:
     from ganlearn.report import write_report
 
     run_dir = Path(args.run_dir)
+    if (run_dir / "sweep.json").exists():  # a sweep directory: table + the experiment's report
+        from ganlearn.experiments import get
+        from ganlearn.sweep import write_sweep_report, write_table
+
+        write_table(run_dir)
+        print(write_sweep_report(get(json.loads((run_dir / "sweep.json").read_text())["experiment"]), run_dir))
+        return 0
     if not (run_dir / "summary.json").exists():
         raise ConfigError(f"RUN_DIR {str(run_dir)!r} has no summary.json: the run has not finished "
                           f"(finish it with `ganlearn resume {run_dir}`)")
     print(write_report(run_dir))
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from ganlearn.experiments import get, registry
+
+    if args.list or not args.experiment:
+        for name, exp in registry().items():
+            print(f"{name}\n    {exp.doc}\n    grid: {json.dumps(exp.grid)}  seeds: {exp.seeds}\n")
+        return 0 if args.list else 2
+    from ganlearn.sweep import cells, resolve_spec, run_sweep
+
+    exp = get(args.experiment)
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers} is not allowed: must be an integer >= 1")
+    if args.dry_run:
+        spec = resolve_spec(exp, args.set, args.seeds)
+        print(json.dumps(spec, indent=2) + f"\n{len(cells(spec))} cells")
+        return 0
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{exp.name}"
+    print(f"ganlearn: sweep {exp.name!r} into {out} with {args.workers} worker(s)", flush=True)
+    try:
+        stats = run_sweep(exp, out, overrides=args.set, seeds=args.seeds, workers=args.workers,
+                          progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\nganlearn: interrupted; finished cells are kept. Re-run the same command to run only "
+              f"the missing ones.", file=sys.stderr)
+        return 130
+    print(f"\ncells: {stats['finished']} finished ({stats['ran']} now, {stats['skipped']} before), "
+          f"{stats['failed']} failed\nresults: {out / 'results.csv'}\nreport: {out / 'report.md'}")
+    return 1 if stats["failed"] else 0
 
 
 def _next_run_dir(root: Path, desc: str) -> Path:
@@ -105,9 +142,20 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("run_dir")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_resume)
-    t = sub.add_parser("report", help="(re)write the report of a finished run")
+    t = sub.add_parser("report", help="(re)write the report of a finished run or of a sweep directory")
     t.add_argument("run_dir")
     t.set_defaults(func=cmd_report)
+    w = sub.add_parser("sweep", help="run an experiment's grid x seeds in parallel (resumable) and report it")
+    w.add_argument("experiment", nargs="?", help="experiment name (see --list)")
+    w.add_argument("--list", action="store_true", help="list the experiments and exit")
+    w.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a base value or a grid axis, e.g. --set d=[2,4] --set steps=500 (JSON values)")
+    w.add_argument("--seeds", type=int, help="seeds per grid point (default: the experiment's)")
+    w.add_argument("--workers", type=int, default=2, help="parallel processes, one torch thread each (default 2)")
+    w.add_argument("--out", help="sweep directory (default: runs/sweep-EXPERIMENT); re-use it to resume")
+    w.add_argument("--dry-run", action="store_true", help="print the resolved grid and the number of cells")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.set_defaults(func=cmd_sweep)
     args = p.parse_args(argv)
     try:
         return args.func(args)

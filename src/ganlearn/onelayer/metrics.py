@@ -32,7 +32,7 @@ def classifier_tv_lower(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0
     """
     g = torch.Generator().manual_seed(seed)
     n = min(len(real), len(fake))
-    x = torch.cat([real[:n], fake[:n]]).double()
+    x = torch.cat([real[:n], fake[:n]]).detach().double()  # samples, not a graph
     iu = torch.triu_indices(x.shape[1], x.shape[1])
     feats = torch.cat([x, (x[:, :, None] * x[:, None, :])[:, iu[0], iu[1]]], 1)
     feats = (feats - feats.mean(0)) / feats.std(0).clamp_min(1e-12)

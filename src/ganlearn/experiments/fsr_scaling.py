@@ -1,0 +1,86 @@
+"""``fsr-scaling``: the staged forward-super-resolution algorithm's error against its sample
+budget and against the learner's width (channels m_learner >= the target's m).
+
+One cell = one ``ganlearn.training.loop.train`` run of a preset (default ``tiny``, 2 levels, m = 8)
+with every stage's steps and the warm start's samples multiplied by ``budget``, the learner's
+channels set to ceil(``width`` * m), and the end-to-end baseline off. Metrics come from the run's
+summary: the coupled error min_U E|G(z) - G*(U^T z)|^2 / E|G*|^2 (an upper bound on W2^2 / E|G*|^2),
+worst and mean output-feature cosine, sliced W2 at the top level, real samples consumed.
+A wider learner has more output features than the target; the feature cosines then score the
+target's features against the best-matching learned ones.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ganlearn.experiments.plots import md_table, plt, save
+from ganlearn.sweep import Experiment, median
+
+
+def run(params: dict) -> dict:
+    from ganlearn.config import resolve, to_dict
+    from ganlearn.training.loop import train
+
+    base = to_dict(resolve(params["preset"]))
+    m = base["target"]["channels"]
+    sets = [f"learner.channels={math.ceil(params['width'] * m)}", "baseline.enabled=false",
+            f"seed={params['seed']}"]
+    for i, st in enumerate(base["stages"]):
+        if "steps" in st:
+            sets.append(f"stages.{i}.steps={max(1, round(st['steps'] * params['budget']))}")
+        if "n_samples" in st:
+            sets.append(f"stages.{i}.n_samples={max(2, round(st['n_samples'] * params['budget']))}")
+    cfg = resolve(params["preset"], None, sets + list(params.get("set", [])))
+    with tempfile.TemporaryDirectory(prefix="ganlearn-fsr-cell-") as tmp:
+        s = train(cfg, Path(tmp), progress=False)
+    return {"learner_channels": cfg.learner.channels, "target_channels": m,
+            **{k: s[k] for k in ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
+                                 "sliced_w2_floor_top", "samples_seen")}}
+
+
+def report(out: Path, cells: list[dict], spec: dict) -> str:
+    widths = sorted({c["params"]["width"] for c in cells})
+    budgets = sorted({c["params"]["budget"] for c in cells})
+    keys = [("coupled_rel_error", "coupled error (≥ W2²/E|G*|²)"), ("feature_cosine_min", "worst feature cosine"),
+            ("sliced_w2_top", "sliced W2, top level")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8))
+    rows = []
+    for w in widths:
+        xs, ys = [], {k: [] for k, _ in keys}
+        for b in budgets:
+            cs = [c for c in cells if c["params"]["width"] == w and c["params"]["budget"] == b]
+            if not cs:
+                continue
+            xs.append(median([c["result"]["samples_seen"] for c in cs]))
+            for k, _ in keys:
+                ys[k].append(median([c["result"][k] for c in cs]))
+            r = cs[0]["result"]
+            rows.append([w, r["learner_channels"], b, xs[-1], len(cs)] + [ys[k][-1] for k, _ in keys]
+                        + [max(c["result"]["coupled_rel_error"] for c in cs)])
+        for ax, (k, t) in zip(axes, keys):
+            ax.plot(xs, ys[k], "o-", label=f"width {w:g}×m")
+            ax.set_xscale("log")
+            ax.set_title(t)
+            ax.set_xlabel("real samples (median)")
+            if k != "feature_cosine_min":
+                ax.set_yscale("log")
+    floor = median([c["result"]["sliced_w2_floor_top"] for c in cells])
+    axes[2].axhline(floor, color="gray", ls=":", label="floor (target vs target)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    return "\n".join([f"![FSR error against samples and width]({save(fig, out / 'fsr_scaling.png')})", "",
+                      "Medians over seeds (the last column is the worst seed):", "",
+                      md_table(["width", "learner m", "budget", "real samples", "seeds"] + [t for _, t in keys]
+                               + ["worst coupled error"], rows), ""])
+
+
+EXPERIMENT = Experiment(
+    name="fsr-scaling",
+    doc=("Forward super-resolution (Allen-Zhu & Li): the staged algorithm on the `tiny` preset target, "
+         "error against the sample budget (every stage's steps x budget) and the learner's width."),
+    base={"preset": "tiny"}, grid={"width": [1.0, 1.25, 1.5], "budget": [0.5, 1.0, 2.0, 4.0]}, seeds=3,
+    run=run, report=report)

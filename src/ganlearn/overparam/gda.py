@@ -1,0 +1,102 @@
+"""Gradient descent-ascent on the overparameterized GAN of ``overparam.model``, with the step size
+chosen by the linear-time-varying (LTV) stability rule of ``overparam.md`` section 3.
+
+Linearising r_{t+1} = r_t + J_t (theta_{t+1} - theta_t) with d* = -r, each eigenvalue s of J J^T gives a
+2 x 2 block acting on (r, d) along its eigenvector:
+
+    simultaneous   [[1, eta s], [-mu, 1 - mu]]
+    alternating    [[1 - eta mu s, eta s (1 - mu)], [-mu, 1 - mu]]     (D moves first, G sees the new d)
+
+GDA is locally stable iff every block has spectral radius < 1; the predicted linear rate is the
+largest of these radii over the spectrum of J_0 J_0^T (for mu = 1, simultaneous:
+(1 + sqrt(1 - 4 eta s_min)) / 2 ~ 1 - eta s_min). The rule: eta = eta_scale / lambda_max(J_0 J_0^T) with
+eta_scale = 1/4 (the notes' choice, so that eta s_max <= 1/4 keeps the roots real). For a linear
+generator (``act="identity"``) J is constant and the prediction is exact; for ReLU it holds while
+J_t stays near J_0, which width buys (the lazy regime) -- ``relative_movement`` measures that.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from ganlearn.overparam.model import OverparamConfig, Problem
+from ganlearn.sgda import SGDA, SGDAConfig
+
+
+def block_radius(s: np.ndarray, eta: float, mu: float, mode: str) -> np.ndarray:
+    """Spectral radius of the linearised (r, d) block for each eigenvalue s of J J^T."""
+    s = np.asarray(s, dtype=float)
+    if mode == "simultaneous":
+        a, b = np.ones_like(s), eta * s
+    else:
+        a, b = 1 - eta * mu * s, eta * s * (1 - mu)
+    mats = np.stack([np.stack([a, b], -1), np.stack([np.full_like(s, -mu), np.full_like(s, 1 - mu)], -1)], -2)
+    return np.abs(np.linalg.eigvals(mats)).max(-1)
+
+
+def fitted_rate(residuals, floor: float = 1e-11) -> float:
+    """exp(slope) of log |r_t| fitted by least squares on the second half of the steps above
+    ``floor`` (float64 round-off sits near 1e-15 |xbar|): the per-step contraction factor.
+    NaN when fewer than 10 such steps."""
+    r = np.asarray(residuals, dtype=float)
+    above = np.nonzero(~(r > floor))[0]
+    end = int(above[0]) if above.size else r.size
+    t = np.arange(end // 2, end)
+    if t.size < 10:
+        return float("nan")
+    return float(np.exp(np.polyfit(t, np.log(r[t]), 1)[0]))
+
+
+def spectrum(problem: Problem) -> np.ndarray:
+    """Eigenvalues of J J^T at the current parameters, ascending."""
+    J = problem.jacobian()
+    return torch.linalg.eigvalsh(J @ J.T).clamp_min(0).numpy()
+
+
+def train(cfg: OverparamConfig) -> dict:
+    """Run GDA; returns the residual and |d| per step, the step sizes, the spectrum of J J^T at
+    t = 0 and at the end, the predicted and fitted rates, the relative weight movement and success."""
+    problem = Problem(cfg)
+    spec0 = spectrum(problem)
+    eta = cfg.eta if cfg.eta is not None else cfg.eta_scale / float(spec0[-1])
+    rho_pred = float(block_radius(spec0, eta, cfg.mu, cfg.mode).max())
+    theta0 = torch.cat([p.detach().reshape(-1) for p in problem.params]).clone()
+    dvec = torch.zeros_like(problem.target, requires_grad=True)
+    gda = SGDA(problem.params, [dvec], SGDAConfig(lr_g=eta, lr_d=cfg.mu, optimizer="sgd", mode=cfg.mode))
+
+    def losses(_gen):
+        h = (dvec * -problem.residual()).sum() - 0.5 * (dvec ** 2).sum()
+        return -h, h  # D ascends h, G descends it
+
+    residual, dnorm, diverged = [], [], False
+    with torch.no_grad():
+        residual.append(problem.residual().norm().item())
+    dnorm.append(0.0)
+    for t in range(cfg.steps):
+        gda.step(losses, None)
+        with torch.no_grad():
+            r = problem.residual().norm().item()
+        residual.append(r)
+        dnorm.append(dvec.detach().norm().item())
+        if not math.isfinite(r) or r > 1e6 * max(residual[0], 1.0):
+            diverged = True
+            break
+        if r < cfg.stop_below:  # float64 round-off: nothing left to measure
+            break
+    theta = torch.cat([p.detach().reshape(-1) for p in problem.params])
+    spec_end = spectrum(problem) if not diverged else np.full_like(spec0, np.nan)
+    final = residual[-1]
+    return {
+        "config": asdict(cfg), "eta": eta, "mu": cfg.mu, "n_params": int(theta.numel()),
+        "s_min0": float(spec0[0]), "s_max0": float(spec0[-1]),
+        "s_min_end": float(spec_end[0]), "s_max_end": float(spec_end[-1]),
+        "rate_predicted": rho_pred, "rate_fitted": fitted_rate(residual),
+        "residual0": residual[0], "residual_final": final, "diverged": diverged,
+        "success": bool(not diverged and final < cfg.tol),
+        "steps_to_tol": next((t for t, r in enumerate(residual) if r < cfg.tol), None),
+        "relative_movement": float((theta - theta0).norm() / theta0.norm()),
+        "residual": residual, "d_norm": dnorm,
+    }

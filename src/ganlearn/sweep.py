@@ -1,0 +1,289 @@
+"""Sweeps: an experiment = base parameters x a grid of overrides x seeds, declared in code
+(``ganlearn.experiments``). Each cell is one call ``experiment.run(params) -> dict``.
+
+Layout of a sweep directory::
+
+    sweep.json             the experiment name and its resolved base, grid and seeds
+    cells/<cell>.json      one finished cell: params, result, wall seconds (written atomically)
+    cells/<cell>.error.json  a failed cell: params, error, traceback (retried on the next run)
+    results.csv            the tidy table: one row per cell, grid keys + seed + scalar results
+    report.md, *.png       the experiment's report (``ganlearn report SWEEP_DIR`` rewrites it)
+
+Re-running the same command after a crash or Ctrl-C runs only the cells without a ``.json``.
+Cells run in parallel in spawned processes with one torch thread each (no oversubscription of the
+cores); ``workers=1`` runs them in this process.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import multiprocessing
+import re
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ganlearn.config import ConfigError
+from ganlearn.training.checkpoint import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A sweep declared in code.
+
+    Args:
+        name: the CLI name (``ganlearn sweep NAME``).
+        doc: one paragraph for ``ganlearn sweep --list`` and the report.
+        base: parameters shared by every cell (``--set key=value`` replaces one).
+        grid: key -> list of values; the cells are the cartesian product (``--set key=[..]`` replaces an axis).
+        seeds: seeds per grid point by default (``--seeds N``); the cell gets ``seed`` in 0..N-1.
+        run: ``run(params) -> dict`` for one cell; a top-level function (it is pickled by name).
+            Scalars in the result go to results.csv; lists (curves) stay in the cell's JSON.
+        report: ``report(sweep_dir, cells, spec) -> markdown`` where ``cells`` are the finished
+            cell records; it may write PNGs into ``sweep_dir``.
+    """
+    name: str
+    doc: str
+    base: dict
+    grid: dict
+    seeds: int
+    run: Callable[[dict], dict]
+    report: Callable[[Path, list, dict], str] = field(default=None)
+
+
+def parse_value(text: str):
+    """JSON if it parses (numbers, lists, true/false/null); ``[a,b]`` with bare words is a list whose
+    items are parsed the same way; anything else is the string itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        t = text.strip()
+        if t.startswith("[") and t.endswith("]"):
+            return [parse_value(x.strip()) for x in t[1:-1].split(",") if x.strip()]
+        return text
+
+
+def resolve_spec(exp: Experiment, overrides: list[str] | None = None, seeds: int | None = None) -> dict:
+    """The experiment's base, grid and seeds with ``KEY=VALUE`` overrides applied."""
+    base, grid = dict(exp.base), {k: list(v) for k, v in exp.grid.items()}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} is not allowed: must be KEY=VALUE")
+        key, text = item.split("=", 1)
+        value = parse_value(text)
+        if key in grid:
+            grid[key] = value if isinstance(value, list) else [value]
+            if not grid[key]:
+                raise ConfigError(f"--set {key}=[] is not allowed: a grid axis needs at least one value")
+        elif key in base:
+            base[key] = value
+        else:
+            raise ConfigError(f"--set {key}=... is not allowed: {exp.name!r} has grid keys "
+                              f"{sorted(grid)} and base keys {sorted(base)}")
+    seeds = exp.seeds if seeds is None else seeds
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds={seeds!r} is not allowed: must be an integer >= 1")
+    return {"experiment": exp.name, "base": base, "grid": grid, "seeds": seeds}
+
+
+def _slug(value) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", json.dumps(value) if not isinstance(value, str) else value)
+
+
+def cells(spec: dict) -> list[tuple[str, dict]]:
+    """(cell id, params) for every grid point x seed, in a fixed order."""
+    keys = list(spec["grid"])
+    out = []
+    for point in itertools.product(*(spec["grid"][k] for k in keys)):
+        for seed in range(spec["seeds"]):
+            params = {**spec["base"], **dict(zip(keys, point)), "seed": seed}
+            cid = "__".join([f"{k}={_slug(v)}" for k, v in zip(keys, point)] + [f"seed={seed}"])
+            out.append((cid, params))
+    return out
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _timed(run, params):
+    t = time.perf_counter()
+    result = run(params)
+    return result, time.perf_counter() - t
+
+
+def _write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, default=_jsonable) + "\n")
+
+
+def _jsonable(x):
+    import numpy as np
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None = None, seeds: int | None = None,
+              workers: int = 2, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Run every cell of ``exp`` not yet finished in ``out``; write results.csv and the report.
+    Returns {"finished": n, "failed": n, "ran": n, "skipped": n}. A KeyboardInterrupt stops the
+    pending cells and propagates; what finished is on disk."""
+    out = Path(out)
+    spec = resolve_spec(exp, overrides, seeds)
+    cell_dir = out / "cells"
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    spec_file = out / "sweep.json"
+    if spec_file.exists():
+        old = json.loads(spec_file.read_text())
+        if old != json.loads(json.dumps(spec)):
+            raise ConfigError(f"--out {str(out)!r} holds a sweep with other settings ({old}); re-run with "
+                              f"the same settings to finish it, or choose another --out")
+    else:
+        _write_json(spec_file, spec)
+    all_cells = cells(spec)
+    todo = [(cid, p) for cid, p in all_cells if not (cell_dir / f"{cid}.json").exists()]
+    stats = {"skipped": len(all_cells) - len(todo), "ran": 0, "failed": 0}
+    if stats["skipped"]:
+        log(f"ganlearn sweep: {stats['skipped']} of {len(all_cells)} cells already finished in {out}; "
+            f"running the other {len(todo)}")
+
+    def done(cid, params, result=None, seconds=None, error=None):
+        err_file = cell_dir / f"{cid}.error.json"
+        if error is None:
+            _write_json(cell_dir / f"{cid}.json", {"cell": cid, "params": params, "result": result,
+                                                   "wall_seconds": seconds})
+            err_file.unlink(missing_ok=True)
+            stats["ran"] += 1
+        else:
+            _write_json(err_file, {"cell": cid, "params": params, "error": error[0], "traceback": error[1]})
+            stats["failed"] += 1
+            log(f"ganlearn sweep: cell {cid} failed: {error[0]}")
+
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"sweep {exp.name}", unit="cell")
+    try:
+        if workers <= 1:
+            for cid, params in todo:
+                try:
+                    result, sec = _timed(exp.run, params)
+                except Exception as e:  # a failed cell is recorded; the others go on
+                    done(cid, params, error=(f"{type(e).__name__}: {e}", traceback.format_exc()))
+                else:
+                    done(cid, params, result, sec)
+                if bar is not None:
+                    bar.update(1)
+        elif todo:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+                futures = {pool.submit(_timed, exp.run, params): (cid, params) for cid, params in todo}
+                try:
+                    for fut in as_completed(futures):
+                        cid, params = futures[fut]
+                        try:
+                            result, sec = fut.result()
+                        except BrokenProcessPool as e:
+                            done(cid, params, error=(f"worker process died: {e}", ""))
+                        except Exception as e:
+                            tb = "".join(traceback.format_exception(e))
+                            done(cid, params, error=(f"{type(e).__name__}: {e}", tb))
+                        else:
+                            done(cid, params, result, sec)
+                        if bar is not None:
+                            bar.update(1)
+                except KeyboardInterrupt:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    finally:
+        if bar is not None:
+            bar.close()
+        write_table(out)
+    stats["finished"] = len(load_cells(out))
+    write_sweep_report(exp, out)
+    return stats
+
+
+def load_cells(out: Path) -> list[dict]:
+    """Finished cell records, in the sweep's cell order."""
+    out = Path(out)
+    spec = json.loads((out / "sweep.json").read_text())
+    recs = []
+    for cid, _ in cells(spec):
+        f = out / "cells" / f"{cid}.json"
+        if f.exists():
+            recs.append(json.loads(f.read_text()))
+    return recs
+
+
+def _scalar(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def write_table(out: Path) -> Path:
+    """results.csv: one row per cell (finished or failed) with the grid keys, seed and every
+    scalar of the result; failed cells have status=failed and the error."""
+    out = Path(out)
+    spec = json.loads((out / "sweep.json").read_text())
+    rows = []
+    for cid, params in cells(spec):
+        row = {"cell": cid, **{k: params[k] for k in spec["grid"]}, "seed": params["seed"]}
+        f, ef = out / "cells" / f"{cid}.json", out / "cells" / f"{cid}.error.json"
+        if f.exists():
+            rec = json.loads(f.read_text())
+            row.update(status="ok", wall_seconds=rec["wall_seconds"])
+            row.update({k: v for k, v in rec["result"].items() if _scalar(v)})
+        elif ef.exists():
+            row.update(status="failed", error=json.loads(ef.read_text())["error"])
+        else:
+            continue
+        rows.append({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    return out / "results.csv"
+
+
+def write_sweep_report(exp: Experiment, out: Path) -> Path:
+    """report.md from the finished cells (partial sweeps give partial reports)."""
+    out = Path(out)
+    spec = json.loads((out / "sweep.json").read_text())
+    recs = load_cells(out)
+    n_cells = len(cells(spec))
+    failed = sorted(p.name[:-len(".error.json")] for p in (out / "cells").glob("*.error.json"))
+    head = [f"# Sweep `{exp.name}`", "", exp.doc, "",
+            f"Cells finished: {len(recs)} of {n_cells}" + (f"; failed: {len(failed)} ({', '.join(failed[:5])})"
+                                                          if failed else "") + ".",
+            f"Total cell time: {sum(r['wall_seconds'] for r in recs) / 60:.1f} min. "
+            f"Grid: `{json.dumps(spec['grid'])}`, seeds: {spec['seeds']}. Base: `{json.dumps(spec['base'])}`.",
+            "", "The tidy table of every cell is `results.csv`.", ""]
+    body = exp.report(out, recs, spec) if exp.report is not None and recs else ""
+    atomic_write_text(out / "report.md", "\n".join(head) + "\n" + body + "\n")
+    return out / "report.md"
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x)))
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else 0.5 * (xs[mid - 1] + xs[mid])

@@ -1,0 +1,139 @@
+"""The sweep runner: resumable, failure-tolerant, one tidy table; and the experiments' cells."""
+import csv
+import json
+
+import pytest
+
+from ganlearn.config import ConfigError
+from ganlearn.sweep import Experiment, cells, parse_value, resolve_spec, run_sweep
+
+CALLS = []
+
+
+def _run(params):
+    CALLS.append((params["x"], params["seed"]))
+    if params.get("interrupt_at") == [params["x"], params["seed"]]:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the cell that is running
+    if params.get("fail_at") == [params["x"], params["seed"]]:
+        raise ValueError("boom")
+    return {"y": params["x"] ** 2 + params["seed"], "curve": [1, 2, 3]}
+
+
+def _report(out, recs, spec):
+    return f"{len(recs)} cells, mean y {sum(r['result']['y'] for r in recs) / len(recs):g}"
+
+
+EXP = Experiment(name="toy", doc="x squared", base={"interrupt_at": None, "fail_at": None},
+                 grid={"x": [1, 2, 3]}, seeds=2, run=_run, report=_report)
+
+
+def _rows(out):
+    with open(out / "results.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_interrupted_sweep_resumes_with_only_the_missing_cells(tmp_path):
+    CALLS.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(EXP, tmp_path, overrides=["interrupt_at=[2,1]"], workers=1, progress=False, log=lambda s: None)
+    assert CALLS == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert len(_rows(tmp_path)) == 3  # the table holds what finished before the interrupt
+    # the same command again (the override is part of the spec, so it must match); it no longer interrupts
+    CALLS.clear()
+    assert json.loads((tmp_path / "sweep.json").read_text())["base"] == dict(EXP.base, interrupt_at=[2, 1])
+    exp2 = Experiment(name="toy", doc=EXP.doc, base=EXP.base, grid=EXP.grid, seeds=2,
+                      run=_run_no_interrupt, report=_report)
+    stats = run_sweep(exp2, tmp_path, overrides=["interrupt_at=[2,1]"], workers=1, progress=False, log=lambda s: None)
+    assert CALLS == [(2, 1), (3, 0), (3, 1)]
+    assert stats == {"skipped": 3, "ran": 3, "failed": 0, "finished": 6}
+    rows = _rows(tmp_path)
+    assert [(int(r["x"]), int(r["seed"]), int(r["y"])) for r in rows] == \
+        [(x, s, x * x + s) for x in (1, 2, 3) for s in (0, 1)]
+    assert "curve" not in rows[0]  # lists stay in the cell JSON
+    assert "6 cells, mean y 5.16667" in (tmp_path / "report.md").read_text()
+
+
+def _run_no_interrupt(params):
+    return _run({**params, "interrupt_at": None})
+
+
+def test_failed_cells_are_recorded_and_retried(tmp_path):
+    CALLS.clear()
+    stats = run_sweep(EXP, tmp_path, overrides=["fail_at=[3,0]"], workers=1, progress=False, log=lambda s: None)
+    assert stats["failed"] == 1 and stats["finished"] == 5
+    err = json.loads((tmp_path / "cells" / "x=3__seed=0.error.json").read_text())
+    assert err["error"] == "ValueError: boom" and "Traceback" in err["traceback"]
+    rows = {r["cell"]: r for r in _rows(tmp_path)}
+    assert rows["x=3__seed=0"]["status"] == "failed" and rows["x=3__seed=1"]["status"] == "ok"
+    # a re-run retries only the failed cell; once it succeeds its error file is gone
+    CALLS.clear()
+    fixed = Experiment(name="toy", doc="", base=EXP.base, grid=EXP.grid, seeds=2, run=_run_no_fail, report=_report)
+    stats = run_sweep(fixed, tmp_path, overrides=["fail_at=[3,0]"], workers=1, progress=False, log=lambda s: None)
+    assert CALLS == [(3, 0)] and stats["failed"] == 0 and stats["finished"] == 6
+    assert not (tmp_path / "cells" / "x=3__seed=0.error.json").exists()
+
+
+def _run_no_fail(params):
+    return _run({**params, "fail_at": None})
+
+
+def test_spec_errors_and_overrides():
+    assert parse_value("[ltv,fixed]") == ["ltv", "fixed"] and parse_value("[1, 2.5]") == [1, 2.5]
+    assert parse_value("relu") == "relu" and parse_value("null") is None
+    spec = resolve_spec(EXP, ["x=[5]", "fail_at=[1,1]"], seeds=3)
+    assert spec["grid"] == {"x": [5]} and spec["base"]["fail_at"] == [1, 1]
+    assert [c for c, _ in cells(spec)] == ["x=5__seed=0", "x=5__seed=1", "x=5__seed=2"]
+    with pytest.raises(ConfigError, match=r"--set y=... is not allowed: 'toy' has grid keys \['x'\]"):
+        resolve_spec(EXP, ["y=1"])
+    with pytest.raises(ConfigError, match="seeds=0 is not allowed"):
+        resolve_spec(EXP, [], seeds=0)
+
+
+def test_a_directory_holding_another_sweep_is_refused(tmp_path):
+    run_sweep(EXP, tmp_path, overrides=["x=[1]"], seeds=1, workers=1, progress=False, log=lambda s: None)
+    with pytest.raises(ConfigError, match="holds a sweep with other settings"):
+        run_sweep(EXP, tmp_path, overrides=["x=[2]"], seeds=1, workers=1, progress=False, log=lambda s: None)
+
+
+def test_cli_sweep_in_worker_processes_and_report(tmp_path, capsys):
+    """The real path: spawned workers, a registered experiment, then `ganlearn report DIR`."""
+    from ganlearn.cli import main
+
+    out = tmp_path / "ws"
+    rc = main(["sweep", "width-sweep", "--set", "m=[3]", "--set", "width_factor=[0.5,30]", "--set",
+               "step_rule=[ltv]", "--set", "steps=300", "--seeds", "2", "--workers", "2", "--out", str(out),
+               "--no-progress"])
+    assert rc == 0
+    rows = _rows(out)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
+    by_k = {}
+    for r in rows:
+        by_k.setdefault(int(r["k"]), []).append(r["success"] == "True")
+    assert by_k == {2: [False, False], 90: [True, True]}  # k < m cannot reach xbar; 30 m converges
+    text = (out / "report.md").read_text()
+    assert "| 3 | ltv | 90 | 30 | 1 |" in text and "| 3 | ltv | 2 | 0.667 | 0 |" in text  # success fractions
+    assert (out / "rate_success_linear.png").stat().st_size > 1000
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0 and (out / "report.md").exists()
+    assert main(["sweep", "nope"]) == 2
+    assert "EXPERIMENT 'nope' is not allowed" in capsys.readouterr().err
+
+
+def test_sample_complexity_cell_and_exponent_fit():
+    from ganlearn.experiments.sample_complexity import fit_exponents, run
+
+    pts = [(d, e, 3.0 * d ** 2 / e ** 2) for d in (2, 4, 8) for e in (0.4, 0.1)]
+    f = fit_exponents(pts)
+    assert f["alpha_d"] == pytest.approx(2) and f["beta_inv_eps"] == pytest.approx(2) and f["C"] == pytest.approx(3)
+    res = run({"d": 2, "condition": 2.0, "activation": "relu", "eps": [0.4], "batch": "auto",
+               "max_samples": 200_000, "tv_lower_samples": 500, "seed": 0})
+    assert res["batch"] == 256 and res["N_eps=0.4"] is not None and res["N_eps=0.4"] % 256 == 0
+    assert res["tv_upper_final"] <= 0.4 and 0 <= res["tv_lower_final"] <= 1
+
+
+def test_fsr_scaling_cell_sets_width_and_budget():
+    from ganlearn.experiments.fsr_scaling import run
+
+    res = run({"preset": "tiny", "width": 1.25, "budget": 0.1, "seed": 0})
+    assert res["learner_channels"] == 10 and res["target_channels"] == 8
+    assert 0 < res["samples_seen"] < 60_000 and res["coupled_rel_error"] >= 0
