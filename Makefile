@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test bench clean
+.PHONY: run test bench sweep clean
 
 $(BIN)/ganlearn: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,11 @@ run: $(BIN)/ganlearn
 
 test: $(BIN)/ganlearn
 	$(BIN)/python -m pytest -q
+
+# make sweep EXP=width-sweep (or sample-complexity, width-sweep-general, fsr-scaling); resumable
+EXP ?= width-sweep
+sweep: $(BIN)/ganlearn
+	$(BIN)/ganlearn sweep $(EXP) --out runs/sweep-$(EXP)
 
 bench: $(BIN)/ganlearn
 	$(BIN)/python benchmarks/bench_run.py
