@@ -46,6 +46,7 @@ def test_interrupted_sweep_resumes_with_only_the_missing_cells(tmp_path):
     stats = run_sweep(exp2, tmp_path, overrides=["interrupt_at=[2,1]"], workers=1, progress=False, log=lambda s: None)
     assert CALLS == [(2, 1), (3, 0), (3, 1)]
     assert stats == {"skipped": 3, "ran": 3, "failed": 0, "finished": 6}
+    assert len((tmp_path / "history.jsonl").read_text().splitlines()) == 1  # the interrupted call wrote none
     rows = _rows(tmp_path)
     assert [(int(r["x"]), int(r["seed"]), int(r["y"])) for r in rows] == \
         [(x, s, x * x + s) for x in (1, 2, 3) for s in (0, 1)]

@@ -147,6 +147,7 @@ def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None =
     spec = resolve_spec(exp, overrides, seeds)
     cell_dir = out / "cells"
     cell_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
     spec_file = out / "sweep.json"
     if spec_file.exists():
         old = json.loads(spec_file.read_text())
@@ -216,6 +217,9 @@ def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None =
             bar.close()
         write_table(out)
     stats["finished"] = len(load_cells(out))
+    with open(out / "history.jsonl", "a") as f:  # one line per invocation: wall time of the sweep itself
+        f.write(json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t_start)),
+                            "wall_seconds": round(time.time() - t_start, 1), "workers": workers, **stats}) + "\n")
     write_sweep_report(exp, out)
     return stats
 
@@ -270,10 +274,14 @@ def write_sweep_report(exp: Experiment, out: Path) -> Path:
     recs = load_cells(out)
     n_cells = len(cells(spec))
     failed = sorted(p.name[:-len(".error.json")] for p in (out / "cells").glob("*.error.json"))
+    history = [json.loads(ln) for ln in (out / "history.jsonl").read_text().splitlines()] \
+        if (out / "history.jsonl").exists() else []
+    walls = ", ".join(f"{h['wall_seconds'] / 60:.1f} min ({h['ran']} cells, {h['workers']} workers)" for h in history)
     head = [f"# Sweep `{exp.name}`", "", exp.doc, "",
             f"Cells finished: {len(recs)} of {n_cells}" + (f"; failed: {len(failed)} ({', '.join(failed[:5])})"
                                                           if failed else "") + ".",
-            f"Total cell time: {sum(r['wall_seconds'] for r in recs) / 60:.1f} min. "
+            f"Total cell time: {sum(r['wall_seconds'] for r in recs) / 60:.1f} min"
+            + (f"; wall time per invocation: {walls}" if walls else "") + ". "
             f"Grid: `{json.dumps(spec['grid'])}`, seeds: {spec['seeds']}. Base: `{json.dumps(spec['base'])}`.",
             "", "The tidy table of every cell is `results.csv`.", ""]
     body = exp.report(out, recs, spec) if exp.report is not None and recs else ""
