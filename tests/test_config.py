@@ -28,6 +28,7 @@ def test_overrides_apply_with_types():
     ("stages.1.level=-1", "stages.1.level=-1 is not allowed"),
     ("stages.2.fake_batch=0", "stages.2.fake_batch=0 is not allowed"),
     ("stages.5.whiten=false", "stages.5.precondition=True is not allowed"),
+    ("stages.5.whiten_ridge=0", "stages.5.whiten_ridge=0.0 is not allowed: must be > 0"),
     ("noequals", "must look like key=value"),
 ])
 def test_bad_values_are_rejected_naming_the_key(override, needle):

@@ -157,6 +157,11 @@ class SuperResolutionStage:
     ridge: float = 1.0
     whiten: bool = True  # map [1, parent codes] by C^{-1/2} per patch before the cross moments
     precondition: bool = True  # G steps in the whitened input coordinates, (V, b) = V_w M
+    # M = (C + whiten_ridge * mean diag(C) I)^{-1/2}. A learner wider than the target has parent
+    # codes with almost no variance; 1e-4 amplifies them ~100x and the preconditioned step blew up
+    # (tiny preset, learner m = 10 > 8, seed 0: coupled error 44, sliced W2 2.4 vs floor 0.064);
+    # 1e-2 kept it at 1.09 / 0.16. Measured on the default preset in the issue-3 note.
+    whiten_ridge: float = 1e-4
     parents: Literal["generated", "real"] = "real"  # fake pairs from G's own S_{l-1}, or G(real X_{l-1})
     lr_half_life: float = 300.0
     lr_floor: float = 0.05
@@ -168,6 +173,7 @@ class SuperResolutionStage:
         _check(self.fake_batch >= 1, f"{key}.fake_batch", self.fake_batch, "an integer >= 1")
         _check(self.whiten or not self.precondition, f"{key}.precondition", self.precondition,
                "false when whiten is false (the step is taken in the whitened coordinates)")
+        _check(self.whiten_ridge > 0, f"{key}.whiten_ridge", self.whiten_ridge, "> 0")
         _check(self.ridge > 0, f"{key}.ridge", self.ridge, "> 0")
         _check(self.lr_half_life > 0, f"{key}.lr_half_life", self.lr_half_life, "> 0")
         _check(0 < self.lr_floor <= 1, f"{key}.lr_floor", self.lr_floor, "in (0, 1]")

@@ -320,7 +320,7 @@ class SuperResolution(_MomentGame):
             if spec.whiten:
                 xs = data(4 * spec.batch, generator=generator, upto=self.level)
                 x = with_bias(learner.parent_inputs(self.level, learner.encode(self.level - 1, xs[-2])))
-                self.white = whitening(torch.einsum("njq,njp->jqp", x, x) / x.shape[0])
+                self.white = whitening(torch.einsum("njq,njp->jqp", x, x) / x.shape[0], rel_ridge=spec.whiten_ridge)
             real = self._real(data(4 * spec.batch, generator=generator, upto=self.level))[0]
         self.v_white = None
         g_params = [learner.V[self.level - 1], learner.b[self.level - 1]]
