@@ -100,7 +100,9 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
                     pr = median([c["result"]["rate_predicted"] for c in cs])
                     sf = sum(c["result"]["success"] for c in cs) / len(cs)
                     mv = median([c["result"]["relative_movement"] for c in cs])
-                    ks.append(k), rates.append(1 - fr if fr is not None else np.nan), preds.append(1 - pr)
+                    # 1 - rate below 1e-6 is "no convergence" (noise around 1): left off the log plot
+                    ks.append(k), rates.append(1 - fr if fr is not None and fr < 1 - 1e-6 else np.nan)
+                    preds.append(1 - pr if pr < 1 - 1e-6 else np.nan)
                     succ.append(sf), moves.append(mv)
                     rows.append([m, rule, k, f"{k / m:.3g}", sf, fr, pr, median([c["result"]["steps_to_tol"] for c in cs]),
                                  median([c["result"]["residual_final"] for c in cs]), mv,
