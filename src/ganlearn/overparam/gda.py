@@ -67,25 +67,28 @@ def train(cfg: OverparamConfig) -> dict:
     dvec = torch.zeros_like(problem.target, requires_grad=True)
     gda = SGDA(problem.params, [dvec], SGDAConfig(lr_g=eta, lr_d=cfg.mu, optimizer="sgd", mode=cfg.mode))
 
+    seen = {}
+
     def losses(_gen):
-        h = (dvec * -problem.residual()).sum() - 0.5 * (dvec ** 2).sum()
+        r = problem.residual()
+        seen["r"] = r.detach()  # r(theta_t), before this step's updates: re-used for the curve
+        h = (dvec * -r).sum() - 0.5 * (dvec ** 2).sum()
         return -h, h  # D ascends h, G descends it
 
     residual, dnorm, diverged = [], [], False
-    with torch.no_grad():
-        residual.append(problem.residual().norm().item())
-    dnorm.append(0.0)
     for t in range(cfg.steps):
-        gda.step(losses, None)
-        with torch.no_grad():
-            r = problem.residual().norm().item()
-        residual.append(r)
         dnorm.append(dvec.detach().norm().item())
+        gda.step(losses, None)
+        r = seen["r"].norm().item()
+        residual.append(r)
         if not math.isfinite(r) or r > 1e6 * max(residual[0], 1.0):
             diverged = True
             break
         if r < cfg.stop_below:  # float64 round-off: nothing left to measure
             break
+    with torch.no_grad():  # the point after the last step
+        residual.append(problem.residual().norm().item())
+    dnorm.append(dvec.detach().norm().item())
     theta = torch.cat([p.detach().reshape(-1) for p in problem.params])
     spec_end = spectrum(problem) if not diverged else np.full_like(spec0, np.nan)
     final = residual[-1]
