@@ -19,14 +19,13 @@ import csv
 import io
 import itertools
 import json
-import math
 import multiprocessing
 import re
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -55,7 +54,7 @@ class Experiment:
     grid: dict
     seeds: int
     run: Callable[[dict], dict]
-    report: Callable[[Path, list, dict], str] = field(default=None)
+    report: Callable[[Path, list, dict], str] | None = None
 
 
 def parse_value(text: str):
@@ -288,10 +287,3 @@ def write_sweep_report(exp: Experiment, out: Path) -> Path:
     atomic_write_text(out / "report.md", "\n".join(head) + "\n" + body + "\n")
     return out / "report.md"
 
-
-def median(xs):
-    xs = sorted(x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x)))
-    if not xs:
-        return None
-    mid = len(xs) // 2
-    return xs[mid] if len(xs) % 2 else 0.5 * (xs[mid - 1] + xs[mid])

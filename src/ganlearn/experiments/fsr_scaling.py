@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ganlearn.experiments.plots import md_table, plt, save
-from ganlearn.sweep import Experiment, median
+from ganlearn.experiments.plots import md_table, median, plt, save
+from ganlearn.sweep import Experiment
 
 
 def run(params: dict) -> dict:

@@ -1,6 +1,7 @@
 """Small shared helpers for sweep reports."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -26,3 +27,12 @@ def md_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def median(xs):
+    """Median of the values that are not None or NaN (None if there are none)."""
+    xs = sorted(x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x)))
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else 0.5 * (xs[mid - 1] + xs[mid])

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ganlearn.experiments.plots import md_table, plt, save
-from ganlearn.sweep import Experiment, median
+from ganlearn.experiments.plots import md_table, median, plt, save
+from ganlearn.sweep import Experiment
 
 MODELS = {"linear": {}, "random_features": {"discriminator": "random_features"}, "deep": {"depth": 2}}
 
@@ -76,7 +76,6 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
                 cs = _group(cells, model=model, m=m, width_factor=f, step_rule=rule0)
                 if not cs:
                     continue
-                T = max(len(c["result"]["curve"]) for c in cs)
                 for i, c in enumerate(cs):
                     t, r = zip(*c["result"]["curve"])
                     ax.semilogy(t, np.maximum(r, 1e-16), color=plt.cm.viridis(math.log(f * 2) / math.log(250)),
