@@ -1,4 +1,4 @@
-"""Command line: ``ganlearn run | resume | report | sweep``.
+"""Command line: ``ganlearn run | resume | report | sweep | train-images | probe``.
 
 The only module that parses flags, prints, and picks devices.
 """
@@ -119,6 +119,49 @@ def cmd_sweep(args) -> int:
     return 1 if stats["failed"] else 0
 
 
+def cmd_train_images(args) -> int:
+    from ganlearn.config import apply_override
+    from ganlearn.images.train import ImageGANConfig, make_config, train
+
+    over: dict = to_dict(ImageGANConfig())
+    for item in args.set or []:
+        over = apply_override(over, item)
+    for key in ("data", "arch", "width", "steps", "device"):
+        if getattr(args, key) is not None:
+            over[key] = getattr(args, key)
+    cfg = make_config(over)
+    if args.dry_run:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    _check_device(cfg.device.split(":")[0])
+    run_dir = Path(args.out) if args.out else _next_run_dir(Path("runs"), f"img-{cfg.arch}-k{cfg.width}")
+    print(f"ganlearn: training {cfg.arch} (k={cfg.width}) on {cfg.data} into {run_dir}", flush=True)
+    res = train(cfg, run_dir, progress=not args.no_progress)
+    keys = [k for k in res if k.startswith(("swd_avg", "frechet", "precision", "recall", "density", "coverage"))]
+    print("\n".join(f"{k:>16}: {res[k]:.4g}" for k in keys))
+    print(f"run directory: {run_dir} (samples: grid-*.png, metrics: metrics.jsonl); "
+          f"probe it with `ganlearn probe {run_dir} --data {cfg.data}`")
+    return 0
+
+
+def cmd_probe(args) -> int:
+    from ganlearn.images.probe_report import run_probe
+
+    if args.n < 100:
+        raise ConfigError(f"--n {args.n} is not allowed: must be >= 100")
+    out = Path(args.out) if args.out else (Path(args.checkpoint) if Path(args.checkpoint).is_dir()
+                                          else Path(args.checkpoint).parent.parent) / "probe"
+    try:
+        res = run_probe(args.checkpoint, args.data, out, n=args.n, seed=args.seed,
+                        layers=args.layers.split(",") if args.layers else None, module=args.module, z_dim=args.z_dim)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    for v in res["verdicts"]:
+        print(f"{'PASS' if v['pass'] else 'FAIL'}  {v['claim']}: {v['value'] if not isinstance(v['value'], float) else round(v['value'], 4)}")
+    print(f"report: {out / 'probe.md'}")
+    return 0
+
+
 def _next_run_dir(root: Path, desc: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     ids = [int(p.name.split("-")[0]) for p in root.iterdir() if p.name.split("-")[0].isdigit()]
@@ -156,6 +199,28 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--dry-run", action="store_true", help="print the resolved grid and the number of cells")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.set_defaults(func=cmd_sweep)
+    ti = sub.add_parser("train-images", help="train an image GAN (DCGAN-k or the multi-resolution FSR generator)")
+    ti.add_argument("--data", help="fashion-mnist, mnist-5k, digits, faces, photo-crops, cifar10:DIR or folder:DIR")
+    ti.add_argument("--arch", choices=["dcgan", "fsr"], help="generator shape (default dcgan)")
+    ti.add_argument("--width", type=int, help="width k (default 32)")
+    ti.add_argument("--steps", type=int, help="generator steps (default 3000)")
+    ti.add_argument("--device", help="cpu (default) or cuda[:i]")
+    ti.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="any other field of ImageGANConfig, e.g. --set batch=128 --set d_norm=bn")
+    ti.add_argument("--out", help="run directory (default runs/NNNNN-img-ARCH-kK); an existing one is resumed")
+    ti.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
+    ti.add_argument("--no-progress", action="store_true")
+    ti.set_defaults(func=cmd_train_images)
+    pr = sub.add_parser("probe", help="FSR diagnostics (paper Figs. 1-4) of a trained generator; writes probe.md")
+    pr.add_argument("checkpoint", help="an image run directory, a checkpoint file, or (with --module) a safetensors state dict")
+    pr.add_argument("--data", help="the dataset, for the discriminator's firing rate and the real-image grid")
+    pr.add_argument("--out", help="report folder (default RUN_DIR/probe)")
+    pr.add_argument("--n", type=int, default=2000, help="generator samples for the probes (default 2000)")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--layers", help="comma-separated hidden module names (default: the generator's hidden_layers())")
+    pr.add_argument("--module", help="pkg.module:factory building your own generator (CHECKPOINT is then its state dict)")
+    pr.add_argument("--z-dim", type=int, help="latent size of a --module generator")
+    pr.set_defaults(func=cmd_probe)
     args = p.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,413 @@
+"""Image-GAN training: one readable SGDA loop (Adam by default) with EMA, sample grids, metrics,
+checkpoints and exact resume, on one process or many (PyTorch DDP under ``torchrun``).
+
+Per step: ``n_dis`` discriminator ascent steps (real batch and fake batch in two separate D calls),
+then one generator descent step; the generator's EMA is updated; every ``eval_every`` steps the EMA
+generator is scored (``metrics.jsonl``), every ``grid_every`` steps it draws the fixed-latent grid
+(``grid-{step:07d}.png``), every ``ckpt_every`` steps a safetensors checkpoint is written.
+
+Randomness is counter-based: the batch indices and latents of step t on rank r come from a generator
+seeded with (seed, t, r), so a resumed run draws exactly what the uninterrupted run would have drawn
+and no RNG state needs saving.
+
+DDP (``torchrun --nproc_per_node N -m ganlearn.cli train-images ...``): G and D are wrapped with
+``broadcast_buffers=False`` (D is called twice per step and, with "bn", its running statistics are
+buffers: re-broadcasting them in the second forward is the in-place autograd error of pytorch#22095);
+the D step makes the fake batch with the unwrapped G under no_grad and the G step calls the unwrapped
+D, so each wrapper's reducer sees exactly one backward per forward. Each rank takes batch / world
+images; gradients are averaged over ranks, so the global batch is ``batch``. Only rank 0 writes.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ganlearn.config import ConfigError, _check, from_dict
+from ganlearn.images import data as datamod
+from ganlearn.images import metrics as M
+from ganlearn.images.nets import build
+from ganlearn.training.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
+
+DEFAULT_RESOLUTION = {"digits": 8}
+
+
+@dataclass(frozen=True)
+class ImageGANConfig:
+    data: str = "fashion-mnist"            # see ganlearn.images.data (built-in names, cifar10:DIR, folder:DIR)
+    resolution: int = 0                    # 0 = the dataset's own (8 for digits, 32 otherwise)
+    channels: int = 0                      # 0 = the dataset's own; 1 = luminance, 3 = RGB
+    limit: int = 0                         # use only the first `limit` images (0 = all)
+    arch: Literal["dcgan", "fsr"] = "dcgan"
+    width: int = 32                        # k: channels scale with it in every layer of G (and D unless d_width)
+    d_width: int = 0                       # 0 = width
+    z_dim: int = 64
+    d_norm: Literal["sn", "bn", "none"] = "sn"
+    loss: Literal["ns", "hinge"] = "ns"    # non-saturating logistic (Goodfellow) or hinge
+    steps: int = 3000                      # generator steps
+    batch: int = 64                        # global batch (split over DDP ranks)
+    n_dis: int = 1                         # D ascent steps per G step
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5                     # Adam betas as in DCGAN; optimizer="sgd" gives plain SGDA
+    beta2: float = 0.999
+    optimizer: Literal["adam", "sgd"] = "adam"
+    ema_halflife_images: float = 10000.0   # EMA half-life in images, ramped up as in StyleGAN2-ADA
+    ema_rampup: float = 0.05               # half-life <= rampup * images seen so far
+    eval_every: int = 500                  # 0 = only at the end
+    eval_n: int = 2000                     # samples per side for SWD / Frechet / PRDC
+    eval_patches: int = 32                 # SWD patches per image (ProGAN: 128; 32 keeps an eval ~5 s on CPU)
+    grid_every: int = 500
+    ckpt_every: int = 500
+    log_every: int = 50
+    seed: int = 0
+    device: str = "cpu"
+
+    def validate(self) -> "ImageGANConfig":
+        name = self.data.partition(":")[0]
+        _check(name in datamod.BUILTIN + datamod.USER, "data", self.data,
+               f"one of {', '.join(datamod.BUILTIN)} or cifar10:DIR, folder:DIR")
+        _check(self.resolution == 0 or (self.resolution >= 8 and math.log2(self.resolution / 4).is_integer()),
+               "resolution", self.resolution, "0 (the dataset's) or 4*2^n >= 8")
+        _check(self.channels in (0, 1, 3), "channels", self.channels, "0, 1 or 3")
+        for key in ("width", "z_dim", "steps", "batch", "n_dis", "eval_n", "eval_patches"):
+            _check(getattr(self, key) >= 1, key, getattr(self, key), "an int >= 1")
+        _check(self.eval_n > 128, "eval_n", self.eval_n, "> 128 (the Frechet distance in randconv128-v1 needs more samples than its 128 features)")
+        for key in ("limit", "d_width", "eval_every", "grid_every", "ckpt_every", "log_every"):
+            _check(getattr(self, key) >= 0, key, getattr(self, key), "an int >= 0")
+        for key in ("lr_g", "lr_d", "ema_halflife_images"):
+            _check(getattr(self, key) > 0, key, getattr(self, key), "> 0")
+        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", (self.beta1, self.beta2), "in [0, 1)")
+        _check(self.device == "cpu" or self.device.startswith("cuda"), "device", self.device, "cpu or cuda[:i]")
+        return self
+
+    @property
+    def res(self) -> int:
+        return self.resolution or DEFAULT_RESOLUTION.get(self.data.partition(":")[0], 32)
+
+
+def make_config(overrides: dict | None = None) -> ImageGANConfig:
+    return from_dict(ImageGANConfig, overrides or {}).validate()
+
+
+# ---- distributed helpers -----------------------------------------------------------------------
+
+def _dist() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: str) -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes (WORLD_SIZE > 1); a no-op otherwise."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return _dist()
+
+
+def step_generator(seed: int, step: int, rank: int, stream: int) -> torch.Generator:
+    """The RNG of (step, rank, stream): counter-based, so resume needs no RNG state."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1009 + rank) * 7 + stream)
+
+
+# ---- checkpoint helpers ------------------------------------------------------------------------
+
+def _flat_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    sd = opt.state_dict()
+    tensors = {f"{prefix}.{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(v))
+               for i, st in sd["state"].items() for k, v in st.items()}
+    return tensors, sd["param_groups"]
+
+
+def _load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, groups: list) -> None:
+    state: dict = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix + "."):
+            i, k = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(i), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _module_tensors(prefix: str, m: torch.nn.Module) -> dict:
+    return {f"{prefix}.{k}": v for k, v in m.state_dict().items()}
+
+
+def _load_module(prefix: str, m: torch.nn.Module, tensors: dict) -> None:
+    m.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+
+
+def load_generator(run_dir_or_ckpt: str | Path, *, ema: bool = True, device: str = "cpu"):
+    """(generator, config) from a run directory (newest checkpoint) or a checkpoint file."""
+    p = Path(run_dir_or_ckpt)
+    ckpt = latest_checkpoint(p) if p.is_dir() else p
+    if ckpt is None or not Path(ckpt).exists():
+        raise FileNotFoundError(f"no checkpoint in {p} (want RUN_DIR or RUN_DIR/checkpoints/state-*.safetensors)")
+    tensors, meta = load_checkpoint(ckpt, device)
+    cfg = make_config(meta["config"])
+    x_shape = meta["data_shape"]
+    g, d = build(cfg.arch, resolution=x_shape[-1], channels=x_shape[1], width=cfg.width,
+                 d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm)
+    _load_module("G_ema" if ema else "G", g, tensors)
+    _load_module("D", d, tensors)
+    return g.to(device).eval(), d.to(device).eval(), cfg, meta
+
+
+# ---- the loop ----------------------------------------------------------------------------------
+
+def d_loss_fn(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    if kind == "ns":
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def g_loss_fn(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake_logits).mean() if kind == "ns" else -fake_logits.mean()
+
+
+def tile(images: torch.Tensor, nrow: int) -> "np.ndarray":  # noqa: F821
+    """(n, C, h, w) in [-1, 1] -> an (H, W, C) uint8 grid with 1-px gaps."""
+    import numpy as np
+
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    n, c, h, w = x.shape
+    rows = math.ceil(n / nrow)
+    out = np.full((rows * (h + 1) + 1, nrow * (w + 1) + 1, c), 255, dtype=np.uint8)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        out[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = x[i].transpose(1, 2, 0)
+    return out
+
+
+def save_png(path: Path, array) -> None:
+    from PIL import Image
+
+    arr = array[..., 0] if array.shape[-1] == 1 else array
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(arr).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def sample(g: torch.nn.Module, n: int, z_dim: int, *, seed: int, device: str = "cpu", batch: int = 500) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, z_dim, generator=gen)
+    return torch.cat([g(z[i:i + batch].to(device))[-1].cpu() for i in range(0, n, batch)])
+
+
+def evaluate(g_ema: torch.nn.Module, real: torch.Tensor, cfg: ImageGANConfig, step: int, images_seen: int,
+             baseline: dict | None = None) -> dict:
+    """SWD (multi-scale) and Frechet/PRDC in randconv128-v1 of the EMA generator vs real images.
+
+    ``baseline`` (from ``real_baseline``) is copied in with a ``_real`` suffix: the same metrics between
+    two disjoint real sets of the same size, the floor a perfect generator would reach."""
+    n = min(cfg.eval_n, len(real))
+    gen = torch.Generator().manual_seed(cfg.seed + 77)
+    idx = torch.randperm(len(real), generator=gen)[:n]
+    fake = sample(g_ema, n, cfg.z_dim, seed=cfg.seed + 99, device=cfg.device)
+    rec = {"step": step, "images_seen": images_seen, **_scores(real[idx], fake, cfg)}
+    for k, v in (baseline or {}).items():
+        if k != "meta":
+            rec[f"{k}_real"] = v
+    return rec
+
+
+def _scores(a: torch.Tensor, b: torch.Tensor, cfg: ImageGANConfig) -> dict:
+    rec = M.swd(a, b, seed=cfg.seed, patches_per_image=cfg.eval_patches)
+    swd_meta = rec.pop("meta")
+    fm = M.feature_metrics(a, b, seed=cfg.seed)
+    rec.update({k: v for k, v in fm.items() if k != "meta"})
+    rec["meta"] = {"swd": swd_meta, "features": fm["meta"], "generator": "ema"}
+    return rec
+
+
+def real_baseline(real: torch.Tensor, cfg: ImageGANConfig) -> dict:
+    """The metrics between two disjoint random halves of the data, each of min(eval_n, n/2) images."""
+    n = min(cfg.eval_n, len(real) // 2)
+    idx = torch.randperm(len(real), generator=torch.Generator().manual_seed(cfg.seed + 55))
+    return _scores(real[idx[:n]], real[idx[n:2 * n]], cfg)
+
+
+def _log(path: Path, rec: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) -> dict:
+    """Train (or resume) in ``run_dir``; return the last evaluation record plus wall time."""
+    cfg.validate()
+    rank, world = init_distributed(cfg.device)
+    if cfg.batch % world:
+        raise ConfigError(f"batch={cfg.batch} is not allowed with {world} processes: must be divisible by the world size")
+    device = cfg.device if not cfg.device.startswith("cuda") or world == 1 else f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    run_dir = Path(run_dir)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    # Initialize: data, networks, optimizers (all ranks build identical networks from the same seed).
+    real = datamod.load(cfg.data, resolution=cfg.res, channels=cfg.channels or None, limit=cfg.limit or None)
+    torch.manual_seed(cfg.seed)
+    G, D = build(cfg.arch, resolution=real.shape[-1], channels=real.shape[1], width=cfg.width,
+                 d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm)
+    G, D = G.to(device), D.to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    levels = 1 if cfg.arch == "dcgan" else int(math.log2(real.shape[-1] / 4)) + 1
+    if cfg.optimizer == "adam":
+        opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    else:
+        opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=cfg.lr_g), torch.optim.SGD(D.parameters(), lr=cfg.lr_d)
+
+    meta = {"config": asdict(cfg), "data_shape": list(real.shape), "levels": levels, "world": world}
+    start, wall_before = 0, 0.0
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None:
+        tensors, saved = load_checkpoint(ckpt, device)
+        same = {k: v for k, v in saved["config"].items() if k not in ("steps", "device")}
+        if same != {k: v for k, v in asdict(cfg).items() if k not in ("steps", "device")}:
+            diff = sorted(k for k in same if same[k] != getattr(cfg, k))
+            raise ConfigError(f"{run_dir} holds a run with a different config (keys {diff}); use another --out")
+        for name, mod in (("G", G), ("D", D), ("G_ema", G_ema)):
+            _load_module(name, mod, tensors)
+        _load_optimizer("opt_g", opt_g, tensors, saved["opt_g_groups"])
+        _load_optimizer("opt_d", opt_d, tensors, saved["opt_d_groups"])
+        start, wall_before = saved["step"], saved["wall_seconds"]
+    elif rank == 0:
+        atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
+
+    G_train, D_train = G, D
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [torch.device(device).index] if device.startswith("cuda") else None
+        G_train = DDP(G, device_ids=ids, broadcast_buffers=False)
+        D_train = DDP(D, device_ids=ids, broadcast_buffers=False)
+
+    per_rank = cfg.batch // world
+    grid_z = torch.randn(64, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1234)).to(device)
+    stats_path, metrics_path = run_dir / "stats.jsonl", run_dir / "metrics.jsonl"
+    last_eval: dict = {}
+    baseline = real_baseline(real, cfg) if rank == 0 else None
+    t0 = time.time()
+
+    def real_batch(step: int, k: int) -> list[torch.Tensor]:
+        gen = step_generator(cfg.seed, step, rank, 2 * k)
+        x = real[torch.randint(0, len(real), (per_rank,), generator=gen)].to(device)
+        return datamod.pyramid(x, levels)
+
+    def latents(step: int, k: int) -> torch.Tensor:
+        return torch.randn(per_rank, cfg.z_dim, generator=step_generator(cfg.seed, step, rank, 2 * k + 1)).to(device)
+
+    def checkpoint(step: int) -> None:
+        if rank != 0:
+            return
+        tensors = {**_module_tensors("G", G), **_module_tensors("D", D), **_module_tensors("G_ema", G_ema)}
+        tg, gg = _flat_optimizer("opt_g", opt_g)
+        td, gd = _flat_optimizer("opt_d", opt_d)
+        save_checkpoint(run_dir, step, {**tensors, **tg, **td},
+                        {**meta, "step": step, "wall_seconds": wall_before + time.time() - t0,
+                         "opt_g_groups": gg, "opt_d_groups": gd})
+
+    def grid(step: int) -> None:
+        if rank == 0:
+            with torch.no_grad():
+                save_png(run_dir / f"grid-{step:07d}.png", tile(G_ema(grid_z)[-1], 8))
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress or rank != 0,
+               desc=f"{cfg.arch}-k{cfg.width}", unit="step")
+    for step in bar:
+        G_train.train()
+        D_train.train()
+        # Discriminator: ascent on log D(real) + log(1 - D(fake)) (n_dis steps).
+        for k in range(cfg.n_dis):
+            with torch.no_grad():
+                fake = G(latents(step, k))
+            d_loss = d_loss_fn(cfg.loss, D_train(real_batch(step, k)), D_train([f.detach() for f in fake]))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        # Generator: descent on the non-saturating (or hinge) loss through the unwrapped D.
+        D.requires_grad_(False)
+        g_loss = g_loss_fn(cfg.loss, D(G_train(latents(step, cfg.n_dis))))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        D.requires_grad_(True)
+        # EMA of G (parameters averaged, buffers copied).
+        seen = (step + 1) * cfg.batch
+        half = min(cfg.ema_halflife_images, seen * cfg.ema_rampup)
+        beta = 0.5 ** (cfg.batch / max(half, 1e-8))
+        with torch.no_grad():
+            for pe, p in zip(G_ema.parameters(), G.parameters()):
+                pe.lerp_(p, 1 - beta)
+            for be, b in zip(G_ema.buffers(), G.buffers()):
+                be.copy_(b)
+        d_loss, g_loss = d_loss.detach(), g_loss.detach()
+        if not (math.isfinite(float(d_loss)) and math.isfinite(float(g_loss))):
+            raise FloatingPointError(f"non-finite loss at step {step}: d={float(d_loss)}, g={float(g_loss)}; "
+                                     f"the last checkpoint in {run_dir} is kept")
+        done = step + 1
+        if rank == 0 and cfg.log_every and (done % cfg.log_every == 0 or done == cfg.steps):
+            _log(stats_path, {"step": done, "d_loss": float(d_loss), "g_loss": float(g_loss), "ema_beta": beta,
+                              "wall_seconds": wall_before + time.time() - t0})
+            bar.set_postfix(d=f"{float(d_loss):.3f}", g=f"{float(g_loss):.3f}")
+        if cfg.grid_every and (done % cfg.grid_every == 0):
+            grid(done)
+        if rank == 0 and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
+            last_eval = evaluate(G_ema, real, cfg, done, done * cfg.batch, baseline)
+            _log(metrics_path, last_eval)
+        if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps:
+            checkpoint(done)
+    sync = replica_divergence(G, D) if world > 1 else 0.0
+    if rank == 0:
+        if not (run_dir / f"grid-{cfg.steps:07d}.png").exists():
+            grid(cfg.steps)
+        if not last_eval and metrics_path.exists():
+            last_eval = json.loads(metrics_path.read_text().splitlines()[-1])
+    return {**last_eval, "wall_seconds": wall_before + time.time() - t0, "world": world,
+            "replica_max_abs_diff": sync}
+
+
+def replica_divergence(*modules: torch.nn.Module) -> float:
+    """Max |parameter difference| between this rank and rank 0 over all ranks (0 = replicas in sync)."""
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().flatten().float().cpu() for m in modules for p in m.parameters()])
+    ref = flat.clone()
+    dist.broadcast(ref, src=0)
+    diff = (flat - ref).abs().max().reshape(1)
+    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+    return float(diff)
+
+
+def main_ddp() -> None:  # pragma: no cover - used through torchrun
+    """``torchrun ... -m ganlearn.images.train OUT KEY=VALUE ...``: a thin entry point for DDP runs."""
+    import sys
+
+    from ganlearn.sweep import parse_value
+
+    out, *pairs = sys.argv[1:]
+    cfg = make_config({k: parse_value(v) for k, v in (p.split("=", 1) for p in pairs)})
+    res = train(cfg, out, progress=False)
+    if _dist()[0] == 0:
+        print(json.dumps({k: v for k, v in res.items() if k != "meta"}))
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main_ddp()

@@ -1,0 +1,104 @@
+"""Image-GAN training: exact resume, config errors, DDP under torchrun (gloo, 2 CPU processes),
+and the probe CLI on a trained run."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from ganlearn.cli import main
+from ganlearn.config import ConfigError
+from ganlearn.images.train import make_config, train
+from ganlearn.training.checkpoint import latest_checkpoint
+
+TINY = dict(data="digits", width=4, z_dim=8, batch=16, eval_n=150, eval_patches=4, eval_every=0,
+            grid_every=0, ckpt_every=3, log_every=1)
+
+
+def _params(run_dir):
+    t = load_file(str(latest_checkpoint(run_dir)))
+    return {k: v for k, v in t.items() if k.startswith(("G.", "G_ema.", "D.", "opt_"))}
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "fsr"])
+def test_resume_equals_uninterrupted(tmp_path, arch):
+    full = train(make_config({**TINY, "arch": arch, "steps": 6}), tmp_path / "full", progress=False)
+    train(make_config({**TINY, "arch": arch, "steps": 3}), tmp_path / "split", progress=False)
+    part = train(make_config({**TINY, "arch": arch, "steps": 6}), tmp_path / "split", progress=False)
+    a, b = _params(tmp_path / "full"), _params(tmp_path / "split")
+    assert a.keys() == b.keys() and any(k.startswith("opt_d.") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert full["swd_avg"] == part["swd_avg"]
+    assert (tmp_path / "full" / "grid-0000006.png").exists()
+    with pytest.raises(ConfigError, match=r"different config \(keys \['width'\]\)"):
+        train(make_config({**TINY, "arch": arch, "steps": 6, "width": 5}), tmp_path / "split", progress=False)
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="data='imagenet' is not allowed"):
+        make_config({"data": "imagenet"})
+    with pytest.raises(ConfigError, match="eval_n=100 is not allowed"):
+        make_config({"eval_n": 100})
+    with pytest.raises(ConfigError, match="arch='vit' is not allowed"):
+        make_config({"arch": "vit"})
+    with pytest.raises(ConfigError, match="unknown key 'lr'"):
+        make_config({"lr": 1e-3})
+
+
+@pytest.mark.parametrize("d_norm", ["bn", "sn"])
+def test_ddp_two_processes_gloo(tmp_path, d_norm):
+    """torchrun, 2 CPU processes: D (with BN or SN buffers) is called twice per step; the replicas must
+    stay identical and only rank 0 writes."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    args = [f"{k}={v}" for k, v in {**TINY, "steps": 4, "d_norm": d_norm, "grid_every": 2}.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ganlearn.images.train",
+                           str(out), *args], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["world"] == 2 and res["replica_max_abs_diff"] == 0.0
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["world"] == 2
+    assert sorted(p.name for p in out.glob("grid-*.png")) == ["grid-0000002.png", "grid-0000004.png"]
+    assert len(list((out / "stats.jsonl").read_text().splitlines())) == 4  # one writer
+
+
+def test_probe_cli_on_a_trained_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train-images", "--data", "digits", "--steps", "4", "--width", "4", "--out", str(run),
+                 "--set", "batch=16", "--set", "eval_n=150", "--set", "eval_patches=4", "--no-progress"]) == 0
+    assert main(["probe", str(run), "--data", "digits", "--n", "200"]) == 0
+    text = capsys.readouterr().out
+    assert "Fig. 1 FSR: blocks.0" in text and "report:" in text
+    res = json.loads((run / "probe" / "probe.json").read_text())
+    assert set(res["layers"]["blocks.0"]) == {"shape", "trained", "random"}
+    assert "fire_rate_on_real" in res["d_filters"]["trained"]
+    md = (run / "probe" / "probe.md").read_text()
+    for png in ("fsr_r2.png", "codes.png", "g_filters_trained.png", "d_filters_random.png", "real.png"):
+        assert png in md and (run / "probe" / png).exists()
+    assert main(["probe", str(tmp_path / "nothing"), "--data", "digits"]) == 2
+
+
+def test_probe_any_module(tmp_path, monkeypatch):
+    """A user's own generator: a factory, a safetensors state dict and named hidden layers."""
+    (tmp_path / "usergen.py").write_text(
+        "import torch.nn as nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Linear(6, 8 * 4 * 4), nn.Unflatten(1, (8, 4, 4)), nn.ReLU(),\n"
+        "                         nn.ConvTranspose2d(8, 1, 4, 2, 1), nn.Tanh())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import usergen
+
+    torch.manual_seed(0)
+    save_file(usergen.build().state_dict(), str(tmp_path / "g.safetensors"))
+    out = tmp_path / "probe"
+    assert main(["probe", str(tmp_path / "g.safetensors"), "--module", "usergen:build", "--layers", "2",
+                 "--z-dim", "6", "--n", "300", "--out", str(out)]) == 0
+    res = json.loads((out / "probe.json").read_text())
+    assert res["layers"]["2"]["shape"] == [8, 4, 4] and "d_filters" not in res
