@@ -102,3 +102,31 @@ def test_probe_any_module(tmp_path, monkeypatch):
                  "--z-dim", "6", "--n", "300", "--out", str(out)]) == 0
     res = json.loads((out / "probe.json").read_text())
     assert res["layers"]["2"]["shape"] == [8, 4, 4] and "d_filters" not in res
+
+
+def test_score_cli(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train-images", "--data", "digits", "--steps", "2", "--width", "4", "--out", str(run),
+                 "--set", "batch=16", "--set", "eval_n=150", "--set", "eval_patches=4", "--no-progress"]) == 0
+    assert main(["score", str(run), "--n", "300", "--patches", "8"]) == 0
+    rec = json.loads((run / "scores.jsonl").read_text().splitlines()[-1])
+    assert rec["swd"]["meta"]["n_real"] == 300 and rec["swd"]["meta"]["patches_per_image"] == 8
+    assert rec["features"]["meta"]["features"] == "randconv128-v1" and "inception" not in rec
+    assert main(["score", str(run), "--n", "300", "--inception-weights", str(tmp_path / "none.pth")]) == 2
+    assert "never downloads" in capsys.readouterr().err
+
+
+def test_image_width_experiment_tiny(tmp_path):
+    from ganlearn.experiments import get
+    from ganlearn.sweep import run_sweep, write_sweep_report
+
+    exp = get("image-width")
+    stats = run_sweep(exp, tmp_path, overrides=["width=[2,4]", "steps=4", "eval_every=2", "eval_n=150",
+                                                "eval_patches=4", "batch=16", "data=digits", "resolution=8"],
+                      seeds=2, workers=1, progress=False, log=lambda s: None)
+    assert stats["finished"] == 4 and stats["failed"] == 0
+    report = write_sweep_report(exp, tmp_path).read_text()
+    assert "| 4 |" in report and "real vs real" in report
+    assert (tmp_path / "image_width_curves.png").exists() and (tmp_path / "samples_k2.png").exists()
+    rec = json.loads(next((tmp_path / "cells").glob("*.json")).read_text())
+    assert [r[0] for r in rec["result"]["curve"]] == [2, 4]

@@ -1,4 +1,4 @@
-"""Command line: ``ganlearn run | resume | report | sweep | train-images | probe``.
+"""Command line: ``ganlearn run | resume | report | sweep | train-images | score | probe``.
 
 The only module that parses flags, prints, and picks devices.
 """
@@ -144,6 +144,40 @@ def cmd_train_images(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    """Score a trained image run's EMA generator (standalone, the same functions the loop calls)."""
+    import torch
+
+    from ganlearn.images import metrics as M
+    from ganlearn.images.data import load
+    from ganlearn.images.train import load_generator, sample
+
+    try:
+        g, _, cfg, meta = load_generator(args.run_dir)
+    except FileNotFoundError as e:
+        raise ConfigError(str(e)) from None
+    shape = meta["data_shape"]
+    real = load(args.data or cfg.data, resolution=shape[-1], channels=shape[1])
+    n = min(args.n, len(real))
+    real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(args.seed))[:n]]
+    fake = sample(g, n, cfg.z_dim, seed=args.seed + 1)
+    rec = {"run": str(args.run_dir), "data": args.data or cfg.data, "step": meta.get("step"),
+           "swd": M.swd(real, fake, seed=args.seed, patches_per_image=args.patches),
+           "features": M.feature_metrics(real, fake, feature=args.features, seed=args.seed)}
+    if args.inception_weights:
+        try:
+            rec["inception"] = M.inception_fid_kid(real, fake, args.inception_weights)
+        except (FileNotFoundError, ImportError) as e:
+            raise ConfigError(f"--inception-weights: {e}") from None
+    with open(Path(args.run_dir) / "scores.jsonl", "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    for part in ("swd", "features", "inception"):
+        if part in rec:
+            print(f"{part}: " + ", ".join(f"{k}={v:.4g}" for k, v in rec[part].items() if k != "meta"))
+    print(f"appended to {Path(args.run_dir) / 'scores.jsonl'} (each record states n, features, seed)")
+    return 0
+
+
 def cmd_probe(args) -> int:
     from ganlearn.images.probe_report import run_probe
 
@@ -211,6 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     ti.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
     ti.add_argument("--no-progress", action="store_true")
     ti.set_defaults(func=cmd_train_images)
+    sc = sub.add_parser("score", help="SWD, Frechet/PRDC (and FID/KID with local Inception weights) of a trained image run")
+    sc.add_argument("run_dir")
+    sc.add_argument("--data", help="reference data (default: the run's)")
+    sc.add_argument("--n", type=int, default=10000, help="samples per side (default 10000; ProGAN used 16384)")
+    sc.add_argument("--patches", type=int, default=128, help="SWD 7x7 patches per image (ProGAN: 128)")
+    sc.add_argument("--features", default="randconv128-v1", choices=["randconv128-v1", "pixels16"])
+    sc.add_argument("--inception-weights", help="path of Inception-v3 FID weights (needs ganlearn[fid]); never downloaded")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.set_defaults(func=cmd_score)
     pr = sub.add_parser("probe", help="FSR diagnostics (paper Figs. 1-4) of a trained generator; writes probe.md")
     pr.add_argument("checkpoint", help="an image run directory, a checkpoint file, or (with --module) a safetensors state dict")
     pr.add_argument("--data", help="the dataset, for the discriminator's firing rate and the real-image grid")
