@@ -86,9 +86,10 @@ def test_inception_metrics_never_download(tmp_path):
         M.inception_fid_kid(torch.zeros(4, 3, 8, 8), torch.zeros(4, 3, 8, 8), str(tmp_path / "missing.pth"))
 
 
-@pytest.mark.parametrize("arch,res", [("dcgan", 8), ("dcgan", 32), ("fsr", 16)])
-def test_network_shapes(arch, res):
-    g, d = build(arch, resolution=res, channels=3, width=4, z_dim=8)
+@pytest.mark.parametrize("arch,res,g_norm", [("dcgan", 8, "bn"), ("dcgan", 32, "none"), ("fsr", 16, "bn"), ("fsr", 8, "none")])
+def test_network_shapes(arch, res, g_norm):
+    g, d = build(arch, resolution=res, channels=3, width=4, z_dim=8, g_norm=g_norm)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules()) == (g_norm == "bn")
     out = g(torch.randn(5, 8))
     sides = [o.shape[-1] for o in out]
     assert sides[-1] == res and all(o.shape[:2] == (5, 3) for o in out)

@@ -9,6 +9,9 @@
   W_l (a 2x2 stride-2 transposed convolution = one shared k -> C*2*2 matrix per patch,
   X_{l,j} = W_l S_{l,j}) draws the resolution-r_l image from S_l. No tanh on the heads, so that the
   image at every resolution is exactly linear in that layer's code, as in the paper.
+- ``g_norm``: "bn" (default, DCGAN) or "none" (biases instead). Batch norm centres every
+  pre-activation, so about half the ReLUs fire whatever is learned; "none" lets the biases set the
+  firing rate, which is what the paper's sparse-code claim (Fig. 3) is about.
 - ``Discriminator``: stride-2 4x4 convolutions C -> k -> 2k -> ... down to 4x4 (2x2 for a 4-px
   input), LeakyReLU(0.2), then a linear logit. ``norm``: "sn" (spectral norm on every layer; default:
   no batch statistics, so calling D on the real and on the fake batch separately is harmless), "bn"
@@ -36,19 +39,26 @@ def _levels(resolution: int, lowest: int = 4) -> int:
     return int(n)
 
 
+def _gnorm(norm: str, c: int) -> nn.Module:
+    if norm not in ("bn", "none"):
+        raise ValueError(f"g_norm={norm!r} is not allowed: must be bn or none")
+    return nn.BatchNorm2d(c) if norm == "bn" else nn.Identity()
+
+
 class DCGANGenerator(nn.Module):
-    def __init__(self, resolution: int = 32, channels: int = 1, width: int = 32, z_dim: int = 64):
+    def __init__(self, resolution: int = 32, channels: int = 1, width: int = 32, z_dim: int = 64, norm: str = "bn"):
         super().__init__()
         n = _levels(resolution)
         if n < 1:
             raise ValueError(f"resolution={resolution} is not allowed for dcgan: must be >= 8")
         self.z_dim, self.resolution = z_dim, resolution
         c = width * 2 ** (n - 1)
-        self.blocks = nn.ModuleList([nn.Sequential(nn.Unflatten(1, (c, 4, 4)), nn.BatchNorm2d(c), nn.ReLU())])
-        self.fc = nn.Linear(z_dim, c * 16, bias=False)
+        bias = norm != "bn"  # a bias only where no batch norm follows
+        self.blocks = nn.ModuleList([nn.Sequential(nn.Unflatten(1, (c, 4, 4)), _gnorm(norm, c), nn.ReLU())])
+        self.fc = nn.Linear(z_dim, c * 16, bias=bias)
         for _ in range(n - 1):
-            self.blocks.append(nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False),
-                                             nn.BatchNorm2d(c // 2), nn.ReLU()))
+            self.blocks.append(nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=bias),
+                                             _gnorm(norm, c // 2), nn.ReLU()))
             c //= 2
         self.out = nn.ConvTranspose2d(c, channels, 4, 2, 1)
 
@@ -67,16 +77,17 @@ class DCGANGenerator(nn.Module):
 
 
 class FSRGenerator(nn.Module):
-    def __init__(self, resolution: int = 32, channels: int = 1, width: int = 32, z_dim: int = 64):
+    def __init__(self, resolution: int = 32, channels: int = 1, width: int = 32, z_dim: int = 64, norm: str = "bn"):
         super().__init__()
         n = _levels(resolution)
         self.z_dim, self.resolution = z_dim, resolution
         k = width
-        self.fc = nn.Linear(z_dim, k * 4, bias=False)
-        self.blocks = nn.ModuleList([nn.Sequential(nn.Unflatten(1, (k, 2, 2)), nn.BatchNorm2d(k), nn.ReLU())])
+        bias = norm != "bn"
+        self.fc = nn.Linear(z_dim, k * 4, bias=bias)
+        self.blocks = nn.ModuleList([nn.Sequential(nn.Unflatten(1, (k, 2, 2)), _gnorm(norm, k), nn.ReLU())])
         for _ in range(n):
             self.blocks.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                             nn.Conv2d(k, k, 3, 1, 1, bias=False), nn.BatchNorm2d(k), nn.ReLU()))
+                                             nn.Conv2d(k, k, 3, 1, 1, bias=bias), _gnorm(norm, k), nn.ReLU()))
         self.heads = nn.ModuleList([nn.ConvTranspose2d(k, channels, 2, 2) for _ in range(n + 1)])
 
     def forward(self, z: torch.Tensor) -> list[torch.Tensor]:
@@ -162,13 +173,13 @@ ARCHS = ("dcgan", "fsr")
 
 
 def build(arch: str, *, resolution: int, channels: int, width: int, d_width: int | None = None,
-          z_dim: int = 64, d_norm: str = "sn") -> tuple[nn.Module, nn.Module]:
+          z_dim: int = 64, d_norm: str = "sn", g_norm: str = "bn") -> tuple[nn.Module, nn.Module]:
     """(generator, discriminator) for ``arch`` in ARCHS."""
     dw = d_width or width
     if arch == "dcgan":
-        return (DCGANGenerator(resolution, channels, width, z_dim),
+        return (DCGANGenerator(resolution, channels, width, z_dim, g_norm),
                 SingleResDiscriminator(resolution=resolution, channels=channels, width=dw, norm=d_norm))
     if arch == "fsr":
-        return (FSRGenerator(resolution, channels, width, z_dim),
+        return (FSRGenerator(resolution, channels, width, z_dim, g_norm),
                 MultiResDiscriminator(resolution, channels, dw, d_norm))
     raise ValueError(f"arch={arch!r} is not allowed: must be one of {', '.join(ARCHS)}")

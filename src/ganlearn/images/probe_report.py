@@ -55,7 +55,7 @@ def _load(checkpoint: str, *, module: str | None, layers: list[str] | None, z_di
     shape = meta["data_shape"]
     torch.manual_seed(seed + 1)
     g0, d0 = build(cfg.arch, resolution=shape[-1], channels=shape[1], width=cfg.width, d_width=cfg.d_width or None,
-                   z_dim=cfg.z_dim, d_norm=cfg.d_norm)
+                   z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
     return g, g0, d, d0.eval(), layers or g.hidden_layers(), cfg.z_dim, (cfg, meta)
 
 
@@ -68,7 +68,7 @@ def run_probe(checkpoint: str, data: str | None, out: str | Path, *, n: int = 20
     res = P.probe_generator(g, g0, z_dim=z_dim, layers=layers, n=n, seed=seed)
     res["checkpoint"], res["data"] = str(checkpoint), data
     if info:
-        res["config"] = info[1]["config"]
+        res["config"], res["step"] = info[1]["config"], info[1].get("step")
     if hasattr(g, "output_filters"):
         res["g_filters"] = {"trained": P.filter_stats(g.output_filters()), "random": P.filter_stats(g0.output_filters())}
     real = None
@@ -156,7 +156,7 @@ def _markdown(res: dict, figs: dict) -> str:
     cfg = res.get("config", {})
     lines = [f"# FSR probe: {res['checkpoint']}", "",
              f"Data: `{res['data']}`. Generator samples: n = {res['n']} (first 80% fit, last 20% score), seed {res['seed']}."
-             + (f" Model: {cfg.get('arch')} width k = {cfg.get('width')}, trained {cfg.get('steps')} steps on "
+             + (f" Model: {cfg.get('arch')} width k = {cfg.get('width')}, checkpoint at step {res.get('step')} of {cfg.get('steps')}, data "
                 f"`{cfg.get('data')}`." if cfg else ""), "",
              "## Verdicts (thresholds are ganlearn's; the paper states none)", "",
              md_table(["claim", "trained", "random init", "threshold", "pass"],

@@ -10,9 +10,13 @@ Randomness is counter-based: the batch indices and latents of step t on rank r c
 seeded with (seed, t, r), so a resumed run draws exactly what the uninterrupted run would have drawn
 and no RNG state needs saving.
 
-DDP (``torchrun --nproc_per_node N -m ganlearn.cli train-images ...``): G and D are wrapped with
-``broadcast_buffers=False`` (D is called twice per step and, with "bn", its running statistics are
-buffers: re-broadcasting them in the second forward is the in-place autograd error of pytorch#22095);
+DDP (``torchrun --nproc_per_node N -m ganlearn.images.train OUT KEY=VALUE ...``): G and D are wrapped with
+``broadcast_buffers=False``. D is called twice per step, and with "bn" its running statistics are
+buffers; re-broadcasting them before the second forward is the in-place autograd error reported in
+pytorch#22095 and rosinality/stylegan2-pytorch#236 (on torch 2.13, CPU/gloo, our 2-process check of
+the default did not raise, but nothing is lost by not broadcasting: only eval mode reads running
+statistics, and rank 0's are the ones saved). ``replica_divergence`` checks at the end that the
+parameters of all ranks are identical;
 the D step makes the fake batch with the unwrapped G under no_grad and the G step calls the unwrapped
 D, so each wrapper's reducer sees exactly one backward per forward. Each rank takes batch / world
 images; gradients are averaged over ranks, so the global batch is ``batch``. Only rank 0 writes.
@@ -52,6 +56,7 @@ class ImageGANConfig:
     d_width: int = 0                       # 0 = width
     z_dim: int = 64
     d_norm: Literal["sn", "bn", "none"] = "sn"
+    g_norm: Literal["bn", "none"] = "bn"    # "none": biases set the firing rate (see ganlearn.images.nets)
     loss: Literal["ns", "hinge"] = "ns"    # non-saturating logistic (Goodfellow) or hinge
     steps: int = 3000                      # generator steps
     batch: int = 64                        # global batch (split over DDP ranks)
@@ -159,7 +164,7 @@ def load_generator(run_dir_or_ckpt: str | Path, *, ema: bool = True, device: str
     cfg = make_config(meta["config"])
     x_shape = meta["data_shape"]
     g, d = build(cfg.arch, resolution=x_shape[-1], channels=x_shape[1], width=cfg.width,
-                 d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm)
+                 d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
     _load_module("G_ema" if ema else "G", g, tensors)
     _load_module("D", d, tensors)
     return g.to(device).eval(), d.to(device).eval(), cfg, meta
@@ -260,7 +265,7 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) ->
     real = datamod.load(cfg.data, resolution=cfg.res, channels=cfg.channels or None, limit=cfg.limit or None)
     torch.manual_seed(cfg.seed)
     G, D = build(cfg.arch, resolution=real.shape[-1], channels=real.shape[1], width=cfg.width,
-                 d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm)
+                 d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
     G, D = G.to(device), D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     levels = 1 if cfg.arch == "dcgan" else int(math.log2(real.shape[-1] / 4)) + 1
