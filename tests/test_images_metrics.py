@@ -151,3 +151,15 @@ def test_capture_names_missing_layers():
     with pytest.raises(ValueError, match="not found in the generator"):
         P.capture(g, torch.randn(2, 8), ["blocks.9"])
     assert math.isfinite(P.d_first_layer_rate(Discriminator(8, 1, 4).first_layer(), torch.randn(3, 1, 8, 8)))
+
+
+def test_small_deconvolution_probe_recovers_a_4x4_stride2_output_layer():
+    """image = ConvTranspose(4, stride 2, pad 1)(h): each 2x2 output patch is linear in the 3x3
+    neighbourhood of codes, so the "3x3" probe has R^2 = 1 while one code alone ("2x2") does not."""
+    torch.manual_seed(0)
+    g = torch.nn.Sequential(torch.nn.Linear(8, 6 * 8 * 8), torch.nn.Unflatten(1, (6, 8, 8)), torch.nn.ReLU(),
+                            torch.nn.ConvTranspose2d(6, 2, 4, 2, 1))
+    hidden, image = P.capture(g, torch.randn(400, 8), ["2"])
+    r2 = P.fsr_r2(hidden["2"], image)
+    assert r2["3x3"] == pytest.approx(1.0, abs=1e-4)
+    assert r2["2x2"] < 0.95

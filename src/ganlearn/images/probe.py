@@ -4,9 +4,10 @@ one report writer. Works for ganlearn's generators and for any ``nn.Module`` map
 
 - Fig. 1, forward super-resolution: for each hidden layer h (n, c, s, s), ridge-regress the
   generator's own output, average-pooled to s x s ("1x1": one c -> C map per location) and to
-  2s x 2s ("2x2": one c -> 4C map per location, a stride-2 deconvolution) on h; report held-out
-  R^2 (fit on the first 80% of samples, scored on the rest) beside the same probe on a random-init
-  generator of the same architecture.
+  2s x 2s ("2x2": one c -> 4C map per location; "3x3": a location and its 8 neighbours -> its 2x2
+  patch, a small stride-2 deconvolution) on h; report held-out R^2 (fit on the first 80% of
+  samples, scored on the rest) beside the same probe on a random-init generator of the same
+  architecture.
 - Fig. 3, sparse and not-too-positively-correlated codes: each location of h is a patch code
   S_j in R^c; firing rate Pr[S_{j,r} > 0], and the pair / triple co-activation ratios
   Pr[S_r>0, S_r'>0] / (Pr[S_r>0] Pr[S_r'>0]) (1 = independent) from
@@ -81,21 +82,31 @@ def ridge_r2(x: torch.Tensor, y: torch.Tensor, *, train_frac: float = 0.8, ridge
     return 1.0 - sse / max(sst, 1e-30)
 
 
-def fsr_r2(h: torch.Tensor, image: torch.Tensor) -> dict:
-    """R^2 of the 1x1 map h -> image pooled to h's grid, and of the 2x2 patch map h -> image at twice it.
+def fsr_r2(h: torch.Tensor, image: torch.Tensor, *, max_rows: int = 60000, seed: int = 0) -> dict:
+    """Held-out R^2 of three linear maps from h (n, c, s, s) to the image (n, C, R, R) average-pooled:
 
-    h: (n, c, s, s); image: (n, C, R, R). Locations are pooled into rows; the split is by sample."""
+    "1x1": a location's code -> the pixel at s x s;
+    "2x2": a location's code -> its 2x2 patch at 2s x 2s (a stride-2, kernel-2 deconvolution);
+    "3x3": the codes of the location and its 8 neighbours (zero-padded) -> the same 2x2 patch
+        (a small stride-2 deconvolution; DCGAN's 4x4 stride-2 output layer is of this form).
+    Rows are (sample, location) pairs, at most ``max_rows`` of them (a random subset of locations per
+    sample); the train/test split is by sample."""
     n, c, s, _ = h.shape
+    per = max(1, min(s * s, max_rows // n))
+    loc = torch.stack([torch.randperm(s * s, generator=torch.Generator().manual_seed(seed + i))[:per] for i in range(n)])
+    take = lambda t: torch.gather(t, 1, loc[..., None].expand(n, per, t.shape[-1]))  # noqa: E731
     out = {}
-    for name, f in (("1x1", 1), ("2x2", 2)):
+    for name, f, ctx in (("1x1", 1, 1), ("2x2", 2, 1), ("3x3", 2, 3)):
         r = s * f
         if r > image.shape[-1] or image.shape[-1] % r:
             continue
         y = F.adaptive_avg_pool2d(image, r) if r < image.shape[-1] else image
-        # (n, C, s, f, s, f) -> rows (n, s, s) x (C f f)
+        # (n, C, s, f, s, f) -> (n, s*s, C f f)
         y = y.reshape(n, image.shape[1], s, f, s, f).permute(0, 2, 4, 1, 3, 5).reshape(n, s * s, -1)
-        x = h.permute(0, 2, 3, 1).reshape(n, s * s, c)
-        out[name] = ridge_r2(x.reshape(n * s * s, c), y.reshape(n * s * s, -1)) if n * s * s > c + 2 else float("nan")
+        x = F.unfold(h, ctx, padding=ctx // 2).transpose(1, 2)  # (n, s*s, c ctx^2)
+        xs, ys = take(x), take(y)
+        rows = n * per
+        out[name] = ridge_r2(xs.reshape(rows, -1), ys.reshape(rows, -1)) if rows > 2 * xs.shape[-1] else float("nan")
     return out
 
 

@@ -119,16 +119,16 @@ def _figures(out: Path, g, g0, d, d0, res: dict, real, z_dim: int, seed: int) ->
                 save_png(out / f"{key}_{label}.png", P.filter_tiles(getattr(m, fn)()))
                 figs[f"{key}_{label}"] = f"{key}_{label}.png"
     names = list(res["layers"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
     xs = np.arange(len(names))
-    for i, (ax, metric) in enumerate(zip(axes, ("1x1", "2x2"))):
+    for i, (ax, metric) in enumerate(zip(axes, ("1x1", "2x2", "3x3"))):
         for j, label in enumerate(("trained", "random")):
             vals = [res["layers"][nm][label]["r2"].get(metric, np.nan) for nm in names]
             ax.bar(xs + (j - 0.5) * 0.38, vals, 0.38, label=label + (" init" if label == "random" else ""))
         ax.axhline(P.THRESHOLDS["r2"], color="k", lw=0.8, ls="--")
         ax.set_xticks(xs, [f"{nm}\n{res['layers'][nm]['shape'][-1]}px" for nm in names], fontsize=8)
         ax.set_ylim(min(0, ax.get_ylim()[0]), 1.02)
-        ax.set_title(f"Fig. 1: held-out R² of the {metric} linear map to the image")
+        ax.set_title(f"Fig. 1: held-out R², {metric} map", fontsize=10)
         ax.legend(fontsize=8)
     figs["r2"] = save(fig, out / "fsr_r2.png")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
@@ -164,10 +164,12 @@ def _markdown(res: dict, figs: dict) -> str:
                        for v in res["verdicts"]]), "",
              "## Fig. 1: hidden layers map linearly to low-resolution images", "",
              "Ridge map from each hidden location's code to the generator's own output average-pooled to the "
-             "layer's grid (1x1) or to twice it (2x2 patches, a stride-2 deconvolution); held-out R².", "",
-             md_table(["layer", "code shape", "R² 1x1", "R² 1x1 random", "R² 2x2", "R² 2x2 random"],
-                      [[nm, "x".join(map(str, r["shape"])), r["trained"]["r2"].get("1x1"), r["random"]["r2"].get("1x1"),
-                        r["trained"]["r2"].get("2x2"), r["random"]["r2"].get("2x2")] for nm, r in res["layers"].items()]),
+             "layer's grid (1x1) or to twice it (2x2: one code -> its 2x2 patch; 3x3: the code and its 8 neighbours -> "
+             "the 2x2 patch, a small stride-2 deconvolution); held-out R² (the 3x3 map needs 2x more rows than features).", "",
+             md_table(["layer", "code shape", "R² 1x1", "1x1 random", "R² 2x2", "2x2 random", "R² 3x3", "3x3 random"],
+                      [[nm, "x".join(map(str, r["shape"]))] + [r[lab]["r2"].get(m) for m in ("1x1", "2x2", "3x3")
+                                                              for lab in ("trained", "random")]
+                       for nm, r in res["layers"].items()]),
              "", f"![R2]({figs['r2']})", "",
              "## Fig. 3: sparse, not-too-positively-correlated codes", "",
              "Per patch (a location of the layer) and channel; ratios are Pr[both fire] / (product of rates), "
