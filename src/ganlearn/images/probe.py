@@ -156,14 +156,16 @@ def filter_stats(w: torch.Tensor) -> dict:
 
 
 def filter_tiles(w: torch.Tensor, ncol: int | None = None) -> np.ndarray:
-    """Each filter scaled by its own max |value| to [-1, 1], tiled (uint8, H x W x C), upsampled 4x for viewing."""
+    """Each filter scaled by its own max |value| to [-1, 1] (gray = 0), upsampled 8x and tiled (uint8 RGB)."""
     from ganlearn.images.train import tile
 
     w = w.detach().float().cpu()
     w = w / w.flatten(1).abs().amax(1).clamp_min(1e-12)[:, None, None, None]
-    w = F.interpolate(w, scale_factor=4, mode="nearest")
+    w = F.interpolate(w, scale_factor=8, mode="nearest")
+    if w.shape[1] == 1:
+        w = w.expand(-1, 3, -1, -1)
     ncol = ncol or int(math.ceil(math.sqrt(len(w))))
-    return tile(w, ncol)
+    return tile(w, ncol, gap=(220, 40, 40))  # red gaps: the filters' own values run from black to white
 
 
 def probe_generator(g: nn.Module, g_random: nn.Module, *, z_dim: int, layers: list[str], n: int = 2000,

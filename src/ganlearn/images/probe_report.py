@@ -129,7 +129,7 @@ def _figures(out: Path, g, g0, d, d0, res: dict, real, z_dim: int, seed: int) ->
         ax.set_xticks(xs, [f"{nm}\n{res['layers'][nm]['shape'][-1]}px" for nm in names], fontsize=8)
         ax.set_ylim(min(0, ax.get_ylim()[0]), 1.02)
         ax.set_title(f"Fig. 1: held-out R², {metric} map", fontsize=10)
-        ax.legend(fontsize=8)
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figs["r2"] = save(fig, out / "fsr_r2.png")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for ax, key, title, thr in zip(axes, ("fire_rate_mean", "pair_ratio_mean", "triple_ratio_mean"),
@@ -143,7 +143,7 @@ def _figures(out: Path, g, g0, d, d0, res: dict, real, z_dim: int, seed: int) ->
             ax.axhline(1.0, color="gray", lw=0.8, ls=":")
         ax.set_xticks(xs, names, fontsize=8)
         ax.set_title(f"Fig. 3: {title}")
-        ax.legend(fontsize=8)
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figs["codes"] = save(fig, out / "codes.png")
     return figs
 

@@ -182,14 +182,15 @@ def g_loss_fn(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean() if kind == "ns" else -fake_logits.mean()
 
 
-def tile(images: torch.Tensor, nrow: int) -> "np.ndarray":  # noqa: F821
-    """(n, C, h, w) in [-1, 1] -> an (H, W, C) uint8 grid with 1-px gaps."""
+def tile(images: torch.Tensor, nrow: int, gap=255) -> "np.ndarray":  # noqa: F821
+    """(n, C, h, w) in [-1, 1] -> an (H, W, C) uint8 grid with 1-px gaps of colour ``gap``."""
     import numpy as np
 
     x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
     n, c, h, w = x.shape
     rows = math.ceil(n / nrow)
-    out = np.full((rows * (h + 1) + 1, nrow * (w + 1) + 1, c), 255, dtype=np.uint8)
+    out = np.empty((rows * (h + 1) + 1, nrow * (w + 1) + 1, c), dtype=np.uint8)
+    out[...] = np.asarray(gap, dtype=np.uint8)
     for i in range(n):
         r, q = divmod(i, nrow)
         out[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = x[i].transpose(1, 2, 0)
