@@ -191,7 +191,7 @@ def cmd_probe(args) -> int:
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from None
     for v in res["verdicts"]:
-        print(f"{'PASS' if v['pass'] else 'FAIL'}  {v['claim']}: {v['value'] if not isinstance(v['value'], float) else round(v['value'], 4)}")
+        print(f"{'N/A ' if v['pass'] is None else 'PASS' if v['pass'] else 'FAIL'}  {v['claim']}: {v['value'] if not isinstance(v['value'], float) else round(v['value'], 4)}")
     print(f"report: {out / 'probe.md'}")
     return 0
 

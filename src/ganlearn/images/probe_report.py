@@ -160,7 +160,7 @@ def _markdown(res: dict, figs: dict) -> str:
                 f"`{cfg.get('data')}`." if cfg else ""), "",
              "## Verdicts (thresholds are ganlearn's; the paper states none)", "",
              md_table(["claim", "trained", "random init", "threshold", "pass"],
-                      [[v["claim"], fmt(v["value"]), fmt(v["random_init"]), v["threshold"], "yes" if v["pass"] else "**no**"]
+                      [[v["claim"], fmt(v["value"]), fmt(v["random_init"]), v["threshold"], "n/a" if v["pass"] is None else ("yes" if v["pass"] else "**no**")]
                        for v in res["verdicts"]]), "",
              "## Fig. 1: hidden layers map linearly to low-resolution images", "",
              "Ridge map from each hidden location's code to the generator's own output average-pooled to the "
