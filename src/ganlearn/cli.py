@@ -183,8 +183,9 @@ def cmd_probe(args) -> int:
 
     if args.n < 100:
         raise ConfigError(f"--n {args.n} is not allowed: must be >= 100")
-    out = Path(args.out) if args.out else (Path(args.checkpoint) if Path(args.checkpoint).is_dir()
-                                          else Path(args.checkpoint).parent.parent) / "probe"
+    ck = Path(args.checkpoint)
+    # RUN_DIR/probe for a run directory or RUN_DIR/checkpoints/state-*.safetensors; beside a --module state dict
+    out = Path(args.out) if args.out else (ck if ck.is_dir() else ck.parent if args.module else ck.parent.parent) / "probe"
     try:
         res = run_probe(args.checkpoint, args.data, out, n=args.n, seed=args.seed,
                         layers=args.layers.split(",") if args.layers else None, module=args.module, z_dim=args.z_dim)

@@ -108,13 +108,12 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     axes[2].legend(fontsize=7, loc="center left")
     axes[0].legend(fontsize=7)
     lines += [f"![curves]({save(fig, out / 'image_width_curves.png')})", "", "## Final samples (seed 0 of each width)", ""]
-    import numpy as _np
-
     from ganlearn.images.train import save_png
+
     for w in widths:
         c0 = min(by_w[w], key=lambda c: c["params"]["seed"])
         name = f"samples_k{w}.png"
-        save_png(out / name, _np.array(c0["result"]["grid"], dtype=_np.uint8))
+        save_png(out / name, np.array(c0["result"]["grid"], dtype=np.uint8))
         lines.append(f"k = {w}: ![k={w}]({name})  ")
     lines.append("")
     return "\n".join(lines)
