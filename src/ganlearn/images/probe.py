@@ -25,7 +25,6 @@ Pass/fail thresholds (our choice, stated in the report; the paper gives none):
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -360,12 +360,17 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) ->
                 pe.lerp_(p, 1 - beta)
             for be, b in zip(G_ema.buffers(), G.buffers()):
                 be.copy_(b)
-        d_loss, g_loss = d_loss.detach(), g_loss.detach()
-        if not (math.isfinite(float(d_loss)) and math.isfinite(float(g_loss))):
-            raise FloatingPointError(f"non-finite loss at step {step}: d={float(d_loss)}, g={float(g_loss)}; "
-                                     f"the last checkpoint in {run_dir} is kept")
         done = step + 1
-        if rank == 0 and cfg.log_every and (done % cfg.log_every == 0 or done == cfg.steps):
+        log_now = bool(cfg.log_every) and (done % cfg.log_every == 0 or done == cfg.steps)
+        ckpt_now = (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps
+        if log_now or ckpt_now:
+            # Read the losses only when something is written: float() is a host-device sync on a GPU.
+            # A NaN is therefore caught at the next log or checkpoint step, before anything is saved.
+            d_loss, g_loss = d_loss.detach(), g_loss.detach()
+            if not (math.isfinite(float(d_loss)) and math.isfinite(float(g_loss))):
+                raise FloatingPointError(f"non-finite loss by step {done}: d={float(d_loss)}, g={float(g_loss)}; "
+                                         f"the last checkpoint in {run_dir} is kept")
+        if rank == 0 and log_now:
             _log(stats_path, {"step": done, "d_loss": float(d_loss), "g_loss": float(g_loss), "ema_beta": beta,
                               "wall_seconds": wall_before + time.time() - t0})
             bar.set_postfix(d=f"{float(d_loss):.3f}", g=f"{float(g_loss):.3f}")
@@ -374,7 +379,7 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) ->
         if rank == 0 and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
             last_eval = evaluate(G_ema, real, cfg, done, done * cfg.batch, baseline)
             _log(metrics_path, last_eval)
-        if (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps:
+        if ckpt_now:
             checkpoint(done)
     sync = replica_divergence(G, D) if world > 1 else 0.0
     if rank == 0:
