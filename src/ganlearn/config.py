@@ -80,10 +80,20 @@ class WarmStartStage:
     kind: Literal["warm_start"] = "warm_start"
     n_samples: int = 4096  # images drawn to estimate the covariance
     truncation: float = 0.99  # keep patches whose squared norm is below this quantile
+    # "span": W_l <- top-m eigenvectors only (W* up to an unknown rotation Q, paper Remark 3.1).
+    # "nonneg": then rotate inside the span to the basis in which the decoded codes are
+    # non-negative (see stages.nonnegative_rotation): the only basis where they can be, so the
+    # sparse features themselves. Needed for per-patch output layers (shared_output=false), where
+    # GAN_OutputLayer alone does not find the basis; measured numbers in stages.WarmStart.
+    rotation: Literal["span", "nonneg"] = "nonneg"
+    rotation_steps: int = 500  # Riemannian gradient steps of the rotation (stops early at tol)
+    rotation_lr: float = 1.0
 
     def validate(self, key: str) -> None:
         _check(self.n_samples >= 2, f"{key}.n_samples", self.n_samples, "an integer >= 2")
         _check(0 < self.truncation <= 1, f"{key}.truncation", self.truncation, "in (0, 1]")
+        _check(self.rotation_steps >= 0, f"{key}.rotation_steps", self.rotation_steps, "an integer >= 0")
+        _check(self.rotation_lr > 0, f"{key}.rotation_lr", self.rotation_lr, "> 0")
 
 
 @dataclass(frozen=True)
@@ -254,7 +264,7 @@ def default_stages(levels: int = 3) -> list:
                                  lr_floor=1.0)
     polish_v1 = FirstHiddenStage(steps=500, sgda=dataclasses.replace(FirstHiddenStage().sgda, lr_g=0.01),
                                  lr_half_life=250.0)
-    return ([WarmStartStage(), OutputLayerStage(), FirstHiddenStage(), polish_w1, polish_v1]
+    return ([WarmStartStage(), FirstHiddenStage(), polish_w1, polish_v1]
             + [SuperResolutionStage(level=lv) for lv in range(2, levels + 1)])
 
 
