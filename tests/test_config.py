@@ -25,8 +25,8 @@ def test_overrides_apply_with_types():
     ("stages.2.kind=\"magic\"", "stages.2.kind='magic' is not allowed"),
     ("baseline.enabled=1", "baseline.enabled=1 has the wrong type: must be a bool"),
     ("baseline.max_steps=0", "baseline.max_steps=0 is not allowed"),
-    ("stages.1.level=-1", "stages.1.level=-1 is not allowed"),
-    ("stages.2.fake_batch=0", "stages.2.fake_batch=0 is not allowed"),
+    ("stages.2.level=-1", "stages.2.level=-1 is not allowed"),
+    ("stages.1.fake_batch=0", "stages.1.fake_batch=0 is not allowed"),
     ("stages.5.whiten=false", "stages.5.precondition=True is not allowed"),
     ("stages.5.whiten_ridge=0", "stages.5.whiten_ridge=0.0 is not allowed: must be > 0"),
     ("noequals", "must look like key=value"),
@@ -50,3 +50,43 @@ def test_config_file_toml(tmp_path):
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="--preset 'huge' is not allowed"):
         resolve("huge")
+
+
+@pytest.mark.parametrize("preset", ["default", "tiny"])
+@pytest.mark.parametrize("levels", [1, 2, 4, 5])
+def test_stages_follow_the_target(preset, levels):
+    cfg = resolve(preset, overrides=[f"target.levels={levels}"])
+    sr = [s.level for s in cfg.stages if s.kind == "super_resolution"]
+    assert sr == list(range(2, levels + 1))
+    assert cfg.stages[0].kind == "warm_start" and any(s.kind == "first_hidden" for s in cfg.stages)
+
+
+def test_untrained_level_is_rejected_naming_it():
+    with pytest.raises(ConfigError, match=r"level\(s\) 4 of the learner untrained: level 4 lacks its hidden layer V_4"):
+        resolve("default", overrides=["target.levels=4", "stages-=6"])
+    cfg = resolve("default", overrides=["target.levels=4", "stages-=6", "allow_untrained_levels=true"])
+    assert [s.level for s in cfg.stages if s.kind == "super_resolution"] == [2, 3]
+    with pytest.raises(ConfigError, match=r"level 2 lacks its output layer W_2 \(a warm_start or output_layer"):
+        resolve("tiny", overrides=["stages-=0"])  # no warm start: W_1 is still polished, W_2 is not
+
+
+def test_stages_append_and_remove():
+    cfg = resolve("default", overrides=["stages+={\"kind\": \"output_layer\", \"level\": 3, \"steps\": 7}"])
+    assert cfg.stages[-1].kind == "output_layer" and cfg.stages[-1].level == 3 and cfg.stages[-1].steps == 7
+    # An appended stage can be overridden by index afterwards, in order.
+    n = len(cfg.stages)
+    cfg = resolve("default", overrides=["stages+={\"kind\": \"first_hidden\"}", f"stages.{n - 1}.steps=11"])
+    assert cfg.stages[-1].steps == 11
+    with pytest.raises(ConfigError, match="stages-='9' is not allowed: must be a stage index 0..5"):
+        resolve("default", overrides=["stages-=9"])
+    with pytest.raises(ConfigError, match=r"stages\+=\[0\].kind='magic' is not allowed"):
+        resolve("default", overrides=["stages+={\"kind\": \"magic\"}"])
+
+
+def test_stage_list_in_a_toml_file_replaces_the_derived_one(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[target]\nlevels = 2\n\n[[stages]]\nkind = "warm_start"\n\n[[stages]]\nkind = "first_hidden"\n'
+                 'steps = 5\n\n[[stages]]\nkind = "super_resolution"\nlevel = 2\nsteps = 6\n')
+    cfg = resolve("default", p)
+    assert [s.kind for s in cfg.stages] == ["warm_start", "first_hidden", "super_resolution"]
+    assert cfg.stages[1].steps == 5 and cfg.stages[2].steps == 6

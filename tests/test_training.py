@@ -22,8 +22,10 @@ def test_tiny_run_learns_and_writes_run_directory(tmp_path):
     first = recs[0]  # right after the warm start
     for key in loop.SUMMARY_KEYS:
         assert key in summary
-    # It learns: the output features and the coupled error improve a lot over the warm start.
-    assert summary["feature_cosine_mean"] > 0.85 > first["feature_cosine_mean"]
+    # The warm start (span + non-negative rotation) recovers the output features; the hidden
+    # stages then cut the coupled error a lot and the features stay recovered.
+    assert first["feature_cosine_min"] > 0.99
+    assert summary["feature_cosine_mean"] > 0.95
     assert summary["coupled_rel_error"] < 0.8 * first["coupled_rel_error"]
     assert summary["samples_seen"] == recs[-1]["samples_seen"]
     assert (tmp_path / "config.json").exists() and (tmp_path / "summary.json").exists()
@@ -88,7 +90,7 @@ def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, 
         return runner
 
     monkeypatch.setattr(loop, "make_runner", poisoning)
-    with pytest.raises(loop.DivergenceError, match=r"non-finite values.*stage 2 \(first_hidden\) at step 40.*"
+    with pytest.raises(loop.DivergenceError, match=r"non-finite values.*stage 1 \(first_hidden\) at step 40.*"
                                                    r"Last good checkpoint: .*state-\d+\.safetensors"):
         loop.train(cfg, tmp_path, progress=False)
     tensors, meta = load_checkpoint(latest_checkpoint(tmp_path))

@@ -268,6 +268,31 @@ def default_stages(levels: int = 3) -> list:
             + [SuperResolutionStage(level=lv) for lv in range(2, levels + 1)])
 
 
+def untrained_levels(stages: list, levels: int) -> dict[int, str]:
+    """Levels 1..``levels`` that ``stages`` leave (partly) untrained, with what is missing.
+
+    Level 1 needs its output layer W_1 (warm_start, or output_layer with level 0 or 1) and its
+    hidden layer V_1 (first_hidden); level l >= 2 needs W_l and V_l (super_resolution with that
+    level). An end_to_end stage trains everything.
+    """
+    if any(isinstance(s, EndToEndStage) for s in stages):
+        return {}
+    out = {}
+    for lv in range(1, levels + 1):
+        missing = []
+        if not any(isinstance(s, WarmStartStage) or (isinstance(s, OutputLayerStage) and s.level in (0, lv))
+                   for s in stages):
+            missing.append(f"its output layer W_{lv} (a warm_start or output_layer stage)")
+        hidden = (any(isinstance(s, FirstHiddenStage) for s in stages) if lv == 1 else
+                  any(isinstance(s, SuperResolutionStage) and s.level == lv for s in stages))
+        if not hidden:
+            what = "a first_hidden stage" if lv == 1 else f"a super_resolution stage with level={lv}"
+            missing.append(f"its hidden layer V_{lv} ({what})")
+        if missing:
+            out[lv] = " and ".join(missing)
+    return out
+
+
 @dataclass(frozen=True)
 class RunConfig:
     seed: int = 0
@@ -275,10 +300,18 @@ class RunConfig:
     dtype: Literal["float32", "float64"] = "float32"
     target: TargetConfig = TargetConfig()
     learner: LearnerConfig = LearnerConfig()
-    stages: list = field(default_factory=default_stages)
+    # None: derived from the target, ``default_stages(target.levels)`` (one super_resolution
+    # stage per level >= 2); a preset or a config file may give its own list.
+    stages: Optional[list] = None
     eval: EvalConfig = EvalConfig()
     baseline: BaselineConfig = BaselineConfig()
     checkpoint_every: int = 200  # steps between resumable checkpoints (and at every stage end)
+    allow_untrained_levels: bool = False  # accept a stage list that leaves a level untrained
+    memory_budget_gb: Optional[float] = None  # refuse runs predicted above it; None: 75% of available
+
+    def __post_init__(self):
+        if self.stages is None:
+            object.__setattr__(self, "stages", default_stages(self.target.levels))
 
     def validate(self) -> "RunConfig":
         self.target.validate()
@@ -286,12 +319,21 @@ class RunConfig:
         self.eval.validate()
         self.baseline.validate()
         _check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer >= 1")
+        if self.memory_budget_gb is not None:
+            _check(self.memory_budget_gb > 0, "memory_budget_gb", self.memory_budget_gb, "null or > 0")
         _check(len(self.stages) >= 1, "stages", self.stages, "a non-empty list of stages")
         for i, st in enumerate(self.stages):
             st.validate(f"stages.{i}")
-            if isinstance(st, SuperResolutionStage):
+            if isinstance(st, (SuperResolutionStage, OutputLayerStage)):
                 _check(st.level <= self.target.levels, f"stages.{i}.level", st.level,
                        f"<= target.levels={self.target.levels}")
+        missing = untrained_levels(self.stages, self.target.levels)
+        if missing and not self.allow_untrained_levels:
+            lines = "; ".join(f"level {lv} lacks {what}" for lv, what in missing.items())
+            raise ConfigError(
+                f"stages leave level(s) {', '.join(map(str, missing))} of the learner untrained: {lines}. "
+                f"Add the missing stage (--set 'stages+={{\"kind\": ..., \"level\": ...}}'), leave the stage "
+                f"list to be derived from the target, or set allow_untrained_levels=true")
         return self
 
 
@@ -426,21 +468,28 @@ def apply_override(d: dict, assignment: str) -> dict:
 def _tiny() -> RunConfig:
     """A seconds-long run for tests: 2 levels, 4 patches at level 1, small everything."""
     target = TargetConfig(levels=2, base_grid=2, patch=2, colours=3, channels=8, sparsity=1.5, latent_dim=12)
-    stages = [WarmStartStage(n_samples=2048),
-              OutputLayerStage(steps=150, batch=256, beta_every=20, lr_half_life=40),
-              FirstHiddenStage(steps=200, batch=256, lr_half_life=80),
-              SuperResolutionStage(level=2, steps=150, batch=256, lr_half_life=60)]
-    return RunConfig(target=target, stages=stages,
+    return RunConfig(target=target, stages=tiny_stages(target.levels),
                      eval=EvalConfig(every=100, n_samples=500, n_projections=64, n_fit=500, fit_steps=50),
                      baseline=BaselineConfig(stage=EndToEndStage(batch=128, hidden=64, sgda=SGDAConfig(
                          lr_g=1e-3, lr_d=1e-3, n_d=2, optimizer="adam", beta1=0.5, beta2=0.9))),
                      checkpoint_every=50)
 
 
+def tiny_stages(levels: int = 2) -> list:
+    """The tiny preset's stages: the default sequence, short and on small batches."""
+    return ([WarmStartStage(n_samples=2048),
+             FirstHiddenStage(steps=200, batch=256, lr_half_life=80),
+             OutputLayerStage(level=1, steps=50, batch=256, beta_start=0.2, lr_floor=1.0,
+                              sgda=SGDAConfig(lr_g=0.2, lr_d=0.2, n_d=2))]
+            + [SuperResolutionStage(level=lv, steps=150, batch=256, lr_half_life=60) for lv in range(2, levels + 1)])
+
+
 PRESETS: dict[str, Any] = {
     "default": RunConfig,
     "tiny": _tiny,
 }
+# How each preset derives its stage list from the target (used when the user gives no list).
+STAGE_FACTORIES: dict[str, Any] = {"default": default_stages, "tiny": tiny_stages}
 
 
 def resolve(preset: str = "default", config_file: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
@@ -448,16 +497,53 @@ def resolve(preset: str = "default", config_file: str | Path | None = None, over
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r} is not allowed: must be one of {', '.join(PRESETS)}")
     d = to_dict(PRESETS[preset]())
+    explicit_stages = False
     if config_file is not None:
         path = Path(config_file)
         if not path.exists():
             raise ConfigError(f"--config {str(path)!r}: no such file")
         text = path.read_text()
         file_d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        explicit_stages = isinstance(file_d, dict) and "stages" in file_d
+        if explicit_stages:  # a stage list in a file replaces the preset's whole list
+            d["stages"] = file_d["stages"]
+            file_d = {k: v for k, v in file_d.items() if k != "stages"}
         d = _merge(d, file_d, "")
+    stage_ovs = [ov for ov in overrides if ov.strip().startswith("stages")]
     for ov in overrides:
-        d = apply_override(d, ov)
+        if ov not in stage_ovs:
+            d = apply_override(d, ov)
+    if not explicit_stages:  # the stage list follows the (overridden) target
+        levels = _convert(d["target"]["levels"], int, "target.levels")
+        d["stages"] = to_dict(STAGE_FACTORIES[preset](levels))
+    for ov in stage_ovs:
+        d = apply_stage_override(d, ov)
     return from_dict(RunConfig, d).validate()
+
+
+def apply_stage_override(d: dict, assignment: str) -> dict:
+    """``stages.N.key=value`` (as :func:`apply_override`), ``stages+=STAGE`` (append a stage given
+    as a JSON table, or a list of them) or ``stages-=N`` (remove stage N; stages after it move up)."""
+    head = assignment.split("=", 1)[0].strip()
+    if head == "stages+":
+        raw = assignment.split("=", 1)[1]
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"stages+= needs a JSON stage table such as "
+                              f"'{{\"kind\": \"super_resolution\", \"level\": 4}}', got {raw!r} ({e.msg})") from None
+        new = value if isinstance(value, list) else [value]
+        new = [to_dict(stage_from_dict(st, f"stages+=[{i}]")) for i, st in enumerate(new)]
+        d["stages"] = list(d["stages"]) + new
+        return d
+    if head == "stages-":
+        raw = assignment.split("=", 1)[1].strip()
+        n = len(d["stages"])
+        if not raw.isdigit() or int(raw) >= n:
+            raise ConfigError(f"stages-={raw!r} is not allowed: must be a stage index 0..{n - 1}")
+        d["stages"] = [s for i, s in enumerate(d["stages"]) if i != int(raw)]
+        return d
+    return apply_override(d, assignment)
 
 
 def _merge(base: dict, new: dict, key: str) -> dict:

@@ -1,6 +1,9 @@
 """Evaluation of a learner against the target: one flat dict of metrics per call."""
 from __future__ import annotations
 
+import contextlib
+import copy
+
 import torch
 
 from ganlearn.config import EvalConfig
@@ -11,41 +14,70 @@ from ganlearn.metrics.recovery import coupled_error, feature_recovery
 from ganlearn.metrics.sparsity import coactivation_stats
 
 
-def sliced_w2_floor(target: FSRTarget, cfg: EvalConfig) -> dict[str, float]:
-    """The sliced-W2 estimator on two independent target samples of the evaluation size: the
-    value a perfect learner would get (the estimator's bias at this n)."""
-    g = torch.Generator().manual_seed(cfg.seed + 1)
-    a, _ = target.sample(cfg.n_samples, generator=g)
-    b, _ = target.sample(cfg.n_samples, generator=g)
-    return {f"sliced_w2_floor_level{i + 1}": sliced_w2(x.flatten(1), y.flatten(1), n_projections=cfg.n_projections,
-                                                       seed=cfg.seed) for i, (x, y) in enumerate(zip(a, b))}
+@contextlib.contextmanager
+def deterministic():
+    """One intra-op thread while evaluating: a multi-threaded float reduction sums in an order
+    that changes from call to call, and the rotation fit of the coupled error amplifies that
+    (measured: the same learner evaluated four times in one process gave coupled error 0.93988,
+    0.93921, 0.93948, 0.93921 on 2 threads, 0.9392108 every time on one)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _float64(net: FSRNet) -> FSRNet:
+    """A float64 CPU copy: metrics are computed in float64 on the CPU whatever the training dtype
+    and device, so they are a function of the parameters alone."""
+    return copy.deepcopy(net).to(device="cpu", dtype=torch.float64).requires_grad_(False)
 
 
 @torch.no_grad()
-def _learner_samples(learner: FSRNet, n: int, g: torch.Generator):
-    return learner(learner.sample_latent(n, generator=g))
+def _samples(net: FSRNet, n: int, g: torch.Generator):
+    return net(net.sample_latent(n, generator=g))
+
+
+def sliced_w2_floor(target: FSRTarget, cfg: EvalConfig) -> dict[str, float]:
+    """The sliced-W2 estimator on two independent target samples of the evaluation size: the
+    value a perfect learner would get (the estimator's bias at this n)."""
+    with deterministic():
+        tnet = _float64(target.net)
+        g = torch.Generator().manual_seed(cfg.seed + 1)
+        a, _ = _samples(tnet, cfg.n_samples, g)
+        b, _ = _samples(tnet, cfg.n_samples, g)
+        return {f"sliced_w2_floor_level{i + 1}": sliced_w2(x.flatten(1), y.flatten(1), n_projections=cfg.n_projections,
+                                                           seed=cfg.seed) for i, (x, y) in enumerate(zip(a, b))}
 
 
 def evaluate(learner: FSRNet, target: FSRTarget, cfg: EvalConfig, *, final: bool) -> dict:
-    """Metrics of ``learner`` against ``target`` with a fixed evaluation RNG.
+    """Metrics of ``learner`` against ``target``: a deterministic function of the two networks'
+    parameters and ``cfg`` (float64 copies on the CPU, one thread, a fixed evaluation RNG), so a
+    resumed run, a second evaluation and ``ganlearn report`` give the same numbers.
 
     In-loop evaluations (``final=False``) use the Procrustes rotation only and the top level's
     sliced W2; the final one refines U for ``cfg.fit_steps`` steps and adds every level's sliced
     W2 and the learner's sparsity / co-activation statistics.
     """
+    with deterministic():
+        return _evaluate(_float64(learner), _float64(target.net), cfg, final=final)
+
+
+def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) -> dict:
     g = torch.Generator().manual_seed(cfg.seed)
-    fr = feature_recovery(learner, target.net)
+    fr = feature_recovery(learner, tnet)
     out: dict = {}
-    L = target.n_levels
+    L = tnet.n_levels
     for level in range(1, L + 1):
         out[f"feature_cosine_mean_level{level}"] = fr[f"level{level}"]["cos_mean"]
         out[f"feature_cosine_min_level{level}"] = fr[f"level{level}"]["cos_min"]
     out["feature_cosine_min"] = min(out[f"feature_cosine_min_level{lv}"] for lv in range(1, L + 1))
     out["feature_cosine_mean"] = sum(out[f"feature_cosine_mean_level{lv}"] for lv in range(1, L + 1)) / L
-    out |= coupled_error(learner, target.net, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
+    out |= coupled_error(learner, tnet, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
                          fit_steps=cfg.fit_steps if final else 0, generator=g)
-    x_t, _ = target.sample(cfg.n_samples, generator=g)
-    x_l, s_l = _learner_samples(learner, cfg.n_samples, g)
+    x_t, _ = _samples(tnet, cfg.n_samples, g)
+    x_l, s_l = _samples(learner, cfg.n_samples, g)
     levels = range(1, L + 1) if final else [L]
     for level in levels:
         out[f"sliced_w2_level{level}"] = sliced_w2(x_l[level - 1].flatten(1), x_t[level - 1].flatten(1),
