@@ -55,6 +55,9 @@ class Experiment:
     seeds: int
     run: Callable[[dict], dict]
     report: Callable[[Path, list, dict], str] | None = None
+    # design(spec) -> the grid points to run (dicts of grid key -> value), a subset of the
+    # product, e.g. a covering array; None runs the full product.
+    design: Callable[[dict], list] | None = None
 
 
 def parse_value(text: str):
@@ -97,15 +100,56 @@ def _slug(value) -> str:
 
 
 def cells(spec: dict) -> list[tuple[str, dict]]:
-    """(cell id, params) for every grid point x seed, in a fixed order."""
+    """(cell id, params) for every grid point x seed, in a fixed order. An experiment with a
+    ``design`` runs only the points it selects (the spec names the experiment)."""
     keys = list(spec["grid"])
     out = []
-    for point in itertools.product(*(spec["grid"][k] for k in keys)):
+    points = list(itertools.product(*(spec["grid"][k] for k in keys)))
+    design = _design_of(spec)
+    if design is not None:
+        chosen = [tuple(p[k] for k in keys) for p in design(spec)]
+        points = [pt for pt in points if pt in chosen]
+    for point in points:
         for seed in range(spec["seeds"]):
             params = {**spec["base"], **dict(zip(keys, point)), "seed": seed}
             cid = "__".join([f"{k}={_slug(v)}" for k, v in zip(keys, point)] + [f"seed={seed}"])
             out.append((cid, params))
     return out
+
+
+def _design_of(spec: dict):
+    if "experiment" not in spec:
+        return None
+    from ganlearn.experiments import registry
+
+    exp = registry().get(spec["experiment"])
+    return None if exp is None else exp.design
+
+
+def pairwise_design(grid: dict) -> list[dict]:
+    """A covering array of strength 2: grid points such that every value of every axis and every
+    pair of values of every two axes occurs in at least one point. Greedy and deterministic (each
+    new point covers the most uncovered pairs; ties go to the earliest point of the product)."""
+    keys = list(grid)
+    pairs = {(a, va, b, vb) for i, a in enumerate(keys) for b in keys[i + 1:]
+             for va in map(json.dumps, grid[a]) for vb in map(json.dumps, grid[b])}
+    singles = {(a, json.dumps(v)) for a in keys for v in grid[a]}
+    points = list(itertools.product(*(grid[k] for k in keys)))
+    chosen: list[tuple] = []
+
+    def covers(pt):
+        enc = [json.dumps(v) for v in pt]
+        ps = {(keys[i], enc[i], keys[j], enc[j]) for i in range(len(keys)) for j in range(i + 1, len(keys))}
+        return ps, {(keys[i], enc[i]) for i in range(len(keys))}
+
+    while pairs or singles:
+        best = max(points, key=lambda pt: (len(covers(pt)[0] & pairs), len(covers(pt)[1] & singles)))
+        ps, ss = covers(best)
+        pairs -= ps
+        singles -= ss
+        chosen.append(best)
+        points.remove(best)
+    return [dict(zip(keys, pt)) for pt in chosen]
 
 
 def _init_worker() -> None:

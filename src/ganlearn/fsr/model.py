@@ -71,12 +71,23 @@ class FSRNet(nn.Module):
         mask = getattr(self, f"parent_mask_{level}")
         return s_prev[:, idx] * mask[None, :, :, None]
 
-    def preactivation(self, level: int, inp: torch.Tensor) -> torch.Tensor:
-        """Pre-activation of ``level`` from its input (z for level 1, parents' codes above)."""
+    def preactivation(self, level: int, inp: torch.Tensor, patches: slice = slice(None)) -> torch.Tensor:
+        """Pre-activation of ``level`` (of the patches in ``patches``) from its input: z for level 1,
+        the previous level's codes (n, d_{l-1}, m) above.
+
+        The parents are gathered one slot p at a time, so the largest temporary is (n, d_l, m), not
+        the (n, d_l, P, m) of :meth:`parent_inputs` (|P| = 9 for the square graph)."""
         i = level - 1
+        V, b = self.V[i][patches], self.b[i][patches]
         if level == 1:
-            return torch.einsum("jrk,nk->njr", self.V[0], inp) - self.b[0]
-        return torch.einsum("jrps,njps->njr", self.V[i], self.parent_inputs(level, inp)) - self.b[i]
+            return torch.einsum("jrk,nk->njr", V, inp) - b
+        idx = getattr(self, f"parent_idx_{level}")[patches]
+        mask = getattr(self, f"parent_mask_{level}")[patches]
+        pre = (-b).expand(inp.shape[0], *b.shape)
+        for p in range(idx.shape[1]):
+            x = inp[:, idx[:, p]].to(V.dtype) * mask[None, :, p, None]
+            pre = pre + torch.einsum("jrs,njs->njr", V[:, :, p], x)
+        return pre
 
     def hidden(self, level: int, inp: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.preactivation(level, inp))
@@ -169,16 +180,25 @@ def init_hidden(net: FSRNet, *, k: float, n_calibration: int, generator: torch.G
     q = 1.0 - k / net.shape.channels
     # Unit-norm rows give N(0, 1) pre-activations: b = Phi^{-1}(1 - k/m) exactly.
     net.b[0].fill_(math.sqrt(2) * torch.erfinv(torch.tensor(2 * q - 1.0, dtype=torch.float64)).item())
-    s = net.hidden(1, net.sample_latent(n_calibration, generator=generator))
+    s = net.hidden(1, net.sample_latent(n_calibration, generator=generator)).float()
     for level in range(2, net.n_levels + 1):
         i = level - 1
         mask = getattr(net, f"parent_mask_{level}")
         net.V[i].copy_(torch.randn(net.V[i].shape, generator=generator, dtype=torch.float64))
         net.V[i].mul_(mask[:, None, :, None])
         net.b[i].zero_()
-        pre = net.preactivation(level, s)
-        pre = pre - pre.mean(dim=0)
-        net.V[i].div_(pre.std(dim=0)[:, :, None, None])
-        # Empirical (1 - k/m)-quantile: each (patch, channel) fires with probability k/m.
-        net.b[i].copy_(torch.quantile(net.preactivation(level, s), q, dim=0))
-        s = net.hidden(level, s)
+        # Patches in chunks and codes kept in float32, so calibration memory stays about
+        # 2 * n_calibration * d_l * m * 4 bytes (the shape benchmark's 5-level target included).
+        s_next = torch.empty(s.shape[0], net.V[i].shape[0], net.shape.channels, dtype=s.dtype)
+        chunk = max(1, CALIBRATION_CHUNK // max(1, s.shape[0] * net.shape.channels))
+        for j0 in range(0, net.V[i].shape[0], chunk):
+            js = slice(j0, j0 + chunk)
+            net.V[i][js] /= net.preactivation(level, s, js).std(dim=0)[:, :, None, None]
+            pre = net.preactivation(level, s, js)
+            # Empirical (1 - k/m)-quantile: each (patch, channel) fires with probability k/m.
+            net.b[i][js] = torch.quantile(pre, q, dim=0)
+            s_next[:, js] = torch.relu(pre - net.b[i][js]).float()
+        s = s_next
+
+
+CALIBRATION_CHUNK = 2 ** 24  # elements of a (n, chunk of patches, m) pre-activation block
