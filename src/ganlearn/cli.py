@@ -41,10 +41,15 @@ def _finish(run_dir: Path, summary: dict) -> None:
 
 def cmd_run(args) -> int:
     cfg = resolve(args.preset, args.config, (args.set or []) + ([f'device="{args.device}"'] if args.device else []))
+    from ganlearn.fsr.memory import budget_bytes, check_budget, format_prediction, predict_peak_bytes
+
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
+        print(format_prediction(*predict_peak_bytes(cfg), budget_bytes(cfg)), file=sys.stderr)
+        check_budget(cfg)
         return 0
     _check_device(cfg.device)
+    check_budget(cfg)
     from ganlearn.training.loop import train
 
     run_dir = Path(args.out) if args.out else _next_run_dir(Path("runs"), args.preset)

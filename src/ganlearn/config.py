@@ -86,7 +86,7 @@ class WarmStartStage:
     # sparse features themselves. Needed for per-patch output layers (shared_output=false), where
     # GAN_OutputLayer alone does not find the basis; measured numbers in stages.WarmStart.
     rotation: Literal["span", "nonneg"] = "nonneg"
-    rotation_steps: int = 500  # Riemannian gradient steps of the rotation (stops early at tol)
+    rotation_steps: int = 3000  # Riemannian gradient steps of the rotation (a patch stops early at tol)
     rotation_lr: float = 1.0
 
     def validate(self, key: str) -> None:

@@ -201,4 +201,4 @@ def init_hidden(net: FSRNet, *, k: float, n_calibration: int, generator: torch.G
         s = s_next
 
 
-CALIBRATION_CHUNK = 2 ** 24  # elements of a (n, chunk of patches, m) pre-activation block
+CALIBRATION_CHUNK = 2 ** 22  # elements of a (n, chunk of patches, m) pre-activation block

@@ -1,0 +1,83 @@
+"""Peak resident memory of FSR runs of several shapes, measured against the prediction of
+``ganlearn.fsr.memory`` (what ``ganlearn run --dry-run`` prints).
+
+Each shape runs as ``ganlearn run --config FILE`` in a child process, with every stage cut to a
+few steps (the peak of a phase depends on its batch and the shapes, not on how many steps it
+runs) and the baseline capped at 3 steps; the child's peak RSS comes from ``os.wait4``.
+Writes benchmarks/results/bench_memory.json and a Markdown table beside it.
+Usage: python benchmarks/bench_memory.py [--shapes NAME,...] [--steps N]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ganlearn.config import resolve, to_dict
+from ganlearn.fsr.memory import predict_peak_bytes
+
+SHAPES = {
+    "default (3 levels, 32 px, m 16, shared W)": [],
+    "default, per-patch W": ["target.shared_output=false"],
+    "4 levels, 64 px, square graph, per-patch W": ["target.levels=4", "target.neighbourhood=\"square\"",
+                                                   "target.shared_output=false"],
+    "5 levels, 64 px, m 32, cross graph": ["target.levels=5", "target.base_grid=1", "target.channels=32",
+                                           "target.sparsity=4"],
+    "5 levels, 64 px, m 32, square graph, per-patch W": ["target.levels=5", "target.base_grid=1",
+                                                         "target.channels=32", "target.sparsity=4",
+                                                         "target.neighbourhood=\"square\"",
+                                                         "target.shared_output=false"],
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shapes", default=",".join(str(i) for i in range(len(SHAPES))), help="indices of SHAPES")
+    ap.add_argument("--steps", type=int, default=3)
+    args = ap.parse_args()
+    names = list(SHAPES)
+    rows = []
+    for i in map(int, args.shapes.split(",")):
+        name = names[i]
+        cfg = resolve("default", overrides=SHAPES[name] + ["baseline.max_steps=3", "memory_budget_gb=1000"])
+        d = to_dict(cfg)
+        for st in d["stages"]:
+            if "steps" in st:
+                st["steps"] = args.steps
+        pred, phases = predict_peak_bytes(cfg)
+        with tempfile.TemporaryDirectory(prefix="ganlearn-bench-mem-") as tmp:
+            cfile = Path(tmp) / "config.json"
+            cfile.write_text(json.dumps(d))
+            cmd = [sys.executable, "-m", "ganlearn.cli", "run", "--config", str(cfile), "--no-progress",
+                   "--out", str(Path(tmp) / "run")]
+            t0 = time.time()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, status, usage = os.wait4(proc.pid, 0)
+            err = proc.stderr.read().decode()[-1500:]
+            wall = time.time() - t0
+        peak = usage.ru_maxrss * 1024  # kB on Linux
+        rows.append({"shape": name, "overrides": SHAPES[name], "exit_status": os.waitstatus_to_exitcode(status),
+                     "measured_peak_gb": peak / 1e9, "predicted_peak_gb": pred / 1e9,
+                     "predicted_over_measured": pred / peak, "largest_phase": max(phases, key=phases.get),
+                     "top_resolution_px": cfg.target.base_grid * 2 ** (cfg.target.levels - 1) * cfg.target.patch,
+                     "wall_seconds": wall, "stderr_tail": err if proc.returncode else ""})
+        print(json.dumps(rows[-1]), flush=True)
+    out = Path(__file__).parent / "results" / "bench_memory.json"
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"what": "peak RSS of ganlearn run (stages cut to a few steps) vs the prediction",
+                               "steps_per_stage": args.steps, "cpus": os.cpu_count(), "rows": rows}, indent=2))
+    os.replace(tmp, out)
+    lines = ["| shape | top px | measured peak GB | predicted GB | predicted / measured | largest phase |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['shape']} | {r['top_resolution_px']} | {r['measured_peak_gb']:.2f} | {r['predicted_peak_gb']:.2f} "
+              f"| {r['predicted_over_measured']:.2f} | {r['largest_phase']} |" for r in rows]
+    md = out.with_suffix(".md")
+    md.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
