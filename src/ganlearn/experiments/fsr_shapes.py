@@ -9,7 +9,8 @@ list is derived from the target (one GAN_ForwardSuperResolution stage per level 
 The full product is 72 cells. By default (``design="pairwise"``) the sweep runs a covering array
 of strength 2 (:func:`ganlearn.sweep.pairwise_design`): every value of every axis and every pair of
 values of any two axes occurs in at least one cell -- 11 cells for the default grid.
-``--set design=full`` runs the product.
+``--set design=full`` runs the product; ``--set max_steps=N`` cuts every stage to N steps (a
+quick look, not a result); ``--set preset=tiny`` starts from the tiny preset instead.
 
 Each cell trains in a child process, so its peak resident memory (``peak_rss_gb``) is that
 cell's alone. Reported per cell: the coupled error (all levels and per level), worst and mean
@@ -47,6 +48,12 @@ def _train_cell(params: dict, out_file: str) -> None:
 
     torch.set_num_threads(int(params.get("threads", 1)))
     cfg = resolve(params.get("preset", "default"), None, overrides(params))
+    if params.get("max_steps") is not None:  # a quick look: every stage cut to at most this many steps
+        import dataclasses
+
+        cap = int(params["max_steps"])
+        cfg = dataclasses.replace(cfg, stages=[dataclasses.replace(s, steps=min(s.steps, cap)) if hasattr(s, "steps")
+                                               else s for s in cfg.stages])
     with tempfile.TemporaryDirectory(prefix="ganlearn-shape-cell-") as tmp:
         s = train(cfg, Path(tmp), progress=False)
         assumptions = json.loads((Path(tmp) / "target_assumptions.json").read_text())
@@ -56,6 +63,7 @@ def _train_cell(params: dict, out_file: str) -> None:
                              "sliced_w2_floor_top", "samples_seen", "wall_seconds")}
     untrained = untrained_levels(cfg.stages, L)
     res["levels_trained"] = [lv for lv in range(1, L + 1) if lv not in untrained]
+    res["n_levels_trained"] = len(res["levels_trained"])
     res["n_stages"] = len(cfg.stages)
     for lv in range(1, L + 1):
         for key in ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2",
@@ -134,7 +142,7 @@ EXPERIMENT = Experiment(
     doc=("Forward super-resolution (Allen-Zhu & Li) on targets of many shapes: levels x patch x shared or "
          "per-patch W* x connection graph x sparsity; a pairwise covering design by default "
          "(`--set design=full` for the 72-cell product)."),
-    base={"preset": "default", "design": "pairwise", "threads": 1, "set": []},
+    base={"preset": "default", "design": "pairwise", "threads": 1, "max_steps": None, "set": []},
     grid={"levels": [2, 3, 4], "patch": [3, 4], "shared_output": [True, False],
           "neighbourhood": ["parent", "cross", "square"], "sparsity": [2.0, 4.0]},
     seeds=1, run=run, report=report, design=design)

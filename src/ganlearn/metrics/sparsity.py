@@ -31,8 +31,9 @@ def coactivation_stats(s: torch.Tensor, *, k_over_m: float | None = None) -> dic
     off = ~torch.eye(m, dtype=torch.bool)[None].expand(J, m, m)
     ok2 = off & (base2 > 1.0 / n)
     ratio2 = (pair / base2.clamp_min(1e-12))[ok2]
-    # Three-wise: E[a_r a_s a_t] per patch; m^3 per patch is small for m <= 64.
-    triple = torch.einsum("njr,njs,njt->jrst", a, a, a) / n
+    # Three-wise: E[a_r a_s a_t] per patch, one r at a time: a three-operand einsum can build an
+    # (n, J, m, m) temporary (2.6 GB for n = 20000, J = 64, m = 16, measured), this loop (n, J, m).
+    triple = torch.stack([torch.einsum("njs,njt->jst", a * a[:, :, r, None], a) for r in range(m)], dim=1) / n
     base3 = p[:, :, None, None] * p[:, None, :, None] * p[:, None, None, :]
     idx = torch.arange(m)
     distinct = (idx[:, None, None] != idx[None, :, None]) & (idx[:, None, None] != idx[None, None, :]) \
