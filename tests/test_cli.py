@@ -39,3 +39,24 @@ def test_device_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["run", "--preset", "tiny", "--device", "cuda", "--out", "/nonexistent/x"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_dry_run_predicts_memory_and_a_run_over_budget_is_refused(capsys, tmp_path):
+    assert main(["run", "--preset", "tiny", "--dry-run"]) == 0
+    assert "predicted peak memory:" in capsys.readouterr().err
+    out = tmp_path / "r"
+    assert main(["run", "--preset", "tiny", "--set", "memory_budget_gb=0.05", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "predicted peak memory" in err and "exceeds the budget of 0.1 GB (memory_budget_gb)" in err
+    assert "target.levels=2" in err  # names the fields that drive the largest phase
+    assert not out.exists()
+
+
+def test_memory_prediction_grows_with_the_shape():
+    from ganlearn.config import resolve
+    from ganlearn.fsr.memory import predict_peak_bytes
+
+    small, _ = predict_peak_bytes(resolve("default"))
+    big, phases = predict_peak_bytes(resolve("default", overrides=["target.levels=5", "target.channels=32",
+                                                                   "target.neighbourhood=\"square\""]))
+    assert 0.5e9 < small < big and "evaluation" in phases and "target" in phases

@@ -254,3 +254,38 @@ def test_preconditioned_super_resolution_keeps_the_map_and_learns_a_planted_laye
     full = torch.cat([-learner.b[1][..., None], learner.V[1].flatten(2)], -1)
     assert torch.allclose(runner.v_white.detach() @ runner.white, full, atol=1e-8)
     assert before > 0.5 and after < 0.05, (before, after)
+
+
+def test_nonnegative_rotation_recovers_a_planted_rotation_of_sparse_codes(gen):
+    """y = R s with s >= 0 sparse and R orthogonal (per patch): the rotation that makes y Q
+    non-negative is R up to a permutation, so Q^T R is a permutation matrix."""
+    from ganlearn.fsr.stages import nonnegative_rotation
+
+    n, J, m = 4000, 3, 6
+    s = torch.relu(torch.randn(n, J, m, generator=gen, dtype=torch.float64) - 1.0)  # fires w.p. 0.16
+    R = torch.stack([torch.linalg.qr(torch.randn(m, m, generator=gen, dtype=torch.float64))[0] for _ in range(J)])
+    y = torch.einsum("jmk,njk->njm", R, s)
+    q = nonnegative_rotation(y, steps=3000, lr=1.0)
+    p = torch.einsum("jmk,jml->jkl", q, R)  # Q^T R
+    assert torch.allclose(p.abs().amax(-1), torch.ones(J, m, dtype=p.dtype), atol=1e-4)
+    assert torch.allclose(p.clamp_min(0).sum(-1), torch.ones(J, m, dtype=p.dtype), atol=1e-4)  # a permutation, signs +
+    assert torch.relu(-torch.einsum("njm,jmk->njk", y, q)).max() < 1e-4
+
+
+def test_warm_start_recovers_per_patch_features(gen):
+    """Per-patch output layers (shared_output=false): span + non-negative rotation give every
+    patch's own features; GAN_OutputLayer alone did not (README, issue 11)."""
+    import dataclasses
+
+    cfg = dataclasses.replace(TINY, shared_output=False)
+    target = FSRTarget(cfg, seed=0, dtype=torch.float64, n_calibration=4000)
+    learner = make_learner(cfg, LearnerConfig(), seed=1, dtype=torch.float64)
+    data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
+    span_only = make_learner(cfg, LearnerConfig(), seed=1, dtype=torch.float64)
+    WarmStart(WarmStartStage(n_samples=3000, rotation="span"), span_only, data, gen).step(0, gen)
+    WarmStart(WarmStartStage(n_samples=3000), learner, data, gen).step(0, gen)
+    fr, fr_span = feature_recovery(learner, target.net), feature_recovery(span_only, target.net)
+    for lv in (1, 2):
+        assert learner.W[lv - 1].shape[0] == target.net.W[lv - 1].shape[0] > 1
+        assert fr[f"level{lv}"]["cos_min"] > 0.999, fr
+        assert fr_span[f"level{lv}"]["cos_min"] < 0.9  # the span alone is a rotated basis
