@@ -124,7 +124,12 @@ class WarmStart:
       layers *set to the truth*, 300 steps of it drift to mean cosine 0.82 at level 2 (one patch's
       data, shared learner) -- pooling over 16-64 patches is what made the shared case work.
       The rotation gives 1.000 / 1.000, 1.000 / 1.000, 1.000 / 0.997 (levels 1-3, 4096 images,
-      300 steps, 19 s on 2 CPU cores).
+      300 steps, 19 s on 2 CPU cores); with each patch run to its own tolerance (up to
+      ``rotation_steps``) the worst cosine is 1.000 at every level.
+    * shared output layers: the rotation alone gives worst cosine 1.000 at every level; the old
+      default (span, then 600 steps of GAN_OutputLayer on every level) gave 0.987 / 0.988 / 0.998,
+      because GAN_OutputLayer runs while the hidden codes are still random. Full default pipeline,
+      seed 0: coupled error per level 0.053 / 0.125 / 0.225 before, 0.020 / 0.044 / 0.098 after.
     """
 
     def __init__(self, spec: WarmStartStage, learner: FSRNet, data: Data, generator: torch.Generator):
