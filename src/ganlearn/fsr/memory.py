@@ -56,7 +56,7 @@ def predict_peak_bytes(cfg: RunConfig) -> tuple[float, dict[str, float]]:
 
     pairs = max(J[i] + J[i - 1] for i in range(1, L)) if L > 1 else J[0]
     chunk = min(CALIBRATION_CHUNK, N_CALIBRATION_TARGET * max(J) * m)
-    phases["target"] = N_CALIBRATION_TARGET * pairs * m * 4 + 6 * chunk * 8 + images(0, L)
+    phases["target"] = N_CALIBRATION_TARGET * pairs * m * 4 + 6 * chunk * 8
     for i, st in enumerate(cfg.stages):
         if isinstance(st, WarmStartStage):
             # every level's images, float64 copies of the top level's patches (covariance; pooled
