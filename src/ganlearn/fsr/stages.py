@@ -103,8 +103,7 @@ def nonnegative_rotation(y: torch.Tensor, *, steps: int, lr: float, tol: float =
             break
         active, ya, qa, neg = active[keep], ya[:, keep], qa[keep], neg[:, keep]
         grad = -torch.einsum("njm,njk->jmk", ya, neg) / (n * scale[active])
-        u, _, vh = torch.linalg.svd(qa - lr * grad)
-        q[active] = u @ vh
+        q[active] = polar(qa - lr * grad)  # batched over patches
     return q
 
 
