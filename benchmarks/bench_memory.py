@@ -4,7 +4,8 @@
 Each shape runs as ``ganlearn run --config FILE`` in a child process, with every stage cut to a
 few steps (the peak of a phase depends on its batch and the shapes, not on how many steps it
 runs) and the baseline capped at 3 steps; the child's peak RSS comes from ``os.wait4``.
-Writes benchmarks/results/bench_memory.json and a Markdown table beside it.
+Writes benchmarks/results/bench_memory.json and a Markdown table beside it; a run of some shapes
+replaces those shapes' rows and keeps the others.
 Usage: python benchmarks/bench_memory.py [--shapes NAME,...] [--steps N]
 """
 import argparse
@@ -24,6 +25,8 @@ SHAPES = {
     "default, per-patch W": ["target.shared_output=false"],
     "4 levels, 64 px, square graph, per-patch W": ["target.levels=4", "target.neighbourhood=\"square\"",
                                                    "target.shared_output=false"],
+    "4 levels, 48 px, patch 3, cross graph (the fsr-shapes cell)": ["target.levels=4", "target.patch=3",
+                                                                     "target.neighbourhood=\"cross\""],
     "5 levels, 64 px, m 32, cross graph": ["target.levels=5", "target.base_grid=1", "target.channels=32",
                                            "target.sparsity=4"],
     "5 levels, 64 px, m 32, square graph, per-patch W": ["target.levels=5", "target.base_grid=1",
@@ -66,6 +69,10 @@ def main() -> None:
                      "wall_seconds": wall, "stderr_tail": err if proc.returncode else ""})
         print(json.dumps(rows[-1]), flush=True)
     out = Path(__file__).parent / "results" / "bench_memory.json"
+    if out.exists():  # keep the rows of shapes not run this time, in SHAPES order
+        new = {r["shape"]: r for r in rows}
+        old = {r["shape"]: r for r in json.loads(out.read_text())["rows"] if r["shape"] not in new}
+        rows = [new.get(n) or old[n] for n in names if n in new or n in old]
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"what": "peak RSS of ganlearn run (stages cut to a few steps) vs the prediction",
                                "steps_per_stage": args.steps, "cpus": os.cpu_count(), "rows": rows}, indent=2))
