@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from ganlearn.cli import main
 from ganlearn.config import ConfigError
 from ganlearn.images.train import make_config, train
-from ganlearn.training.checkpoint import latest_checkpoint
+from ganlearn.io import latest_checkpoint
 
 TINY = dict(data="digits", width=4, z_dim=8, batch=16, eval_n=150, eval_patches=4, eval_every=0,
             grid_every=0, ckpt_every=3, log_every=1)

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from ganlearn.config import ConfigError
-from ganlearn.sweep import Experiment, cells, parse_value, resolve_spec, run_sweep
+from ganlearn.config import parse_value
+from ganlearn.sweep import Experiment, cells, resolve_spec, run_sweep
 
 CALLS = []
 

@@ -12,7 +12,7 @@ from ganlearn.fsr.target import FSRTarget, make_learner
 from ganlearn.config import LearnerConfig
 from ganlearn.metrics.alignment import match_columns, procrustes_rows
 from ganlearn.metrics.distances import sliced_w2
-from ganlearn.metrics.recovery import coupled_error, feature_recovery
+from ganlearn.metrics.recovery import coupled_error, feature_recovery, procrustes_latent_map
 from ganlearn.metrics.sparsity import coactivation_stats
 from ganlearn.sgda import SGDA, SGDAConfig
 
@@ -81,16 +81,18 @@ def test_coupled_error_is_zero_for_a_permuted_rotated_copy_of_the_target():
         learner.W[1].copy_(target.net.W[1][:, :, perms[1]])
         learner.V[1].copy_(target.net.V[1][:, perms[1]][..., perms[0]])
         learner.b[1].copy_(target.net.b[1][:, perms[1]])
-    fr = feature_recovery(learner, target.net)
+    fr = feature_recovery(learner.W, target.net.W)
     assert fr["level1"]["cos_min"] == pytest.approx(1.0)
-    out = coupled_error(learner, target.net, perms=fr["perms"], n_fit=200, n_eval=500, fit_steps=0, generator=g)
+    ut0 = procrustes_latent_map(learner.V[0], target.net.V[0], fr["perms"][0])
+    assert torch.allclose(ut0, q, atol=1e-10)  # Procrustes recovers the latent rotation exactly
+    out = coupled_error(learner, target.net, ut0=ut0, perms=fr["perms"], n_fit=200, n_eval=500, fit_steps=0,
+                        generator=g)
     assert out["coupled_rel_error"] < 1e-20
     assert out["hidden_rel_error_level2"] < 1e-20
-    # Without the rotation the coupling is bad: the fitted U matters.
-    with torch.no_grad():
-        learner.V[0].copy_(target.net.V[0][:, perms[0]])
-    out2 = coupled_error(learner, target.net, perms=fr["perms"], n_fit=200, n_eval=500, fit_steps=0, generator=g)
-    assert out2["coupled_rel_error"] < 1e-20  # Procrustes finds U = I as well
+    # The same learner coupled through the wrong U (the identity) is far off: U matters.
+    out2 = coupled_error(learner, target.net, ut0=torch.eye(TINY.latent_dim, dtype=torch.float64), perms=fr["perms"],
+                         n_fit=200, n_eval=500, fit_steps=0, generator=g)
+    assert out2["coupled_rel_error"] > 0.1
 
 
 def test_coactivation_ratios_are_one_for_independent_codes():
@@ -145,14 +147,14 @@ def test_output_layer_polish_of_one_level_moves_only_that_level_towards_w_star(g
         w = learner.W[0]
         w[0].copy_(polar(w[0] + 0.15 * torch.randn(w[0].shape, generator=gen, dtype=w.dtype)))
     w2_before = learner.W[1].detach().clone()
-    cos_before = feature_recovery(learner, target.net)["level1"]["cos_mean"]
+    cos_before = feature_recovery(learner.W, target.net.W)["level1"]["cos_mean"]
     spec = OutputLayerStage(level=1, steps=200, batch=512, beta_start=0.2, lr_floor=1.0,
                             sgda=SGDAConfig(lr_g=1.0, lr_d=1.0, n_d=2))
     data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
     runner = OutputLayer(spec, learner, data, gen)
     for t in range(spec.steps):
         runner.step(t, gen)
-    cos_after = feature_recovery(learner, target.net)["level1"]["cos_mean"]
+    cos_after = feature_recovery(learner.W, target.net.W)["level1"]["cos_mean"]
     assert cos_before < 0.995 and cos_after > 0.995, (cos_before, cos_after)
     assert torch.equal(learner.W[1].detach(), w2_before)
 
@@ -284,7 +286,7 @@ def test_warm_start_recovers_per_patch_features(gen):
     span_only = make_learner(cfg, LearnerConfig(), seed=1, dtype=torch.float64)
     WarmStart(WarmStartStage(n_samples=3000, rotation="span"), span_only, data, gen).step(0, gen)
     WarmStart(WarmStartStage(n_samples=3000), learner, data, gen).step(0, gen)
-    fr, fr_span = feature_recovery(learner, target.net), feature_recovery(span_only, target.net)
+    fr, fr_span = feature_recovery(learner.W, target.net.W), feature_recovery(span_only.W, target.net.W)
     for lv in (1, 2):
         assert learner.W[lv - 1].shape[0] == target.net.W[lv - 1].shape[0] > 1
         assert fr[f"level{lv}"]["cos_min"] > 0.999, fr

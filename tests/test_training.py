@@ -4,9 +4,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import ganlearn.training.loop as loop
+import ganlearn.fsr.loop as loop
 from ganlearn.config import resolve
-from ganlearn.training.checkpoint import latest_checkpoint, load_checkpoint
+from ganlearn.io import latest_checkpoint, load_checkpoint
 
 FAST = ["baseline.enabled=false", "eval.fit_steps=0"]
 
@@ -148,7 +148,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_summary(tmp_path):
 
 def test_evaluation_is_a_function_of_the_parameters():
     """The same learner evaluated twice (and with a different thread count) gives identical metrics."""
-    from ganlearn.training.evaluate import evaluate
+    from ganlearn.fsr.evaluate import evaluate
 
     cfg = resolve("tiny")
     target, learner = loop.build(cfg)

@@ -32,7 +32,7 @@ def _headline(summary: dict) -> str:
 
 
 def _finish(run_dir: Path, summary: dict) -> None:
-    from ganlearn.report import write_report
+    from ganlearn.fsr.report import write_report
 
     report = write_report(run_dir)
     print(f"\nrun directory: {run_dir}\nreport: {report}\n")
@@ -50,7 +50,7 @@ def cmd_run(args) -> int:
         return 0
     _check_device(cfg.device)
     check_budget(cfg)
-    from ganlearn.training.loop import train
+    from ganlearn.fsr.loop import train
 
     run_dir = Path(args.out) if args.out else _next_run_dir(Path("runs"), args.preset)
     if (run_dir / "config.json").exists():
@@ -68,7 +68,7 @@ def cmd_resume(args) -> int:
         raise ConfigError(f"RUN_DIR {str(run_dir)!r} has no config.json: not a ganlearn run directory")
     cfg = load_json(run_dir / "config.json")
     _check_device(cfg.device)
-    from ganlearn.training.loop import train
+    from ganlearn.fsr.loop import train
 
     print(f"ganlearn: resuming {run_dir}", flush=True)
     summary = train(cfg, run_dir, progress=not args.no_progress)
@@ -77,7 +77,7 @@ def cmd_resume(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ganlearn.report import write_report
+    from ganlearn.fsr.report import write_report
 
     run_dir = Path(args.run_dir)
     if (run_dir / "sweep.json").exists():  # a sweep directory: table + the experiment's report

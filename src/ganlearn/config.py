@@ -427,15 +427,24 @@ def from_dict(cls: type, d: Any, key: str = "") -> Any:
     return obj
 
 
+def parse_value(text: str):
+    """JSON if it parses (numbers, lists, true/false/null); ``[a,b]`` with bare words is a list whose
+    items are parsed the same way; anything else is the string itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        t = text.strip()
+        if t.startswith("[") and t.endswith("]"):
+            return [parse_value(x.strip()) for x in t[1:-1].split(",") if x.strip()]
+        return text
+
+
 def apply_override(d: dict, assignment: str) -> dict:
-    """Apply one ``dotted.key=value`` (value parsed as JSON, else taken as a string) to a dict."""
+    """Apply one ``dotted.key=value`` (value read by :func:`parse_value`) to a dict."""
     if "=" not in assignment:
         raise ConfigError(f"override {assignment!r} must look like key=value (e.g. target.channels=32)")
     path, raw = assignment.split("=", 1)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
+    value = parse_value(raw)
     parts = path.strip().split(".")
     node: Any = d
     for i, part in enumerate(parts[:-1]):

@@ -19,6 +19,10 @@ sphere). Plain SGD is the default, as in the theory; Adam is an option.
 The step is a function of explicit parameters, optimizer state and an explicit
 ``torch.Generator``: it never calls ``.item()`` or otherwise synchronises with the host, and
 returns the losses as tensors, so the caller decides when to read them.
+
+SGDA owns its optimizer state and its step-size schedule: ``schedule(t)`` scales both step sizes
+at its own step counter t (0, 1, ...), and ``state_dict()`` is a flat dict of tensors (the
+optimizers' per-parameter state and t) that a safetensors checkpoint stores as it is.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
 import torch
+
+from ganlearn.io import flatten_optimizer, load_flat_optimizer
 
 Losses = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 Projection = Callable[[], None]
@@ -76,15 +82,28 @@ class SGDA:
         g_params, d_params: the tensors each player updates (``requires_grad=True``).
         cfg: step sizes, inner steps, optimizer, mode.
         g_project, d_project: called under ``torch.no_grad()`` after each update of that player.
+        schedule: ``t -> scale``; step t uses step sizes ``scale * (lr_g, lr_d)`` (None: constant).
     """
 
     def __init__(self, g_params: Sequence[torch.Tensor], d_params: Sequence[torch.Tensor], cfg: SGDAConfig,
-                 *, g_project: Projection | None = None, d_project: Projection | None = None):
+                 *, g_project: Projection | None = None, d_project: Projection | None = None,
+                 schedule: Callable[[int], float] | None = None):
         self.g_params, self.d_params, self.cfg = list(g_params), list(d_params), cfg
         self.g_opt = _make_optimizer(self.g_params, cfg.lr_g, cfg, cfg.optimizer)
         self.d_opt = _make_optimizer(self.d_params, cfg.lr_d, cfg,
                                      cfg.optimizer if cfg.d_optimizer == "same" else cfg.d_optimizer)
         self.g_project, self.d_project = g_project, d_project
+        self.schedule, self.t = schedule, 0
+
+    def lr_scale(self) -> float:
+        """The schedule's scale at the current step (1 without a schedule)."""
+        return 1.0 if self.schedule is None else float(self.schedule(self.t))
+
+    def _set_step_sizes(self) -> None:
+        scale = self.lr_scale()
+        for opt, lr in ((self.g_opt, self.cfg.lr_g), (self.d_opt, self.cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
 
     def _d_update(self, d_loss: torch.Tensor) -> None:
         _apply(self.d_opt, self.d_params, torch.autograd.grad(d_loss, self.d_params, allow_unused=True,
@@ -102,6 +121,8 @@ class SGDA:
     def step(self, losses: Losses, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """One SGDA step. ``losses(generator) -> (d_loss, g_loss)`` draws its own fresh batch."""
         cfg = self.cfg
+        if self.schedule is not None:
+            self._set_step_sizes()
         n_pure_d = cfg.n_d if cfg.mode == "alternating" else cfg.n_d - 1
         d_loss = None
         for _ in range(n_pure_d):
@@ -121,12 +142,19 @@ class SGDA:
             d_loss = d_loss_now
         else:
             self._g_update(torch.autograd.grad(g_loss, self.g_params, allow_unused=True, materialize_grads=True))
+        self.t += 1
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
     # -- exact resume ---------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict()}
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """``g_opt.*`` / ``d_opt.*`` (per-parameter optimizer state) and ``sgda_step`` (t)."""
+        return (flatten_optimizer("g_opt", self.g_opt) | flatten_optimizer("d_opt", self.d_opt)
+                | {"sgda_step": torch.tensor(self.t)})
 
-    def load_state_dict(self, state: dict) -> None:
-        self.g_opt.load_state_dict(state["g_opt"])
-        self.d_opt.load_state_dict(state["d_opt"])
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore from :meth:`state_dict` (other keys in ``state`` are ignored)."""
+        load_flat_optimizer("g_opt", self.g_opt, state)
+        load_flat_optimizer("d_opt", self.d_opt, state)
+        self.t = int(state["sgda_step"]) if "sgda_step" in state else 0
+        if self.schedule is not None:
+            self._set_step_sizes()

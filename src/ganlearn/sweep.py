@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ganlearn.config import ConfigError
-from ganlearn.training.checkpoint import atomic_write_text
+from ganlearn.config import ConfigError, parse_value
+from ganlearn.io import atomic_write_text, write_json
 
 
 @dataclass(frozen=True)
@@ -58,18 +58,6 @@ class Experiment:
     # design(spec) -> the grid points to run (dicts of grid key -> value), a subset of the
     # product, e.g. a covering array; None runs the full product.
     design: Callable[[dict], list] | None = None
-
-
-def parse_value(text: str):
-    """JSON if it parses (numbers, lists, true/false/null); ``[a,b]`` with bare words is a list whose
-    items are parsed the same way; anything else is the string itself."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        t = text.strip()
-        if t.startswith("[") and t.endswith("]"):
-            return [parse_value(x.strip()) for x in t[1:-1].split(",") if x.strip()]
-        return text
 
 
 def resolve_spec(exp: Experiment, overrides: list[str] | None = None, seeds: int | None = None) -> dict:
@@ -164,23 +152,6 @@ def _timed(run, params):
     return result, time.perf_counter() - t
 
 
-def _write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, default=_jsonable) + "\n")
-
-
-def _jsonable(x):
-    import numpy as np
-    import torch
-
-    if isinstance(x, torch.Tensor):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
-
-
 def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None = None, seeds: int | None = None,
               workers: int = 2, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Run every cell of ``exp`` not yet finished in ``out``; write results.csv and the report.
@@ -198,7 +169,7 @@ def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None =
             raise ConfigError(f"--out {str(out)!r} holds a sweep with other settings ({old}); re-run with "
                               f"the same settings to finish it, or choose another --out")
     else:
-        _write_json(spec_file, spec)
+        write_json(spec_file, spec, indent=1)
     all_cells = cells(spec)
     todo = [(cid, p) for cid, p in all_cells if not (cell_dir / f"{cid}.json").exists()]
     stats = {"skipped": len(all_cells) - len(todo), "ran": 0, "failed": 0}
@@ -209,12 +180,12 @@ def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None =
     def done(cid, params, result=None, seconds=None, error=None):
         err_file = cell_dir / f"{cid}.error.json"
         if error is None:
-            _write_json(cell_dir / f"{cid}.json", {"cell": cid, "params": params, "result": result,
-                                                   "wall_seconds": seconds})
+            write_json(cell_dir / f"{cid}.json", {"cell": cid, "params": params, "result": result,
+                                                  "wall_seconds": seconds}, indent=1)
             err_file.unlink(missing_ok=True)
             stats["ran"] += 1
         else:
-            _write_json(err_file, {"cell": cid, "params": params, "error": error[0], "traceback": error[1]})
+            write_json(err_file, {"cell": cid, "params": params, "error": error[0], "traceback": error[1]}, indent=1)
             stats["failed"] += 1
             log(f"ganlearn sweep: cell {cid} failed: {error[0]}")
 

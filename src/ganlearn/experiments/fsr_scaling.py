@@ -1,7 +1,7 @@
 """``fsr-scaling``: the staged forward-super-resolution algorithm's error against its sample
 budget and against the learner's width (channels m_learner >= the target's m).
 
-One cell = one ``ganlearn.training.loop.train`` run of a preset (``default``: 3 levels, m = 16)
+One cell = one ``ganlearn.fsr.loop.train`` run of a preset (``default``: 3 levels, m = 16)
 with every stage's batch and the warm start's samples multiplied by ``budget``, the learner's
 channels set to ceil(``width`` * m) (at most the patch dimension: 48 for ``default``, 12 for ``tiny``),
 ``whiten_ridge`` for the super-resolution stages, the end-to-end
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ganlearn.experiments.plots import md_table, median, plt, save
+from ganlearn.plots import md_table, median, plt, save
 from ganlearn.sweep import Experiment
 
 
 def run(params: dict) -> dict:
     from ganlearn.config import resolve, to_dict
-    from ganlearn.training.loop import train
+    from ganlearn.fsr.loop import train
 
     base = to_dict(resolve(params["preset"]))
     m = base["target"]["channels"]

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ganlearn.experiments.plots import md_table, plt, save
+from ganlearn.plots import md_table, plt, save
 from ganlearn.sweep import Experiment, pairwise_design
 
 SPARSITY_NAMES = {2.0: "k=2 (1/8 fire)", 4.0: "k=4 (1/4 fire)"}
@@ -44,7 +44,7 @@ def _train_cell(params: dict, out_file: str) -> None:
     import torch
 
     from ganlearn.config import resolve, untrained_levels
-    from ganlearn.training.loop import train
+    from ganlearn.fsr.loop import train
 
     torch.set_num_threads(int(params.get("threads", 1)))
     cfg = resolve(params.get("preset", "default"), None, overrides(params))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganlearn.experiments.plots import md_table, median, plt, save
+from ganlearn.plots import md_table, median, plt, save
 from ganlearn.sweep import Experiment
 
 BASE = {"data": "mnist-5k", "resolution": 16, "arch": "dcgan", "steps": 1500, "batch": 64, "z_dim": 32,
@@ -32,7 +32,8 @@ GRID = {"width": [4, 8, 16, 32]}
 
 
 def run(params: dict) -> dict:
-    from ganlearn.images.train import make_config, sample, tile, train
+    from ganlearn.images.train import make_config, sample, train
+    from ganlearn.plots import tile
 
     p = dict(params)
     p.update(grid_every=0, ckpt_every=0, log_every=10)
@@ -108,7 +109,7 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     axes[2].legend(fontsize=7, loc="center left")
     axes[0].legend(fontsize=7)
     lines += [f"![curves]({save(fig, out / 'image_width_curves.png')})", "", "## Final samples (seed 0 of each width)", ""]
-    from ganlearn.images.train import save_png
+    from ganlearn.plots import save_png
 
     for w in widths:
         c0 = min(by_w[w], key=lambda c: c["params"]["seed"])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganlearn.experiments.plots import md_table, median, plt, save
+from ganlearn.plots import md_table, median, plt, save
 from ganlearn.sweep import Experiment
 
 BASE = {"activation": "relu", "eps": [0.4, 0.2, 0.1, 0.05], "batch": "auto", "max_samples": "auto",

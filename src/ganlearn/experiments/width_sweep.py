@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganlearn.experiments.plots import md_table, median, plt, save
+from ganlearn.plots import md_table, median, plt, save
 from ganlearn.sweep import Experiment
 
 MODELS = {"linear": {}, "random_features": {"discriminator": "random_features"}, "deep": {"depth": 2}}

@@ -26,36 +26,9 @@ from ganlearn.sgda import SGDA
 Data = Callable[..., list]
 
 
-def _lr_scale(t: int, half_life: float, floor: float) -> float:
-    return max(floor, 0.5 ** (t / half_life))
-
-
-def _set_lr(sgda: SGDA, scale: float) -> None:
-    for opt, lr in ((sgda.g_opt, sgda.cfg.lr_g), (sgda.d_opt, sgda.cfg.lr_d)):
-        for group in opt.param_groups:
-            group["lr"] = lr * scale
-
-
-def _opt_state(sgda: SGDA) -> dict[str, torch.Tensor]:
-    """Flatten the optimizers' per-parameter tensors for safetensors."""
-    out = {}
-    for name, opt in (("g_opt", sgda.g_opt), ("d_opt", sgda.d_opt)):
-        for pid, st in opt.state_dict()["state"].items():
-            for k, v in st.items():
-                out[f"{name}.{pid}.{k}"] = torch.as_tensor(v).clone()
-    return out
-
-
-def _load_opt_state(sgda: SGDA, flat: dict[str, torch.Tensor]) -> None:
-    for name, opt in (("g_opt", sgda.g_opt), ("d_opt", sgda.d_opt)):
-        sd = opt.state_dict()
-        state: dict = {}
-        for key, v in flat.items():
-            head, pid, k = key.split(".", 2)
-            if head == name:
-                state.setdefault(int(pid), {})[k] = v
-        sd["state"] = state
-        opt.load_state_dict(sd)
+def _schedule(spec):
+    """Step sizes halve every ``lr_half_life`` steps, down to ``lr_floor`` times the initial."""
+    return lambda t: max(spec.lr_floor, 0.5 ** (t / spec.lr_half_life))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -198,7 +171,8 @@ class OutputLayer:
             xs = data(spec.batch, generator=generator, upto=self.upto)
         self.rho = torch.stack([xs[lv - 1].pow(2).sum(-1).mean().sqrt() for lv in self.levels])
         self.w_d = [torch.nn.Parameter(W.detach().transpose(1, 2).clone()) for W in self.W]
-        self.sgda = SGDA(self.W, self.w_d, spec.sgda, g_project=self._project_g, d_project=self._project_d)
+        self.sgda = SGDA(self.W, self.w_d, spec.sgda, g_project=self._project_g, d_project=self._project_d,
+                         schedule=_schedule(spec))
 
     def _project_g(self) -> None:
         for W in self.W:
@@ -219,7 +193,6 @@ class OutputLayer:
             with torch.no_grad():
                 for w, W in zip(self.w_d, self.W):
                     w.copy_(W.transpose(1, 2))
-        _set_lr(self.sgda, _lr_scale(t, s.lr_half_life, s.lr_floor))
         bias = self.rho * self.beta(t)
 
         def losses(g: torch.Generator):
@@ -239,14 +212,14 @@ class OutputLayer:
     def state_dict(self) -> dict[str, torch.Tensor]:
         sd = {f"w_d.{i}": w.detach() for i, w in enumerate(self.w_d)}
         sd["rho"] = self.rho
-        return sd | _opt_state(self.sgda)
+        return sd | self.sgda.state_dict()
 
     def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
             for i, w in enumerate(self.w_d):
                 w.copy_(sd[f"w_d.{i}"])
         self.rho = sd["rho"]
-        _load_opt_state(self.sgda, {k: v for k, v in sd.items() if k.startswith(("g_opt", "d_opt"))})
+        self.sgda.load_state_dict(sd)
 
 
 class _MomentGame:
@@ -278,7 +251,7 @@ class _MomentGame:
     def _init_game(self, g_params, feats_real: list[torch.Tensor], spec) -> None:
         self.scale = [f.abs().mean().clamp_min(1e-12).expand_as(f).clone() for f in feats_real]
         self.theta = [torch.nn.Parameter(torch.zeros_like(f)) for f in feats_real]
-        self.sgda = SGDA(g_params, self.theta, spec.sgda)
+        self.sgda = SGDA(g_params, self.theta, spec.sgda, schedule=_schedule(spec))
 
     def _value(self, real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
         v = 0.0
@@ -291,7 +264,7 @@ class _MomentGame:
         sd |= {f"scale.{i}": s for i, s in enumerate(self.scale)}
         if self.white is not None:
             sd["white"] = self.white
-        return sd | _opt_state(self.sgda)
+        return sd | self.sgda.state_dict()
 
     def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
@@ -299,7 +272,7 @@ class _MomentGame:
                 t.copy_(sd[f"theta.{i}"])
         self.scale = [sd[f"scale.{i}"] for i in range(len(self.theta))]
         self.white = sd.get("white")
-        _load_opt_state(self.sgda, {k: v for k, v in sd.items() if k.startswith(("g_opt", "d_opt"))})
+        self.sgda.load_state_dict(sd)
 
 
 class FirstHidden(_MomentGame):
@@ -335,7 +308,6 @@ class FirstHidden(_MomentGame):
 
     def step(self, t: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         s, learner = self.spec, self.learner
-        _set_lr(self.sgda, _lr_scale(t, s.lr_half_life, s.lr_floor))
 
         def losses(g: torch.Generator):
             real = self._real(self.data(s.batch, generator=g, upto=1))
@@ -435,7 +407,6 @@ class SuperResolution(_MomentGame):
 
     def step(self, t: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         s, L, lv = self.spec, self.learner, self.level
-        _set_lr(self.sgda, _lr_scale(t, s.lr_half_life, s.lr_floor))
 
         def losses(g: torch.Generator):
             real, s_lo_real = self._real(self.data(s.batch, generator=g, upto=lv))
@@ -483,11 +454,11 @@ class EndToEnd:
         return self.sgda.step(losses, generator)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {f"disc.{k}": v for k, v in self.disc.state_dict().items()} | _opt_state(self.sgda)
+        return {f"disc.{k}": v for k, v in self.disc.state_dict().items()} | self.sgda.state_dict()
 
     def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
         self.disc.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("disc.")})
-        _load_opt_state(self.sgda, {k: v for k, v in sd.items() if k.startswith(("g_opt", "d_opt"))})
+        self.sgda.load_state_dict(sd)
 
 
 RUNNERS = {

@@ -156,7 +156,7 @@ def filter_stats(w: torch.Tensor) -> dict:
 
 def filter_tiles(w: torch.Tensor, ncol: int | None = None) -> np.ndarray:
     """Each filter scaled by its own max |value| to [-1, 1] (gray = 0), upsampled 8x and tiled (uint8 RGB)."""
-    from ganlearn.images.train import tile
+    from ganlearn.plots import tile
 
     w = w.detach().float().cpu()
     w = w / w.flatten(1).abs().amax(1).clamp_min(1e-12)[:, None, None, None]

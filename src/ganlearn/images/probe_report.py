@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ganlearn.experiments.plots import md_table, plt, save
 from ganlearn.images import probe as P
-from ganlearn.images.train import atomic_write_text, save_png, tile
+from ganlearn.io import atomic_write_text, write_json
+from ganlearn.plots import md_table, plt, save, save_png, tile
 
 
 @torch.no_grad()
@@ -88,17 +88,9 @@ def run_probe(checkpoint: str, data: str | None, out: str | Path, *, n: int = 20
     res["verdicts"] = P.verdicts(res)
     res["thresholds"] = P.THRESHOLDS
     figures = _figures(out, g, g0, d, d0, res, real, z_dim, seed)
-    atomic_write_text(out / "probe.json", json.dumps(res, indent=2, default=_jsonable))
+    write_json(out / "probe.json", res)
     atomic_write_text(out / "probe.md", _markdown(res, figures))
     return res
-
-
-def _jsonable(v):
-    if isinstance(v, (np.bool_,)):
-        return bool(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    raise TypeError(type(v))
 
 
 @torch.no_grad()

@@ -40,7 +40,9 @@ from ganlearn.config import ConfigError, _check, from_dict
 from ganlearn.images import data as datamod
 from ganlearn.images import metrics as M
 from ganlearn.images.nets import build
-from ganlearn.training.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
+from ganlearn.io import (append_jsonl, atomic_write_text, flatten_optimizer, latest_checkpoint, load_checkpoint,
+                         load_flat_optimizer, save_checkpoint)
+from ganlearn.plots import save_png, tile
 
 DEFAULT_RESOLUTION = {"digits": 8}
 
@@ -130,22 +132,6 @@ def step_generator(seed: int, step: int, rank: int, stream: int) -> torch.Genera
 
 # ---- checkpoint helpers ------------------------------------------------------------------------
 
-def _flat_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    sd = opt.state_dict()
-    tensors = {f"{prefix}.{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(v))
-               for i, st in sd["state"].items() for k, v in st.items()}
-    return tensors, sd["param_groups"]
-
-
-def _load_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, groups: list) -> None:
-    state: dict = {}
-    for key, v in tensors.items():
-        if key.startswith(prefix + "."):
-            i, k = key[len(prefix) + 1:].split(".", 1)
-            state.setdefault(int(i), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
 def _module_tensors(prefix: str, m: torch.nn.Module) -> dict:
     return {f"{prefix}.{k}": v for k, v in m.state_dict().items()}
 
@@ -180,30 +166,6 @@ def d_loss_fn(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -
 
 def g_loss_fn(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean() if kind == "ns" else -fake_logits.mean()
-
-
-def tile(images: torch.Tensor, nrow: int, gap=255) -> "np.ndarray":  # noqa: F821
-    """(n, C, h, w) in [-1, 1] -> an (H, W, C) uint8 grid with 1-px gaps of colour ``gap``."""
-    import numpy as np
-
-    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-    n, c, h, w = x.shape
-    rows = math.ceil(n / nrow)
-    out = np.empty((rows * (h + 1) + 1, nrow * (w + 1) + 1, c), dtype=np.uint8)
-    out[...] = np.asarray(gap, dtype=np.uint8)
-    for i in range(n):
-        r, q = divmod(i, nrow)
-        out[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = x[i].transpose(1, 2, 0)
-    return out
-
-
-def save_png(path: Path, array) -> None:
-    from PIL import Image
-
-    arr = array[..., 0] if array.shape[-1] == 1 else array
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
@@ -246,11 +208,6 @@ def real_baseline(real: torch.Tensor, cfg: ImageGANConfig) -> dict:
     return _scores(real[idx[:n]], real[idx[n:2 * n]], cfg)
 
 
-def _log(path: Path, rec: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(rec) + "\n")
-
-
 def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) -> dict:
     """Train (or resume) in ``run_dir``; return the last evaluation record plus wall time."""
     cfg.validate()
@@ -287,8 +244,8 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) ->
             raise ConfigError(f"{run_dir} holds a run with a different config (keys {diff}); use another --out")
         for name, mod in (("G", G), ("D", D), ("G_ema", G_ema)):
             _load_module(name, mod, tensors)
-        _load_optimizer("opt_g", opt_g, tensors, saved["opt_g_groups"])
-        _load_optimizer("opt_d", opt_d, tensors, saved["opt_d_groups"])
+        load_flat_optimizer("opt_g", opt_g, tensors, saved["opt_g_groups"])
+        load_flat_optimizer("opt_d", opt_d, tensors, saved["opt_d_groups"])
         start, wall_before = saved["step"], saved["wall_seconds"]
     elif rank == 0:
         atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
@@ -320,11 +277,11 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) ->
         if rank != 0:
             return
         tensors = {**_module_tensors("G", G), **_module_tensors("D", D), **_module_tensors("G_ema", G_ema)}
-        tg, gg = _flat_optimizer("opt_g", opt_g)
-        td, gd = _flat_optimizer("opt_d", opt_d)
-        save_checkpoint(run_dir, step, {**tensors, **tg, **td},
+        save_checkpoint(run_dir, step, {**tensors, **flatten_optimizer("opt_g", opt_g),
+                                        **flatten_optimizer("opt_d", opt_d)},
                         {**meta, "step": step, "wall_seconds": wall_before + time.time() - t0,
-                         "opt_g_groups": gg, "opt_d_groups": gd})
+                         "opt_g_groups": opt_g.state_dict()["param_groups"],
+                         "opt_d_groups": opt_d.state_dict()["param_groups"]})
 
     def grid(step: int) -> None:
         if rank == 0:
@@ -371,14 +328,14 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) ->
                 raise FloatingPointError(f"non-finite loss by step {done}: d={float(d_loss)}, g={float(g_loss)}; "
                                          f"the last checkpoint in {run_dir} is kept")
         if rank == 0 and log_now:
-            _log(stats_path, {"step": done, "d_loss": float(d_loss), "g_loss": float(g_loss), "ema_beta": beta,
+            append_jsonl(stats_path, {"step": done, "d_loss": float(d_loss), "g_loss": float(g_loss), "ema_beta": beta,
                               "wall_seconds": wall_before + time.time() - t0})
             bar.set_postfix(d=f"{float(d_loss):.3f}", g=f"{float(g_loss):.3f}")
         if cfg.grid_every and (done % cfg.grid_every == 0):
             grid(done)
         if rank == 0 and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
             last_eval = evaluate(G_ema, real, cfg, done, done * cfg.batch, baseline)
-            _log(metrics_path, last_eval)
+            append_jsonl(metrics_path, last_eval)
         if ckpt_now:
             checkpoint(done)
     sync = replica_divergence(G, D) if world > 1 else 0.0
@@ -407,7 +364,7 @@ def main_ddp() -> None:  # pragma: no cover - used through torchrun
     """``torchrun ... -m ganlearn.images.train OUT KEY=VALUE ...``: a thin entry point for DDP runs."""
     import sys
 
-    from ganlearn.sweep import parse_value
+    from ganlearn.config import parse_value
 
     out, *pairs = sys.argv[1:]
     cfg = make_config({k: parse_value(v) for k, v in (p.split("=", 1) for p in pairs)})

@@ -1,6 +1,9 @@
-"""Recovery of the target FSR network by a learner, against exact ground truth.
+"""Recovery of a target multi-resolution generator by a learner, against exact ground truth.
+
+Pure functions of tensors and callables (no network class is imported here):
 
 * :func:`feature_recovery` -- output features W_l matched to W*_l by the best permutation.
+* :func:`procrustes_latent_map` -- a first latent rotation from the level-1 hidden weights.
 * :func:`coupled_error` -- the theorem's quantity (Allen-Zhu & Li, §2.3):
 
       min_U  E_z || G(z) - G*(U^T z) ||^2 / E_z || G*(z) ||^2,   U column-orthonormal,
@@ -11,22 +14,28 @@
 """
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import numpy as np
 import torch
 
-from ganlearn.fsr.model import FSRNet
 from ganlearn.metrics.alignment import match_columns, procrustes_rows
 
+__all__ = ["feature_recovery", "procrustes_latent_map", "coupled_error"]
 
-def feature_recovery(learner: FSRNet, target: FSRNet) -> dict:
+# z (n, latent) -> (images per level [(n, J_l, d)], codes per level [(n, J_l, m_l)])
+Generator = Callable[[torch.Tensor], tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]]
+
+
+def feature_recovery(W_learned: Sequence[torch.Tensor], W_true: Sequence[torch.Tensor]) -> dict:
     """Per level: mean and worst cosine of matched (learned, true) output features.
 
+    ``W_*[l]`` is (n_W, d, m): one output matrix per patch (n_W = J_l) or one shared (n_W = 1).
     For per-patch output layers the columns of every patch are matched separately and pooled.
     Returns ``{"perms": [per level (n_W, m_true) arrays], "level{l}": {"cos_mean", "cos_min"}}``.
     """
     out: dict = {"perms": []}
-    for level in range(1, target.n_levels + 1):
-        Wl, Wt = learner.W[level - 1], target.W[level - 1]
+    for level, (Wl, Wt) in enumerate(zip(W_learned, W_true), start=1):
         perms, coss = [], []
         for j in range(Wt.shape[0]):
             p, c = match_columns(Wl[min(j, Wl.shape[0] - 1)], Wt[j])
@@ -38,38 +47,41 @@ def feature_recovery(learner: FSRNet, target: FSRNet) -> dict:
     return out
 
 
-def _flat(xs: list[torch.Tensor]) -> torch.Tensor:
+def _flat(xs: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([x.flatten(1) for x in xs], dim=1)
 
 
-def procrustes_latent_map(learner: FSRNet, target: FSRNet, perm1: np.ndarray) -> torch.Tensor:
-    """Initial U^T from level-1 weights: rows of V*_1 aligned by the level-1 feature matching.
+def procrustes_latent_map(V1_learned: torch.Tensor, V1_true: torch.Tensor, perm1: np.ndarray) -> torch.Tensor:
+    """Initial U^T from level-1 hidden weights (J, m, latent): rows of V*_1 aligned by the level-1
+    feature matching ``perm1`` (from :func:`feature_recovery`).
 
     Learner pre-activations are V_1 z; the target's are V*_1 U^T z. With Pi the matched rows,
     U^T = argmin ||V*_1 U^T - Pi V_1|| = polar((V*_1)^T Pi V_1).
-    Returns U^T: (m0_target, m0_learner).
+    Returns U^T: (latent_true, latent_learned), float64 on the CPU.
     """
-    vt = target.V[0].detach().double().cpu()  # (J, m_t, m0_t)
-    vl = learner.V[0].detach().double().cpu()  # (J, m_l, m0_l)
+    vt = V1_true.detach().double().cpu()
+    vl = V1_learned.detach().double().cpu()
     rows_l = torch.stack([vl[j, torch.as_tensor(perm1[min(j, len(perm1) - 1)])] for j in range(vt.shape[0])])
     return procrustes_rows(vt.reshape(-1, vt.shape[-1]), rows_l.reshape(-1, vl.shape[-1]))
 
 
-def coupled_error(learner: FSRNet, target: FSRNet, *, perms: list[np.ndarray], n_fit: int, n_eval: int,
-                  fit_steps: int, generator: torch.Generator) -> dict:
+def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, perms: list[np.ndarray],
+                  n_fit: int, n_eval: int, fit_steps: int, generator: torch.Generator) -> dict:
     """The theorem's coupled relative error, with U fitted on ``n_fit`` latents and the error
     measured on ``n_eval`` fresh ones.
 
-    U^T starts at :func:`procrustes_latent_map` and is refined by Adam on the Stiefel manifold
-    (U^T = U0^T expm(A - A^T)); the better of the two on the fitting set is kept.
+    ``learner`` and ``target`` map latents to (images, codes) per level; ``ut0`` (latent_true,
+    latent_learned) is the starting U^T (e.g. :func:`procrustes_latent_map`), and sets the dtype
+    and device of the latents. U^T is refined by Adam on the Stiefel manifold
+    (U^T = U0^T expm(A - A^T)) for ``fit_steps`` steps; the better of the two on the fitting set is
+    kept. ``target`` should not require gradients of its own parameters (only U^T is fitted).
 
     Returns: ``coupled_rel_error`` (all levels together), ``coupled_rel_error_level{l}``,
     ``w2_upper`` (the root of the numerator, an upper bound on W_2), ``hidden_rel_error_level{l}``
-    (codes compared through the matched channels), ``u_fit`` ("procrustes" or "refined").
+    (codes compared through the matched channels ``perms``), ``u_fit`` ("procrustes" or "refined").
     """
-    dev, dt = target.W[0].device, target.W[0].dtype
-    ut0 = procrustes_latent_map(learner, target, perms[0]).to(device=dev, dtype=dt)
-    m0_l = learner.shape.latent_dim
+    dev, dt = ut0.device, ut0.dtype
+    m0_l = ut0.shape[1]
     z_fit = torch.randn(n_fit, m0_l, generator=generator, dtype=dt).to(dev)
     z_ev = torch.randn(n_eval, m0_l, generator=generator, dtype=dt).to(dev)
 
@@ -82,7 +94,6 @@ def coupled_error(learner: FSRNet, target: FSRNet, *, perms: list[np.ndarray], n
     if fit_steps > 0:
         a = torch.zeros(m0_l, m0_l, dtype=dt, device=dev, requires_grad=True)
         opt = torch.optim.Adam([a], lr=0.02)
-        target.requires_grad_(False)
         for _ in range(fit_steps):
             ut = ut0 @ torch.linalg.matrix_exp(a - a.T)
             val = loss(ut, z_fit)
@@ -101,7 +112,7 @@ def coupled_error(learner: FSRNet, target: FSRNet, *, perms: list[np.ndarray], n
         num = (_flat(x_l) - _flat(x_t)).pow(2).sum(1).mean()
         out["coupled_rel_error"] = float(num / norm)
         out["w2_upper"] = float(num.sqrt())
-        for level in range(1, target.n_levels + 1):
+        for level in range(1, len(x_t) + 1):
             i = level - 1
             e = (x_l[i] - x_t[i]).pow(2).flatten(1).sum(1).mean() / x_t[i].pow(2).flatten(1).sum(1).mean()
             out[f"coupled_rel_error_level{level}"] = float(e)

@@ -27,12 +27,17 @@ kappa 2; numbers in the issue-3 closing note):
   under W -> W Q, which moves freely along its orbit. Without averaging the last iterate sits at a
   noise floor set by the step size.
 * Samples consumed N counts target (real) samples only, one batch per step: the generator's
-  samples are free. (The MLP comparison uses Adam for both players and draws two real batches.)
+  samples are free. (The MLP comparison draws two real batches a step.)
+* The MLP comparison (``discriminator="mlp"``) is a non-saturating GAN trained by :class:`SGDA`:
+  the discriminator with Adam at ``lr_d`` (default 1e-3), the generator with ``g_optimizer``
+  (default Adam) at ``lr_g``, both step sizes under the same decay. ``lr_d`` and ``g_optimizer``
+  left at None take the default of the discriminator in use (truncated/quadratic: 1.0 and SGD).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 
@@ -51,9 +56,9 @@ class OneLayerConfig:
     batch: int = 512  # real samples per step (and as many fake per player update)
     steps: int = 4000
     lr_g: float = 0.3
-    g_optimizer: Literal["sgd", "adam"] = "sgd"
+    g_optimizer: Optional[Literal["sgd", "adam"]] = None  # None: sgd (truncated/quadratic), adam (mlp)
     decay_power: float = 0.6  # lr_g / (1 + t / decay_t0) ** decay_power
-    lr_d: float = 1.0  # SGD; lr_d * ridge = 1 is the exact inner max
+    lr_d: Optional[float] = None  # None: 1.0 (SGD on A; lr_d * ridge = 1 is the exact inner max), 1e-3 (mlp, Adam)
     ridge: float = 1.0
     decay_t0: float = 200.0
     average: bool = True  # report the polynomial-decay average of Sigma_t
@@ -71,7 +76,7 @@ class OneLayerConfig:
         activation(self.activation)
         if self.condition < 1:
             bad("condition", self.condition, ">= 1")
-        if self.g_optimizer not in ("sgd", "adam"):
+        if self.g_optimizer not in (None, "sgd", "adam"):
             bad("g_optimizer", self.g_optimizer, "one of sgd, adam")
         if self.discriminator not in ("truncated", "quadratic", "mlp"):
             bad("discriminator", self.discriminator, "one of truncated, quadratic, mlp")
@@ -81,7 +86,10 @@ class OneLayerConfig:
         if self.decay_power < 0:
             bad("decay_power", self.decay_power, ">= 0")
         for key in ("lr_g", "lr_d", "ridge", "decay_t0"):
-            if not getattr(self, key) > 0:
+            v = getattr(self, key)
+            if v is None and key == "lr_d":
+                continue
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 bad(key, getattr(self, key), "> 0")
         if not self.eps or any(not 0 < e for e in self.eps):
             bad("eps", self.eps, "a non-empty list of numbers > 0")
@@ -98,16 +106,22 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
     learner = OneLayerGenerator(torch.randn(cfg.d, cfg.d, generator=g, dtype=torch.float64) / cfg.d ** 0.5,
                                 cfg.activation)
     sigma_star = target.sigma()
-    g_opt = torch.optim.SGD([learner.W], lr=cfg.lr_g) if cfg.g_optimizer == "sgd" else \
-        torch.optim.Adam([learner.W], lr=cfg.lr_g, betas=(0.5, 0.999))
+    mlp = cfg.discriminator == "mlp"
+    g_optimizer = cfg.g_optimizer or ("adam" if mlp else "sgd")
+    lr_d = cfg.lr_d if cfg.lr_d is not None else (1e-3 if mlp else 1.0)
 
-    if cfg.discriminator == "mlp":  # non-saturating GAN loss, Adam for both players
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed + 1)
-            disc = MLPDiscriminator(cfg.d, cfg.mlp_hidden).double()
+    def decay(t: int) -> float:
+        return 1.0 / (1 + t / cfg.decay_t0) ** cfg.decay_power
+
+    if mlp:  # non-saturating GAN loss; D with Adam, G with g_optimizer, both decayed
+        disc = MLPDiscriminator(cfg.d, cfg.mlp_hidden).double()
+        with torch.no_grad():  # explicit, seeded init (PyTorch's default bounds), not the global RNG
+            for prm in disc.parameters():
+                bound = 1.0 / math.sqrt(prm.shape[-1]) if prm.dim() > 1 else 0.01
+                prm.copy_((torch.rand(prm.shape, generator=g, dtype=torch.float64) * 2 - 1) * bound)
         sgda = SGDA([learner.W], list(disc.parameters()),
-                    SGDAConfig(lr_g=cfg.lr_g, lr_d=1e-3, optimizer="adam"))
-        g_opt = sgda.g_opt
+                    SGDAConfig(lr_g=cfg.lr_g, lr_d=lr_d, optimizer=g_optimizer, d_optimizer="adam",
+                               beta1=0.5, beta2=0.999), schedule=decay)
         sp = torch.nn.functional.softplus
 
         def mlp_losses(gen):
@@ -116,24 +130,26 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
     else:
         stats = (lambda y: truncated_stats(y, act)) if cfg.discriminator == "truncated" else quadratic_stats
         A = torch.zeros(cfg.d, cfg.d, dtype=torch.float64)
+        g_opt = torch.optim.SGD([learner.W], lr=cfg.lr_g) if g_optimizer == "sgd" else \
+            torch.optim.Adam([learner.W], lr=cfg.lr_g, betas=(0.5, 0.999))
+        g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, decay)
 
     reached: dict[float, int | None] = {e: None for e in cfg.eps}
     curve, samples, sigma_bar = [], 0, None
     for t in range(cfg.steps):
-        for group in g_opt.param_groups:
-            group["lr"] = cfg.lr_g / (1 + t / cfg.decay_t0) ** cfg.decay_power
-        if cfg.discriminator == "mlp":
+        if mlp:
             sgda.step(mlp_losses, g)
             samples += 2 * cfg.batch  # SGDA draws a real batch for each player's loss
         else:
             with torch.no_grad():  # ascent on A (SGD)
                 gap = stats(target.sample(cfg.batch, generator=g)) - stats(learner.sample(cfg.batch, generator=g))
-                A += cfg.lr_d * (gap - cfg.ridge * A)
+                A += lr_d * (gap - cfg.ridge * A)
             samples += cfg.batch
             loss = -(A * stats(learner.sample(cfg.batch, generator=g))).sum()  # descent on L, fresh fakes
             g_opt.zero_grad()
             loss.backward()
             g_opt.step()
+            g_sched.step()
         with torch.no_grad():
             sig = learner.sigma()
             if not cfg.average or sigma_bar is None:
@@ -155,7 +171,9 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
                 break
     evals, evecs = torch.linalg.eigh(sigma_bar)
     w_bar = evecs @ torch.diag(evals.clamp_min(0).sqrt())  # w_bar w_bar^T = Sigma_bar: the same law
-    return {"config": asdict(cfg), "sigma_rel_error": curve[-1][1], "tv_upper": curve[-1][2],
+    return {"config": asdict(cfg), "resolved": {"g_optimizer": g_optimizer, "lr_d": lr_d,
+                                                "d_optimizer": "adam" if mlp else "sgd (exact ascent on A)"},
+            "sigma_rel_error": curve[-1][1], "tv_upper": curve[-1][2],
             "samples": samples, "steps": t + 1, "kappa": float(torch.linalg.cond(target.W)),
             "samples_to_eps": {str(e): n for e, n in reached.items()},
             "curve": curve, "learner_W": w_bar, "target_W": target.W.detach()}

@@ -13,8 +13,8 @@ from ganlearn.config import RunConfig, to_dict
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages import make_runner
 from ganlearn.fsr.target import FSRTarget, make_learner
-from ganlearn.training.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint
-from ganlearn.training.evaluate import evaluate, is_finite_module, sliced_w2_floor
+from ganlearn.io import append_jsonl, atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint, save_tensors
+from ganlearn.fsr.evaluate import evaluate, is_finite_module, sliced_w2_floor
 
 SUMMARY_KEYS = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
                 "sliced_w2_floor_top", "wall_seconds", "samples_seen")
@@ -36,11 +36,6 @@ def build(cfg: RunConfig) -> tuple[FSRTarget, FSRNet]:
     target = FSRTarget(cfg.target, seed=s["target"], dtype=dtype, device=cfg.device)
     learner = make_learner(cfg.target, cfg.learner, seed=s["learner"], dtype=dtype, device=cfg.device)
     return target, learner
-
-
-def _log(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
 
 
 def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig, run_dir: Path, *,
@@ -112,7 +107,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
                 record = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": samples_seen,
                           "wall_seconds": wall_before + time.time() - t0,
                           **{k: float(v) for k, v in out.items()}, **metrics}
-                _log(metrics_path, record)
+                append_jsonl(metrics_path, record)
             if (t + 1) % cfg.checkpoint_every == 0 or end_of_stage:
                 tensors = {f"learner.{k}": v for k, v in learner.state_dict().items()}
                 tensors |= {f"runner.{k}": v for k, v in runner.state_dict().items()}
@@ -144,7 +139,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict
         target.assumption_report(generator=torch.Generator().manual_seed(cfg.eval.seed + 2)), indent=2))
     staged = run_stages(cfg.stages, target, learner, cfg, run_dir, label="staged", floor=floor, progress=progress)
     summary = {k: staged[k] for k in SUMMARY_KEYS} | {"final": staged}
-    torch_save_weights(learner, run_dir / "learner.safetensors")
+    save_tensors(run_dir / "learner.safetensors", learner.state_dict())
     if cfg.baseline.enabled:
         import dataclasses
         import math
@@ -158,15 +153,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict
         base = run_stages([spec], target, b_learner, cfg, run_dir / "baseline", label="baseline", floor=floor,
                           progress=progress)
         summary["baseline"] = {k: base[k] for k in SUMMARY_KEYS} | {"final": base}
-        torch_save_weights(b_learner, run_dir / "baseline" / "learner.safetensors")
+        save_tensors(run_dir / "baseline" / "learner.safetensors", b_learner.state_dict())
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
-
-def torch_save_weights(net: torch.nn.Module, path: Path) -> None:
-    from safetensors.torch import save_file
-    import os
-
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)

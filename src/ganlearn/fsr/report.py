@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from ganlearn.config import load_json  # noqa: E402
-from ganlearn.training.checkpoint import atomic_write_text  # noqa: E402
+from ganlearn.io import atomic_write_text  # noqa: E402
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -84,8 +84,8 @@ def _samples(target, learner, cfg, out: Path) -> None:
     geo = target.geometry
     g = torch.Generator().manual_seed(cfg.eval.seed)
     with torch.no_grad():
-        fr = feature_recovery(learner, target.net)
-        ut = procrustes_latent_map(learner, target.net, fr["perms"][0]).to(target.net.W[0].dtype)
+        fr = feature_recovery(learner.W, target.net.W)
+        ut = procrustes_latent_map(learner.V[0], target.net.V[0], fr["perms"][0]).to(target.net.W[0].dtype)
         z = learner.sample_latent(8, generator=g)
         xl, _ = learner(z)
         xt, _ = target.net(z @ ut.T)
@@ -129,7 +129,7 @@ def _table(summary: dict) -> str:
 
 def write_report(run_dir: str | Path) -> Path:
     """Write ``report.md`` and its figures into ``run_dir`` and return the report's path."""
-    from ganlearn.training.loop import build
+    from ganlearn.fsr.loop import build
 
     run_dir = Path(run_dir)
     cfg = load_json(run_dir / "config.json")

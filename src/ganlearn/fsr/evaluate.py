@@ -10,7 +10,7 @@ from ganlearn.config import EvalConfig
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.target import FSRTarget
 from ganlearn.metrics.distances import sliced_w2
-from ganlearn.metrics.recovery import coupled_error, feature_recovery
+from ganlearn.metrics.recovery import coupled_error, feature_recovery, procrustes_latent_map
 from ganlearn.metrics.sparsity import coactivation_stats
 
 
@@ -66,7 +66,7 @@ def evaluate(learner: FSRNet, target: FSRTarget, cfg: EvalConfig, *, final: bool
 
 def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) -> dict:
     g = torch.Generator().manual_seed(cfg.seed)
-    fr = feature_recovery(learner, tnet)
+    fr = feature_recovery(learner.W, tnet.W)
     out: dict = {}
     L = tnet.n_levels
     for level in range(1, L + 1):
@@ -74,7 +74,9 @@ def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) ->
         out[f"feature_cosine_min_level{level}"] = fr[f"level{level}"]["cos_min"]
     out["feature_cosine_min"] = min(out[f"feature_cosine_min_level{lv}"] for lv in range(1, L + 1))
     out["feature_cosine_mean"] = sum(out[f"feature_cosine_mean_level{lv}"] for lv in range(1, L + 1)) / L
-    out |= coupled_error(learner, tnet, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
+    ut0 = procrustes_latent_map(learner.V[0], tnet.V[0], fr["perms"][0]).to(device=tnet.W[0].device,
+                                                                           dtype=tnet.W[0].dtype)
+    out |= coupled_error(learner, tnet, ut0=ut0, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
                          fit_steps=cfg.fit_steps if final else 0, generator=g)
     x_t, _ = _samples(tnet, cfg.n_samples, g)
     x_l, s_l = _samples(learner, cfg.n_samples, g)

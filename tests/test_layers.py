@@ -1,0 +1,71 @@
+"""The package is layered: a module imports only from its own layer or below (no import runs back
+up), and no source file grows past the size the house keeps (a few named exceptions)."""
+import ast
+from pathlib import Path
+
+import ganlearn
+
+SRC = Path(ganlearn.__file__).parent
+
+# Bottom to top. A module's layer is that of its longest matching prefix.
+LAYERS = [
+    ["ganlearn.io", "ganlearn.plots", "ganlearn.metrics"],
+    ["ganlearn.config", "ganlearn.sgda"],
+    ["ganlearn.fsr", "ganlearn.onelayer", "ganlearn.overparam", "ganlearn.images"],
+    ["ganlearn.sweep", "ganlearn.experiments"],
+    ["ganlearn.cli", "ganlearn.__init__", "ganlearn.__main__"],
+]
+MAX_LINES = 400
+OVER_LIMIT = {}  # path relative to the package -> why it may be longer
+
+
+def _layer(mod: str) -> int:
+    best = None
+    for i, names in enumerate(LAYERS):
+        for n in names:
+            if (mod == n or mod.startswith(n + ".")) and (best is None or len(n) > len(best[1])):
+                best = (i, n)
+    assert best is not None, f"{mod} is in no layer of tests/test_layers.py"
+    return best[0]
+
+
+def _modules():
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        yield path, ".".join(rel.parts)
+
+
+def _imports(path: Path, mod: str):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.level:  # relative import
+                base = mod.split(".")[: -node.level]
+                yield ".".join(base + [node.module])
+            elif node.module == "ganlearn":
+                yield from (f"ganlearn.{a.name}" for a in node.names)
+            else:
+                yield node.module
+
+
+def test_no_import_runs_up_the_layers():
+    bad = []
+    for path, mod in _modules():
+        own = _layer(mod)
+        for imp in _imports(path, mod):
+            if imp.startswith("ganlearn.") and imp != "ganlearn" and _layer(imp) > own:
+                bad.append(f"{mod} (layer {own}) imports {imp} (layer {_layer(imp)})")
+    assert not bad, "\n".join(bad)
+
+
+def test_layers_are_checked_for_real():
+    # The checker itself: a made-up import from the bottom layer to the top is caught.
+    assert _layer("ganlearn.metrics.recovery") == 0 and _layer("ganlearn.cli") == 4
+    assert _layer("ganlearn.fsr.loop") == 2 and _layer("ganlearn.experiments.fsr_shapes") == 3
+
+
+def test_no_file_is_too_long():
+    long = {str(p.relative_to(SRC)): n for p, _ in _modules()
+            if (n := len(p.read_text().splitlines())) > MAX_LINES and str(p.relative_to(SRC)) not in OVER_LIMIT}
+    assert not long, f"files over {MAX_LINES} lines: {long}"
