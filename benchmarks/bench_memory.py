@@ -3,7 +3,8 @@
 
 Each shape runs as ``ganlearn run --config FILE`` in a child process, with every stage cut to a
 few steps (the peak of a phase depends on its batch and the shapes, not on how many steps it
-runs) and the baseline capped at 3 steps; the child's peak RSS comes from ``os.wait4``.
+runs), the baseline capped at 3 steps and the final evaluation's rotation fit at 2 steps (the
+same graph every step); the child's peak RSS comes from ``os.wait4``.
 Writes benchmarks/results/bench_memory.json and a Markdown table beside it; a run of some shapes
 replaces those shapes' rows and keeps the others.
 Usage: python benchmarks/bench_memory.py [--shapes NAME,...] [--steps N]
@@ -17,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ganlearn.config import resolve, to_dict
+from ganlearn.config import to_dict
+from ganlearn.fsr.config import resolve
 from ganlearn.fsr.memory import predict_peak_bytes
 
 SHAPES = {
@@ -40,12 +42,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", default=",".join(str(i) for i in range(len(SHAPES))), help="indices of SHAPES")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--fit-steps", type=int, default=2, help="steps of the final evaluation's rotation fit "
+                    "(each step builds the same graph, so the peak does not depend on how many)")
     args = ap.parse_args()
     names = list(SHAPES)
     rows = []
     for i in map(int, args.shapes.split(",")):
         name = names[i]
-        cfg = resolve("default", overrides=SHAPES[name] + ["baseline.max_steps=3", "memory_budget_gb=1000"])
+        cfg = resolve("default", overrides=SHAPES[name] + ["baseline.max_steps=3", "memory_budget_gb=1000",
+                                                           f"eval.fit_steps={args.fit_steps}"])
         d = to_dict(cfg)
         for st in d["stages"]:
             if "steps" in st:
@@ -75,7 +80,7 @@ def main() -> None:
         rows = [new.get(n) or old[n] for n in names if n in new or n in old]
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"what": "peak RSS of ganlearn run (stages cut to a few steps) vs the prediction",
-                               "steps_per_stage": args.steps, "cpus": os.cpu_count(), "rows": rows}, indent=2))
+                               "steps_per_stage": args.steps, "eval_fit_steps": args.fit_steps, "cpus": os.cpu_count(), "rows": rows}, indent=2))
     os.replace(tmp, out)
     lines = ["| shape | top px | measured peak GB | predicted GB | predicted / measured | largest phase |",
              "|---|---|---|---|---|---|"]

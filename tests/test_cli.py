@@ -53,7 +53,7 @@ def test_dry_run_predicts_memory_and_a_run_over_budget_is_refused(capsys, tmp_pa
 
 
 def test_memory_prediction_grows_with_the_shape():
-    from ganlearn.config import resolve
+    from ganlearn.fsr.config import resolve
     from ganlearn.fsr.memory import predict_peak_bytes
 
     small, _ = predict_peak_bytes(resolve("default"))

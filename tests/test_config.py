@@ -2,7 +2,9 @@ import json
 
 import pytest
 
-from ganlearn.config import ConfigError, RunConfig, from_dict, resolve, to_dict
+from ganlearn.config import ConfigError, from_dict, to_dict
+from ganlearn.fsr.config import RunConfig, resolve
+from ganlearn.fsr.stages import stage_name
 
 
 def test_default_round_trips_through_json():
@@ -90,3 +92,23 @@ def test_stage_list_in_a_toml_file_replaces_the_derived_one(tmp_path):
     cfg = resolve("default", p)
     assert [s.kind for s in cfg.stages] == ["warm_start", "first_hidden", "super_resolution"]
     assert cfg.stages[1].steps == 5 and cfg.stages[2].steps == 6
+
+
+def test_stages_are_addressed_by_name_in_overrides():
+    cfg = resolve("default", overrides=["stages.polish_v1.steps=7", "stages.super_resolution_3.batch=128"])
+    names = [stage_name(s) for s in cfg.stages]
+    assert names == ["warm_start", "first_hidden", "polish_w1", "polish_v1", "super_resolution_2",
+                     "super_resolution_3"]
+    assert cfg.stages[3].steps == 7 and cfg.stages[5].batch == 128
+    cfg = resolve("default", overrides=["stages-=polish_w1"])
+    assert "polish_w1" not in [stage_name(s) for s in cfg.stages] and len(cfg.stages) == 5
+    with pytest.raises(ConfigError, match="no stage is named 'nope'; the stages here are 0: warm_start"):
+        resolve("default", overrides=["stages.nope.steps=1"])
+    with pytest.raises(ConfigError, match="are all named 'first_hidden'"):
+        resolve("default", overrides=["stages+={\"kind\": \"first_hidden\"}", "stages.first_hidden.steps=1"])
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_rejected(value):
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        resolve("default", overrides=[f"stages.polish_v1.ridge={value}"])

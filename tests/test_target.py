@@ -1,7 +1,7 @@
 import torch
 import pytest
 
-from ganlearn.config import TargetConfig
+from ganlearn.fsr.config import TargetConfig
 from ganlearn.fsr.target import FSRTarget
 
 CFG = TargetConfig(levels=3, base_grid=2, patch=2, colours=3, channels=8, sparsity=2.0, latent_dim=10)

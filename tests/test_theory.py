@@ -6,10 +6,10 @@ import pytest
 import torch
 from scipy.linalg import subspace_angles
 
-from ganlearn.config import TargetConfig, WarmStartStage
+from ganlearn.fsr.config import TargetConfig, WarmStartStage
 from ganlearn.fsr.stages import WarmStart
 from ganlearn.fsr.target import FSRTarget, make_learner
-from ganlearn.config import LearnerConfig
+from ganlearn.fsr.config import LearnerConfig
 from ganlearn.metrics.alignment import match_columns, procrustes_rows
 from ganlearn.metrics.distances import sliced_w2
 from ganlearn.metrics.recovery import coupled_error, feature_recovery, procrustes_latent_map
@@ -136,7 +136,7 @@ def test_sgda_converges_on_strongly_monotone_quadratic_game():
 def test_output_layer_polish_of_one_level_moves_only_that_level_towards_w_star(gen):
     """With the hidden layers right (fake code law = real code law), W* is the fixed point of the
     thresholded game: a perturbed W_1 is pulled back, and the other levels are not touched."""
-    from ganlearn.config import OutputLayerStage
+    from ganlearn.fsr.config import OutputLayerStage
     from ganlearn.fsr.model import polar
     from ganlearn.fsr.stages import OutputLayer
 
@@ -160,7 +160,7 @@ def test_output_layer_polish_of_one_level_moves_only_that_level_towards_w_star(g
 
 
 def test_output_layer_level_out_of_range_is_a_clear_error(gen):
-    from ganlearn.config import OutputLayerStage
+    from ganlearn.fsr.config import OutputLayerStage
     from ganlearn.fsr.stages import OutputLayer
 
     target = FSRTarget(TINY, seed=0, n_calibration=2000)
@@ -227,7 +227,7 @@ def test_preconditioned_super_resolution_keeps_the_map_and_learns_a_planted_laye
     """Every layer but V_2 exact: SR in whitened coordinates starts from the same map (V_w M =
     [-b, V]), keeps the learner's (V, b) in sync with V_w after each step, and drives the level-2
     code error well down."""
-    from ganlearn.config import SuperResolutionStage
+    from ganlearn.fsr.config import SuperResolutionStage
     from ganlearn.fsr.stages import SuperResolution
 
     target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 import ganlearn.fsr.loop as loop
-from ganlearn.config import resolve
+from ganlearn.fsr.config import resolve
 from ganlearn.io import latest_checkpoint, load_checkpoint
 
 FAST = ["baseline.enabled=false", "eval.fit_steps=0"]

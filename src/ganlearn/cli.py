@@ -9,7 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from ganlearn.config import PRESETS, ConfigError, load_json, resolve, to_dict
+from ganlearn.config import ConfigError, to_dict
+from ganlearn.fsr.config import PRESETS, load_json, resolve
 
 
 def _check_device(device: str) -> None:

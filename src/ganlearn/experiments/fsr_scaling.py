@@ -28,7 +28,8 @@ from ganlearn.sweep import Experiment
 
 
 def run(params: dict) -> dict:
-    from ganlearn.config import resolve, to_dict
+    from ganlearn.config import to_dict
+    from ganlearn.fsr.config import resolve
     from ganlearn.fsr.loop import train
 
     base = to_dict(resolve(params["preset"]))

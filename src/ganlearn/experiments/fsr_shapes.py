@@ -43,7 +43,7 @@ def _train_cell(params: dict, out_file: str) -> None:
     """Child-process body: train one cell and write its result JSON (with this process's peak RSS)."""
     import torch
 
-    from ganlearn.config import resolve, untrained_levels
+    from ganlearn.fsr.config import resolve, untrained_levels
     from ganlearn.fsr.loop import train
 
     torch.set_num_threads(int(params.get("threads", 1)))

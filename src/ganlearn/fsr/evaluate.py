@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from ganlearn.config import EvalConfig
+from ganlearn.fsr.config import EvalConfig
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.target import FSRTarget
 from ganlearn.metrics.distances import sliced_w2

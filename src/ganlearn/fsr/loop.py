@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ganlearn.config import RunConfig, to_dict
+from ganlearn.config import to_dict
+from ganlearn.fsr.config import RunConfig
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages import make_runner
 from ganlearn.fsr.target import FSRTarget, make_learner

@@ -8,6 +8,8 @@ parents per patch):
 * ``target``: calibrating the target's biases, codes of two adjacent levels for
   ``n_calibration`` draws in float32, plus one float64 block of ``CALIBRATION_CHUNK`` elements
   (pre-activation, its sorted copy for the quantile, temporaries);
+* ``target_assumptions``: the target's sparsity / co-activation report on 20000 draws, one level
+  at a time;
 * ``warm_start``: ``n_samples`` images of every level, float64 copies for the covariances and
   the (n, J, m) rotation iterates;
 * ``super_resolution`` (per level): ``4 * batch`` images up to the level and the
@@ -25,12 +27,12 @@ from __future__ import annotations
 
 import os
 
-from ganlearn.config import (EndToEndStage, FirstHiddenStage, OutputLayerStage, RunConfig, SuperResolutionStage,
-                             WarmStartStage)
+from ganlearn.fsr.config import EndToEndStage, FirstHiddenStage, OutputLayerStage, RunConfig, SuperResolutionStage, WarmStartStage
 from ganlearn.fsr.geometry import NEIGHBOURHOODS
 
 BASE_BYTES = 0.55e9  # python + torch + numpy + scipy + POT + matplotlib, measured RSS after import
 N_CALIBRATION_TARGET, N_CALIBRATION_LEARNER = 20000, 5000
+N_ASSUMPTIONS = 20000  # draws of FSRTarget.assumption_report
 
 
 def _shape(cfg: RunConfig):
@@ -57,6 +59,9 @@ def predict_peak_bytes(cfg: RunConfig) -> tuple[float, dict[str, float]]:
     pairs = max(J[i] + J[i - 1] for i in range(1, L)) if L > 1 else J[0]
     chunk = min(CALIBRATION_CHUNK, N_CALIBRATION_TARGET * max(J) * m)
     phases["target"] = N_CALIBRATION_TARGET * pairs * m * 4 + 6 * chunk * 8
+    # the target's Assumption 2.2 report: codes of one level and its parent (float32), the float64
+    # firing indicators and one product of them at a time (metrics.sparsity.coactivation_stats)
+    phases["target_assumptions"] = N_ASSUMPTIONS * (max(J) * m * (4 + 8 + 8 + 1) + pairs * m * 4)
     for i, st in enumerate(cfg.stages):
         if isinstance(st, WarmStartStage):
             # every level's images, float64 copies of the top level's patches (covariance; pooled

@@ -112,8 +112,11 @@ class FSRNet(nn.Module):
         return xs, ss
 
     def sample_latent(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
+        """z ~ N(0, I) drawn on the generator's device (the training RNG lives on the CPU, so a run
+        draws the same latents whatever device it trains on), then moved to the network's."""
         p = self.W[0]
-        return torch.randn(n, self.shape.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
+        z = torch.randn(n, self.shape.latent_dim, generator=generator, dtype=p.dtype, device=generator.device)
+        return z.to(p.device)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from ganlearn.config import load_json  # noqa: E402
+from ganlearn.fsr.config import load_json  # noqa: E402
 from ganlearn.io import atomic_write_text  # noqa: E402
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ganlearn.config import LearnerConfig, TargetConfig
+from ganlearn.fsr.config import LearnerConfig, TargetConfig
 from ganlearn.fsr.geometry import Geometry
 from ganlearn.fsr.model import FSRNet, Shape, edge_colour_atoms, init_hidden, random_orthonormal
 from ganlearn.metrics.sparsity import coactivation_stats
@@ -57,10 +57,10 @@ class FSRTarget:
     @torch.no_grad()
     def assumption_report(self, n: int = 20000, *, generator: torch.Generator) -> dict:
         """How well the target meets Assumption 2.2 (sparse, not-too-positively correlated codes)."""
-        _, S = self.sample(n, generator=generator)
         m, k = self.cfg.channels, self.cfg.sparsity
-        out = {}
-        for level, s in enumerate(S, start=1):
+        out, s = {}, self.net.sample_latent(n, generator=generator)
+        for level in range(1, self.n_levels + 1):  # codes only, one level alive at a time (no images)
+            s = self.net.hidden(level, s)
             out[f"level{level}"] = coactivation_stats(s, k_over_m=k / m)
         return out
 

@@ -11,7 +11,6 @@ average), since an untrained network's stored statistics (mean 0, variance 1) wo
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
 import numpy as np

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ganlearn.config import ConfigError, _check, from_dict
+from ganlearn.config import ConfigError, check, from_dict
 from ganlearn.images import data as datamod
 from ganlearn.images import metrics as M
 from ganlearn.images.nets import build
@@ -81,20 +81,20 @@ class ImageGANConfig:
 
     def validate(self) -> "ImageGANConfig":
         name = self.data.partition(":")[0]
-        _check(name in datamod.BUILTIN + datamod.USER, "data", self.data,
+        check(name in datamod.BUILTIN + datamod.USER, "data", self.data,
                f"one of {', '.join(datamod.BUILTIN)} or cifar10:DIR, folder:DIR")
-        _check(self.resolution == 0 or (self.resolution >= 8 and math.log2(self.resolution / 4).is_integer()),
+        check(self.resolution == 0 or (self.resolution >= 8 and math.log2(self.resolution / 4).is_integer()),
                "resolution", self.resolution, "0 (the dataset's) or 4*2^n >= 8")
-        _check(self.channels in (0, 1, 3), "channels", self.channels, "0, 1 or 3")
+        check(self.channels in (0, 1, 3), "channels", self.channels, "0, 1 or 3")
         for key in ("width", "z_dim", "steps", "batch", "n_dis", "eval_n", "eval_patches"):
-            _check(getattr(self, key) >= 1, key, getattr(self, key), "an int >= 1")
-        _check(self.eval_n > 128, "eval_n", self.eval_n, "> 128 (the Frechet distance in randconv128-v1 needs more samples than its 128 features)")
+            check(getattr(self, key) >= 1, key, getattr(self, key), "an int >= 1")
+        check(self.eval_n > 128, "eval_n", self.eval_n, "> 128 (the Frechet distance in randconv128-v1 needs more samples than its 128 features)")
         for key in ("limit", "d_width", "eval_every", "grid_every", "ckpt_every", "log_every"):
-            _check(getattr(self, key) >= 0, key, getattr(self, key), "an int >= 0")
+            check(getattr(self, key) >= 0, key, getattr(self, key), "an int >= 0")
         for key in ("lr_g", "lr_d", "ema_halflife_images"):
-            _check(getattr(self, key) > 0, key, getattr(self, key), "> 0")
-        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", (self.beta1, self.beta2), "in [0, 1)")
-        _check(self.device == "cpu" or self.device.startswith("cuda"), "device", self.device, "cpu or cuda[:i]")
+            check(getattr(self, key) > 0, key, getattr(self, key), "> 0")
+        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", (self.beta1, self.beta2), "in [0, 1)")
+        check(self.device == "cpu" or self.device.startswith("cuda"), "device", self.device, "cpu or cuda[:i]")
         return self
 
     @property
@@ -293,7 +293,7 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) ->
     for step in bar:
         G_train.train()
         D_train.train()
-        # Discriminator: ascent on log D(real) + log(1 - D(fake)) (n_dis steps).
+        # Discriminator (n_dis steps): the logistic loss (loss="ns") or the hinge loss, d_loss_fn.
         for k in range(cfg.n_dis):
             with torch.no_grad():
                 fake = G(latents(step, k))
@@ -301,7 +301,7 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) ->
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
-        # Generator: descent on the non-saturating (or hinge) loss through the unwrapped D.
+        # Generator through the unwrapped D: -log D(G(z)) (non-saturating, loss="ns") or -D(G(z)) (hinge).
         D.requires_grad_(False)
         g_loss = g_loss_fn(cfg.loss, D(G_train(latents(step, cfg.n_dis))))
         opt_g.zero_grad(set_to_none=True)

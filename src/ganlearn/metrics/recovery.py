@@ -85,13 +85,14 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
     z_fit = torch.randn(n_fit, m0_l, generator=generator, dtype=dt).to(dev)
     z_ev = torch.randn(n_eval, m0_l, generator=generator, dtype=dt).to(dev)
 
-    def loss(ut: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            x_l = _flat(learner(z)[0])
-        return (_flat(target(z @ ut.T)[0]) - x_l).pow(2).sum(1).mean()
-
     best, how = ut0, "procrustes"
     if fit_steps > 0:
+        with torch.no_grad():  # the learner's side does not depend on U: computed once
+            x_l_fit = _flat(learner(z_fit)[0])
+
+        def loss(ut: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+            return (_flat(target(z @ ut.T)[0]) - x_l_fit).pow(2).sum(1).mean()
+
         a = torch.zeros(m0_l, m0_l, dtype=dt, device=dev, requires_grad=True)
         opt = torch.optim.Adam([a], lr=0.02)
         for _ in range(fit_steps):

@@ -1,9 +1,7 @@
 """Metrics for one-layer generators, pure functions of Sigma = W W^T or of samples."""
 from __future__ import annotations
 
-import math
 
-import numpy as np
 import torch
 
 
@@ -54,9 +52,3 @@ def classifier_tv_lower(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0
     y = lab[te] > 0.5
     acc = 0.5 * (pred[y].double().mean() + (~pred[~y]).double().mean())
     return max(0.0, 2 * float(acc) - 1)
-
-
-def fit_power_law(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least squares log y = a + b log x; returns (b, exp(a))."""
-    b, a = np.polyfit(np.log(x), np.log(y), 1)
-    return float(b), float(math.exp(a))
