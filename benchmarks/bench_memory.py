@@ -73,6 +73,10 @@ def main() -> None:
                      "top_resolution_px": cfg.target.base_grid * 2 ** (cfg.target.levels - 1) * cfg.target.patch,
                      "wall_seconds": wall, "stderr_tail": err if proc.returncode else ""})
         print(json.dumps(rows[-1]), flush=True)
+        write(rows, names, args)  # after every shape: a stopped benchmark keeps what it measured
+
+
+def write(rows: list, names: list, args) -> None:
     out = Path(__file__).parent / "results" / "bench_memory.json"
     if out.exists():  # keep the rows of shapes not run this time, in SHAPES order
         new = {r["shape"]: r for r in rows}
@@ -80,9 +84,14 @@ def main() -> None:
         rows = [new.get(n) or old[n] for n in names if n in new or n in old]
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"what": "peak RSS of ganlearn run (stages cut to a few steps) vs the prediction",
-                               "steps_per_stage": args.steps, "eval_fit_steps": args.fit_steps, "cpus": os.cpu_count(), "rows": rows}, indent=2))
+                               "steps_per_stage": args.steps, "eval_fit_steps": args.fit_steps, "cpus": os.cpu_count(),
+                               "rows": rows}, indent=2))
     os.replace(tmp, out)
-    lines = ["| shape | top px | measured peak GB | predicted GB | predicted / measured | largest phase |",
+    lines = ["# Peak memory of `ganlearn run` against the `--dry-run` prediction", "",
+             f"`python benchmarks/bench_memory.py` ({os.cpu_count()} CPUs): every stage cut to {args.steps} steps, the "
+             f"baseline to 3, the final rotation fit to {args.fit_steps}; peak RSS of the child process "
+             "(`os.wait4`). Written by the benchmark; rows of shapes not re-run are kept.", "",
+             "| shape | top px | measured peak GB | predicted GB | predicted / measured | largest phase |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r['shape']} | {r['top_resolution_px']} | {r['measured_peak_gb']:.2f} | {r['predicted_peak_gb']:.2f} "
               f"| {r['predicted_over_measured']:.2f} | {r['largest_phase']} |" for r in rows]
