@@ -3,8 +3,8 @@
 
 Each shape runs as ``ganlearn run --config FILE`` in a child process, with every stage cut to a
 few steps (the peak of a phase depends on its batch and the shapes, not on how many steps it
-runs), the baseline capped at 3 steps and the final evaluation's rotation fit at 2 steps (the
-same graph every step); the child's peak RSS comes from ``os.wait4``.
+runs), the baseline capped at 3 steps and the final evaluation's rotation fit at 2 steps and the
+warm start's rotation at 50 (the same tensors every step); the child's peak RSS comes from ``os.wait4``.
 Writes benchmarks/results/bench_memory.json and a Markdown table beside it; a run of some shapes
 replaces those shapes' rows and keeps the others.
 Usage: python benchmarks/bench_memory.py [--shapes NAME,...] [--steps N]
@@ -42,6 +42,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", default=",".join(str(i) for i in range(len(SHAPES))), help="indices of SHAPES")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--rotation-steps", type=int, default=50, help="cap on the warm start's rotation steps")
     ap.add_argument("--fit-steps", type=int, default=2, help="steps of the final evaluation's rotation fit "
                     "(each step builds the same graph, so the peak does not depend on how many)")
     args = ap.parse_args()
@@ -55,6 +56,8 @@ def main() -> None:
         for st in d["stages"]:
             if "steps" in st:
                 st["steps"] = args.steps
+            if "rotation_steps" in st:  # the warm start's rotation: the same tensors every step
+                st["rotation_steps"] = min(st["rotation_steps"], args.rotation_steps)
         pred, phases = predict_peak_bytes(cfg)
         with tempfile.TemporaryDirectory(prefix="ganlearn-bench-mem-") as tmp:
             cfile = Path(tmp) / "config.json"
@@ -84,12 +87,14 @@ def write(rows: list, names: list, args) -> None:
         rows = [new.get(n) or old[n] for n in names if n in new or n in old]
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"what": "peak RSS of ganlearn run (stages cut to a few steps) vs the prediction",
-                               "steps_per_stage": args.steps, "eval_fit_steps": args.fit_steps, "cpus": os.cpu_count(),
+                               "steps_per_stage": args.steps, "eval_fit_steps": args.fit_steps,
+                               "rotation_steps": args.rotation_steps, "cpus": os.cpu_count(),
                                "rows": rows}, indent=2))
     os.replace(tmp, out)
     lines = ["# Peak memory of `ganlearn run` against the `--dry-run` prediction", "",
              f"`python benchmarks/bench_memory.py` ({os.cpu_count()} CPUs): every stage cut to {args.steps} steps, the "
-             f"baseline to 3, the final rotation fit to {args.fit_steps}; peak RSS of the child process "
+             f"baseline to 3, the final rotation fit to {args.fit_steps}, the warm start's rotation to "
+             f"{args.rotation_steps}; peak RSS of the child process "
              "(`os.wait4`). Written by the benchmark; rows of shapes not re-run are kept.", "",
              "| shape | top px | measured peak GB | predicted GB | predicted / measured | largest phase |",
              "|---|---|---|---|---|---|"]
