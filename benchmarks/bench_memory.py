@@ -74,7 +74,7 @@ def main() -> None:
                      "measured_peak_gb": peak / 1e9, "predicted_peak_gb": pred / 1e9,
                      "predicted_over_measured": pred / peak, "largest_phase": max(phases, key=phases.get),
                      "top_resolution_px": cfg.target.base_grid * 2 ** (cfg.target.levels - 1) * cfg.target.patch,
-                     "wall_seconds": wall, "stderr_tail": err if proc.returncode else ""})
+                     "wall_seconds": wall, "stderr_tail": err if os.waitstatus_to_exitcode(status) else ""})
         print(json.dumps(rows[-1]), flush=True)
         write(rows, names, args)  # after every shape: a stopped benchmark keeps what it measured
 
@@ -96,9 +96,9 @@ def write(rows: list, names: list, args) -> None:
              f"baseline to 3, the final rotation fit to {args.fit_steps}, the warm start's rotation to "
              f"{args.rotation_steps}; peak RSS of the child process "
              "(`os.wait4`). Written by the benchmark; rows of shapes not re-run are kept.", "",
-             "| shape | top px | measured peak GB | predicted GB | predicted / measured | largest phase |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['shape']} | {r['top_resolution_px']} | {r['measured_peak_gb']:.2f} | {r['predicted_peak_gb']:.2f} "
+             "| shape | top px | exit status | measured peak GB | predicted GB | predicted / measured | largest phase |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['shape']} | {r['top_resolution_px']} | {r['exit_status']} | {r['measured_peak_gb']:.2f} | {r['predicted_peak_gb']:.2f} "
               f"| {r['predicted_over_measured']:.2f} | {r['largest_phase']} |" for r in rows]
     md = out.with_suffix(".md")
     md.write_text("\n".join(lines) + "\n")
