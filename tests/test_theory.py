@@ -190,6 +190,23 @@ def test_whitening_is_an_inverse_square_root_and_keeps_moment_matching_solutions
     assert torch.isfinite(whitening(c0)).all()
 
 
+def test_whitening_inverse_is_exact_for_large_batched_blocks_with_two_threads(gen):
+    # Regression: the preconditioned super-resolution stage inverted a (J, q, q) whitening with
+    # torch.linalg.inv, whose batched LU is broken on the torch 2.13 CPU build with 2+ threads
+    # for q >= ~160 (the 5-level m = 32 square-graph target has q = 289 and crashed).
+    from ganlearn.fsr.discriminators import whitening
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a = torch.randn(4, 200, 200, generator=gen)
+        c = a @ a.mT / 200 + 0.1 * torch.eye(200)
+        m, m_inv = whitening(c, with_inverse=True)
+        assert torch.allclose(m @ m_inv, torch.eye(200).expand(4, 200, 200), atol=1e-3)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_pair_moments_whitened_per_patch_match_the_explicit_formula(gen):
     from ganlearn.fsr.discriminators import pair_moments, with_bias
 

@@ -21,14 +21,24 @@ def thresholded_output_d(x: torch.Tensor, w_d: torch.Tensor, bias: float | torch
     return torch.relu(torch.einsum("njd,jrd->njr", x, w_d) - bias).sum(-1).mean()
 
 
-def whitening(second_moment: torch.Tensor, rel_ridge: float = 1e-4) -> torch.Tensor:
+def whitening(second_moment: torch.Tensor, rel_ridge: float = 1e-4, with_inverse: bool = False):
     """M = (C + delta I)^{-1/2} for a batch of (..., q, q) second-moment matrices C, with delta =
-    ``rel_ridge`` times the mean diagonal (directions that are identically zero stay harmless)."""
+    ``rel_ridge`` times the mean diagonal (directions that are identically zero stay harmless).
+
+    ``with_inverse=True`` returns (M, M^{-1}), M^{-1} = (C + delta I)^{1/2} from the same
+    eigendecomposition. Why not ``torch.linalg.inv(M)``: batched LU on the CPU (``inv``, ``solve``,
+    ``lu_factor``, ``slogdet``) returns corrupt pivots with 2+ threads for q >= ~160 in the
+    torch 2.13 CPU build (it raised on the 5-level m = 32 square-graph shape, q = 289, and in a
+    probe returned wrong inverses without raising); eigh is unaffected and this is exact anyway."""
     q = second_moment.shape[-1]
     delta = rel_ridge * second_moment.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None]
     evals, evecs = torch.linalg.eigh(second_moment + delta * torch.eye(q, dtype=second_moment.dtype,
                                                                         device=second_moment.device))
-    return evecs @ torch.diag_embed(evals.clamp_min(1e-30).rsqrt()) @ evecs.transpose(-1, -2)
+    evals = evals.clamp_min(1e-30)
+    m = evecs @ torch.diag_embed(evals.rsqrt()) @ evecs.transpose(-1, -2)
+    if not with_inverse:
+        return m
+    return m, evecs @ torch.diag_embed(evals.sqrt()) @ evecs.transpose(-1, -2)
 
 
 def code_moments(s: torch.Tensor, white: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

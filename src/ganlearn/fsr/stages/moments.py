@@ -209,7 +209,8 @@ class SuperResolution(_MomentGame):
             if spec.whiten:
                 xs = data(4 * spec.batch, generator=generator, upto=self.level)
                 x = with_bias(learner.parent_inputs(self.level, learner.encode(self.level - 1, xs[-2])))
-                self.white = whitening(torch.einsum("njq,njp->jqp", x, x) / x.shape[0], rel_ridge=spec.whiten_ridge)
+                self.white, white_inv = whitening(torch.einsum("njq,njp->jqp", x, x) / x.shape[0],
+                                                  rel_ridge=spec.whiten_ridge, with_inverse=True)
             real = self._real(data(4 * spec.batch, generator=generator, upto=self.level))[0]
         self.v_white = None
         g_params = [learner.V[self.level - 1], learner.b[self.level - 1]]
@@ -218,7 +219,7 @@ class SuperResolution(_MomentGame):
                 raise ValueError("super_resolution.precondition=true needs whiten=true")
             with torch.no_grad():  # [-b, V] x = ([-b, V] M^{-1}) (M x): the same map, new coordinates
                 full = torch.cat([-learner.b[self.level - 1][..., None], learner.V[self.level - 1].flatten(2)], -1)
-                self.v_white = torch.nn.Parameter(full @ torch.linalg.inv(self.white))
+                self.v_white = torch.nn.Parameter(full @ white_inv)
             g_params = [self.v_white]
         self._init_game(g_params, [real], spec)
         if spec.precondition:
