@@ -20,7 +20,7 @@ def test_run_then_report_then_resume_of_a_finished_run(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["run", "--preset", "tiny", "--out", str(out), "--no-progress",
             "--set", "baseline.stage.steps=1", "--set", "eval.fit_steps=5",
-            "--set", "stages.1.steps=20", "--set", "stages.2.steps=20", "--set", "stages.3.steps=20"]
+            "--set", "stages.first_hidden.steps=20", "--set", "stages.super_resolution_2.steps=20"]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "coupled_rel_error" in text and "report:" in text

@@ -29,8 +29,8 @@ def test_overrides_apply_with_types():
     ("baseline.max_steps=0", "baseline.max_steps=0 is not allowed"),
     ("stages.2.level=-1", "stages.2.level=-1 is not allowed"),
     ("stages.1.fake_batch=0", "stages.1.fake_batch=0 is not allowed"),
-    ("stages.5.whiten=false", "stages.5.precondition=True is not allowed"),
-    ("stages.5.whiten_ridge=0", "stages.5.whiten_ridge=0.0 is not allowed: must be > 0"),
+    ("stages.3.whiten=false", "stages.3.precondition=True is not allowed"),
+    ("stages.3.whiten_ridge=0", "stages.3.whiten_ridge=0.0 is not allowed: must be > 0"),
     ("noequals", "must look like key=value"),
 ])
 def test_bad_values_are_rejected_naming_the_key(override, needle):
@@ -65,11 +65,14 @@ def test_stages_follow_the_target(preset, levels):
 
 def test_untrained_level_is_rejected_naming_it():
     with pytest.raises(ConfigError, match=r"level\(s\) 4 of the learner untrained: level 4 lacks its hidden layer V_4"):
-        resolve("default", overrides=["target.levels=4", "stages-=6"])
-    cfg = resolve("default", overrides=["target.levels=4", "stages-=6", "allow_untrained_levels=true"])
+        resolve("default", overrides=["target.levels=4", "stages-=4"])
+    cfg = resolve("default", overrides=["target.levels=4", "stages-=4", "allow_untrained_levels=true"])
     assert [s.level for s in cfg.stages if s.kind == "super_resolution"] == [2, 3]
+    with pytest.raises(ConfigError, match=r"level 1 lacks its output layer W_1 \(a warm_start or output_layer"):
+        resolve("tiny", overrides=["stages-=0"])  # no warm start: no output layer is trained
+    # GAN_OutputLayer on level 1 alone trains W_1 but not W_2
     with pytest.raises(ConfigError, match=r"level 2 lacks its output layer W_2 \(a warm_start or output_layer"):
-        resolve("tiny", overrides=["stages-=0"])  # no warm start: W_1 is still polished, W_2 is not
+        resolve("tiny", overrides=["stages-=0", "stages+={\"kind\": \"output_layer\", \"level\": 1}"])
 
 
 def test_stages_append_and_remove():
@@ -79,7 +82,7 @@ def test_stages_append_and_remove():
     n = len(cfg.stages)
     cfg = resolve("default", overrides=["stages+={\"kind\": \"first_hidden\"}", f"stages.{n - 1}.steps=11"])
     assert cfg.stages[-1].steps == 11
-    with pytest.raises(ConfigError, match="stages-='9' is not allowed: must be a stage index 0..5"):
+    with pytest.raises(ConfigError, match="stages-='9' is not allowed: must be a stage index 0..3"):
         resolve("default", overrides=["stages-=9"])
     with pytest.raises(ConfigError, match=r"stages\+=\[0\].kind='magic' is not allowed"):
         resolve("default", overrides=["stages+={\"kind\": \"magic\"}"])
@@ -95,13 +98,16 @@ def test_stage_list_in_a_toml_file_replaces_the_derived_one(tmp_path):
 
 
 def test_stages_are_addressed_by_name_in_overrides():
-    cfg = resolve("default", overrides=["stages.polish_v1.steps=7", "stages.super_resolution_3.batch=128"])
+    cfg = resolve("default", overrides=["stages.first_hidden.steps=7", "stages.super_resolution_3.batch=128"])
     names = [stage_name(s) for s in cfg.stages]
-    assert names == ["warm_start", "first_hidden", "polish_w1", "polish_v1", "super_resolution_2",
-                     "super_resolution_3"]
-    assert cfg.stages[3].steps == 7 and cfg.stages[5].batch == 128
-    cfg = resolve("default", overrides=["stages-=polish_w1"])
-    assert "polish_w1" not in [stage_name(s) for s in cfg.stages] and len(cfg.stages) == 5
+    assert names == ["warm_start", "first_hidden", "super_resolution_2", "super_resolution_3"]
+    assert cfg.stages[1].steps == 7 and cfg.stages[3].batch == 128
+    cfg = resolve("default", overrides=["stages+={\"kind\": \"output_layer\", \"name\": \"polish_w1\", \"level\": 1}",
+                                        "stages.polish_w1.steps=9"])
+    assert stage_name(cfg.stages[-1]) == "polish_w1" and cfg.stages[-1].steps == 9
+    cfg = resolve("default", overrides=["stages+={\"kind\": \"output_layer\", \"name\": \"polish_w1\", \"level\": 1}",
+                                        "stages-=polish_w1"])
+    assert "polish_w1" not in [stage_name(s) for s in cfg.stages] and len(cfg.stages) == 4
     with pytest.raises(ConfigError, match="no stage is named 'nope'; the stages here are 0: warm_start"):
         resolve("default", overrides=["stages.nope.steps=1"])
     with pytest.raises(ConfigError, match="are all named 'first_hidden'"):
@@ -111,4 +117,4 @@ def test_stages_are_addressed_by_name_in_overrides():
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_numbers_are_rejected(value):
     with pytest.raises(ConfigError, match="must be a finite number"):
-        resolve("default", overrides=[f"stages.polish_v1.ridge={value}"])
+        resolve("default", overrides=[f"stages.first_hidden.ridge={value}"])

@@ -9,7 +9,7 @@ SRC = Path(ganlearn.__file__).parent
 
 # Bottom to top. A module's layer is that of its longest matching prefix.
 LAYERS = [
-    ["ganlearn.io", "ganlearn.plots", "ganlearn.metrics"],
+    ["ganlearn.io", "ganlearn.plots", "ganlearn.rng", "ganlearn.metrics"],
     ["ganlearn.config", "ganlearn.sgda"],
     ["ganlearn.fsr", "ganlearn.onelayer", "ganlearn.overparam", "ganlearn.images"],
     ["ganlearn.sweep", "ganlearn.experiments"],
@@ -69,3 +69,12 @@ def test_no_file_is_too_long():
     long = {str(p.relative_to(SRC)): n for p, _ in _modules()
             if (n := len(p.read_text().splitlines())) > MAX_LINES and str(p.relative_to(SRC)) not in OVER_LIMIT}
     assert not long, f"files over {MAX_LINES} lines: {long}"
+
+
+def test_randomness_comes_from_named_streams_only():
+    # Every generator is made by ganlearn.rng (named streams of the run seed): no seeding elsewhere,
+    # in particular no global torch.manual_seed in library code.
+    bad = [f"{path.relative_to(SRC)}:{i}: {line.strip()}" for path, _ in _modules() if path.name != "rng.py"
+           for i, line in enumerate(path.read_text().splitlines(), 1)
+           if "manual_seed" in line or "torch.Generator(" in line]
+    assert not bad, "\n".join(bad)

@@ -141,6 +141,24 @@ def test_fsr_scaling_cell_sets_width_and_budget():
     assert 0 < res["samples_seen"] < 60_000 and res["coupled_rel_error"] >= 0
 
 
+def test_fsr_scaling_report_fits_the_power_law_per_level(tmp_path):
+    from ganlearn.experiments.fsr_scaling import fit_power_law, report
+
+    xs = [1e5, 2e5, 4e5, 8e5]
+    alpha, c = fit_power_law(xs, [3.0 * x ** -0.5 for x in xs])
+    assert abs(alpha - 0.5) < 1e-12 and abs(c - 3.0) < 1e-9
+    cells = [{"params": {"width": 1.0, "budget": b, "seed": 0},
+              "result": {"levels": 2, "samples_seen": 1e6 * b, "learner_channels": 8, "coupled_rel_error": 0.2 * b ** -0.5,
+                         "coupled_rel_error_level1": 0.1 * b ** -1.0, "coupled_rel_error_level2": 0.2 * b ** -0.5,
+                         "feature_cosine_min": 0.99, "sliced_w2_top": 0.05, "sliced_w2_floor_top": 0.04}}
+             for b in (0.5, 1.0, 2.0)]
+    md = report(tmp_path, cells, {})
+    assert (tmp_path / "fsr_scaling_levels_w1.png").exists()
+    per_level = md.split("## Per level")[1].splitlines()
+    row1 = next(ln for ln in per_level if ln.startswith("| 1 |"))
+    assert "| 1.00 | 1.00 |" in row1  # alpha of level 1 over all budgets and over the last two
+
+
 def test_pairwise_design_covers_every_pair_of_values():
     import itertools
 

@@ -115,7 +115,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_summary(tmp_path):
     import time
 
     sets = ["baseline.enabled=false", "eval.fit_steps=20", "checkpoint_every=10", "eval.every=20",
-            "stages.1.steps=60", "stages.2.steps=20", "stages.3.steps=60"]
+            "stages.first_hidden.steps=60", "stages.super_resolution_2.steps=60"]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
     def cmd(*a):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ganlearn.config import ConfigError, to_dict
 from ganlearn.fsr.config import PRESETS, load_json, resolve
+from ganlearn.rng import make_generator
 
 
 def _check_device(device: str) -> None:
@@ -127,7 +128,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_train_images(args) -> int:
     from ganlearn.config import apply_override
-    from ganlearn.images.train import ImageGANConfig, make_config, train
+    from ganlearn.images.train import ImageGANConfig, make_config, rank_device, train
 
     over: dict = to_dict(ImageGANConfig())
     for item in args.set or []:
@@ -142,7 +143,7 @@ def cmd_train_images(args) -> int:
     _check_device(cfg.device.split(":")[0])
     run_dir = Path(args.out) if args.out else _next_run_dir(Path("runs"), f"img-{cfg.arch}-k{cfg.width}")
     print(f"ganlearn: training {cfg.arch} (k={cfg.width}) on {cfg.data} into {run_dir}", flush=True)
-    res = train(cfg, run_dir, progress=not args.no_progress)
+    res = train(cfg, run_dir, progress=not args.no_progress, device=rank_device(cfg.device))
     keys = [k for k in res if k.startswith(("swd_avg", "frechet", "precision", "recall", "density", "coverage"))]
     print("\n".join(f"{k:>16}: {res[k]:.4g}" for k in keys))
     print(f"run directory: {run_dir} (samples: grid-*.png, metrics: metrics.jsonl); "
@@ -165,8 +166,8 @@ def cmd_score(args) -> int:
     shape = meta["data_shape"]
     real = load(args.data or cfg.data, resolution=shape[-1], channels=shape[1])
     n = min(args.n, len(real))
-    real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(args.seed))[:n]]
-    fake = sample(g, n, cfg.z_dim, seed=args.seed + 1)
+    real = real[torch.randperm(len(real), generator=make_generator(args.seed, "score.real"))[:n]]
+    fake = sample(g, n, cfg.z_dim, seed=args.seed, stream="score.fake")
     rec = {"run": str(args.run_dir), "data": args.data or cfg.data, "step": meta.get("step"),
            "swd": M.swd(real, fake, seed=args.seed, patches_per_image=args.patches),
            "features": M.feature_metrics(real, fake, feature=args.features, seed=args.seed)}

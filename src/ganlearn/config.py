@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 import typing
 from typing import Any, Literal, Union
 
@@ -39,7 +40,7 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is Union:
+    if origin is Union or origin is types.UnionType:
         return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", str(tp))
 
@@ -50,7 +51,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if value not in typing.get_args(tp):
             raise ConfigError(f"{key}={value!r} is not allowed: must be {_type_name(tp)}")
         return value
-    if origin is Union:
+    if origin is Union or origin is types.UnionType:  # Optional[X] and X | None
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None

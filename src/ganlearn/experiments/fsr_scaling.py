@@ -46,9 +46,51 @@ def run(params: dict) -> dict:
     cfg = resolve(params["preset"], None, sets + list(params.get("set", [])))
     with tempfile.TemporaryDirectory(prefix="ganlearn-fsr-cell-") as tmp:
         s = train(cfg, Path(tmp), progress=False)
-    return {"learner_channels": cfg.learner.channels, "target_channels": m,
+    fin = s["final"]
+    return {"learner_channels": cfg.learner.channels, "target_channels": m, "levels": cfg.target.levels,
+            "wall_seconds": s["wall_seconds"],
             **{k: s[k] for k in ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
-                                 "sliced_w2_floor_top", "samples_seen")}}
+                                 "sliced_w2_floor_top", "samples_seen")},
+            **{f"coupled_rel_error_level{lv}": fin[f"coupled_rel_error_level{lv}"]
+               for lv in range(1, cfg.target.levels + 1)}}
+
+
+def fit_power_law(samples, errors) -> tuple[float, float]:
+    """Least-squares fit of log error = log c - alpha log samples; returns (alpha, c)."""
+    slope, intercept = np.polyfit(np.log(samples), np.log(errors), 1)
+    return float(-slope), float(np.exp(intercept))
+
+
+def _level_fits(out: Path, cells: list[dict], width: float) -> tuple[str, list]:
+    """Per-level coupled error against real samples (medians over seeds) on log-log axes, with
+    the fitted error ~ c * samples^-alpha per level; returns (figure markdown, table rows)."""
+    cs = [c for c in cells if c["params"]["width"] == width and "levels" in c["result"]]
+    if not cs:
+        return "", []
+    L = cs[0]["result"]["levels"]
+    budgets = sorted({c["params"]["budget"] for c in cs})
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    rows = []
+    for lv in range(1, L + 1):
+        xs = [median([c["result"]["samples_seen"] for c in cs if c["params"]["budget"] == b]) for b in budgets]
+        ys = [median([c["result"][f"coupled_rel_error_level{lv}"] for c in cs if c["params"]["budget"] == b])
+              for b in budgets]
+        line = ax.plot(xs, ys, "o", label=f"level {lv}")[0]
+        if len(xs) >= 2:
+            alpha, c0 = fit_power_law(xs, ys)
+            grid = np.geomspace(min(xs), max(xs), 50)
+            ax.plot(grid, c0 * grid ** -alpha, "-", color=line.get_color(), alpha=0.6)
+            # The last two budgets' local slope: near 0 where the error has stopped falling.
+            tail = fit_power_law(xs[-2:], ys[-2:])[0]
+            rows.append([lv, f"{alpha:.2f}", f"{tail:.2f}"] + [f"{y:.4f}" for y in ys])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("real samples")
+    ax.set_ylabel("coupled error of the level")
+    ax.set_title(f"width {width:g}x m: error ~ samples^-alpha")
+    ax.legend(fontsize=7)
+    table = md_table(["level", "alpha (all budgets)", "alpha (last two)"] + [f"budget {b:g}" for b in budgets], rows)
+    return f"![per-level error against samples]({save(fig, out / f'fsr_scaling_levels_w{width:g}.png')})\n\n{table}", rows
 
 
 def report(out: Path, cells: list[dict], spec: dict) -> str:
@@ -81,10 +123,13 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     axes[2].axhline(floor, color="gray", ls=":", label="floor (target vs target)")
     for ax in axes:
         ax.legend(fontsize=7)
+    level_parts = [_level_fits(out, cells, w)[0] for w in widths]
     return "\n".join([f"![FSR error against samples and width]({save(fig, out / 'fsr_scaling.png')})", "",
                       "Medians over seeds (the last column is the worst seed):", "",
                       md_table(["width", "learner m", "budget", "real samples", "seeds"] + [t for _, t in keys]
-                               + ["worst coupled error"], rows), ""])
+                               + ["worst coupled error"], rows), "",
+                      "## Per level: error against samples, fitted error ∝ samples^-α", ""]
+                     + [p for p in level_parts if p] + [""])
 
 
 EXPERIMENT = Experiment(
@@ -95,5 +140,5 @@ EXPERIMENT = Experiment(
     # at 8x its budget, 0.83 at 1x, seeds 0-1), so a tiny sweep measures that failure, not scaling.
     # whiten_ridge 1e-2 for every super-resolution stage: a wider learner needs it (see config.py).
     base={"preset": "default", "whiten_ridge": 1e-2, "set": []},
-    grid={"width": [1.0, 1.5], "budget": [0.25, 0.5, 1.0]}, seeds=1,
+    grid={"width": [1.0, 1.5], "budget": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]}, seeds=1,
     run=run, report=report)

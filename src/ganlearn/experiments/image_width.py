@@ -45,7 +45,7 @@ def run(params: dict) -> dict:
         from ganlearn.images.train import load_generator
 
         g, *_ = load_generator(tmp)
-    grid = tile(sample(g, 16, cfg.z_dim, seed=1), 8)
+    grid = tile(sample(g, 16, cfg.z_dim, seed=cfg.seed, stream="image_width.grid"), 8)
     swd = [c["swd_avg"] for c in curve]
     half = swd[len(swd) // 2:]
     out = {k: v for k, v in res.items() if k not in ("meta", "step", "images_seen", "world", "replica_max_abs_diff")}

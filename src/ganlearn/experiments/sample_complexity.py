@@ -16,12 +16,13 @@ therefore fits the exponents both on all points and on the noise-bound points (e
 from __future__ import annotations
 
 import math
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
+from ganlearn.config import from_dict
 from ganlearn.plots import md_table, median, plt, save
+from ganlearn.rng import make_generator
 from ganlearn.sweep import Experiment
 
 BASE = {"activation": "relu", "eps": [0.4, 0.2, 0.1, 0.05], "batch": "auto", "max_samples": "auto",
@@ -50,15 +51,10 @@ def run(params: dict) -> dict:
     p = dict(params)
     batch = batch_for(p["d"], p.pop("batch"))
     max_samples, n_tv = max_samples_for(p["d"], p.pop("max_samples")), int(p.pop("tv_lower_samples"))
-    names = {f.name for f in fields(OneLayerConfig)}
-    unknown = set(p) - names
-    if unknown:
-        raise ValueError(f"unknown parameters {sorted(unknown)}; allowed: {sorted(names)} and batch, max_samples, "
-                         f"tv_lower_samples")
-    cfg = OneLayerConfig(**{**p, "eps": tuple(p["eps"]), "batch": batch, "stop_at_eps": True,
-                            "steps": math.ceil(max_samples / batch), "eval_every": 25})
+    cfg = from_dict(OneLayerConfig, {**p, "eps": tuple(p["eps"]), "batch": batch, "stop_at_eps": True,
+                                     "steps": math.ceil(max_samples / batch), "eval_every": 25})
     out = train(cfg)
-    g = torch.Generator().manual_seed(10_000 + cfg.seed)
+    g = make_generator(cfg.seed, "sample_complexity.tv_samples")
     real = OneLayerGenerator(out["target_W"], cfg.activation).sample(n_tv, generator=g)
     fake = OneLayerGenerator(out["learner_W"], cfg.activation).sample(n_tv, generator=g)
     res = {"batch": batch, "max_samples": max_samples, "kappa": out["kappa"], "samples": out["samples"], "steps": out["steps"],

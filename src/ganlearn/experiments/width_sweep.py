@@ -10,11 +10,11 @@ D(x) = <d, relu(B x)>; "deep": a generator with two hidden layers).
 from __future__ import annotations
 
 import math
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
+from ganlearn.config import from_dict
 from ganlearn.plots import md_table, median, plt, save
 from ganlearn.sweep import Experiment
 
@@ -31,11 +31,8 @@ def run(params: dict) -> dict:
         raise ValueError(f"step_rule={rule!r} is not allowed: must be ltv or fixed")
     if model not in MODELS:
         raise ValueError(f"model={model!r} is not allowed: must be one of {', '.join(MODELS)}")
-    names = {f.name for f in fields(OverparamConfig)}
-    if set(p) - names:
-        raise ValueError(f"unknown parameters {sorted(set(p) - names)}; allowed: {sorted(names)}")
     p.update(MODELS[model], k=max(1, math.ceil(factor * p["m"])), eta=fixed_eta if rule == "fixed" else None)
-    out = train(OverparamConfig(**p))
+    out = train(from_dict(OverparamConfig, p))  # unknown keys and wrong types: ConfigError naming the key
     r = out.pop("residual")
     every = max(1, len(r) // 300)
     out["curve"] = [[t, r[t]] for t in range(0, len(r), every)] + [[len(r) - 1, r[-1]]]

@@ -12,6 +12,7 @@ from ganlearn.fsr.target import FSRTarget
 from ganlearn.metrics.distances import sliced_w2
 from ganlearn.metrics.recovery import coupled_error, feature_recovery, procrustes_latent_map
 from ganlearn.metrics.sparsity import coactivation_stats
+from ganlearn.rng import make_generator
 
 
 @contextlib.contextmanager
@@ -44,7 +45,7 @@ def sliced_w2_floor(target: FSRTarget, cfg: EvalConfig) -> dict[str, float]:
     value a perfect learner would get (the estimator's bias at this n)."""
     with deterministic():
         tnet = _float64(target.net)
-        g = torch.Generator().manual_seed(cfg.seed + 1)
+        g = make_generator(cfg.seed, "fsr.eval.floor")
         a, _ = _samples(tnet, cfg.n_samples, g)
         b, _ = _samples(tnet, cfg.n_samples, g)
         return {f"sliced_w2_floor_level{i + 1}": sliced_w2(x.flatten(1), y.flatten(1), n_projections=cfg.n_projections,
@@ -65,7 +66,7 @@ def evaluate(learner: FSRNet, target: FSRTarget, cfg: EvalConfig, *, final: bool
 
 
 def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) -> dict:
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = make_generator(cfg.seed, "fsr.eval")
     fr = feature_recovery(learner.W, tnet.W)
     out: dict = {}
     L = tnet.n_levels

@@ -14,6 +14,7 @@ from ganlearn.fsr.config import RunConfig
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages import make_runner
 from ganlearn.fsr.target import FSRTarget, make_learner
+from ganlearn.rng import make_generator
 from ganlearn.io import append_jsonl, atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint, save_tensors
 from ganlearn.fsr.evaluate import evaluate, is_finite_module, sliced_w2_floor
 
@@ -25,17 +26,13 @@ class DivergenceError(RuntimeError):
     """Training produced NaN/inf; the last good checkpoint is kept."""
 
 
-def seeds_of(cfg: RunConfig) -> dict[str, int]:
-    """Every RNG of a run derives from ``cfg.seed`` (the target's may be fixed separately)."""
-    return {"target": cfg.seed if cfg.target.seed is None else cfg.target.seed,
-            "learner": 1_000_003 + cfg.seed, "train": 2_000_003 + cfg.seed}
-
-
 def build(cfg: RunConfig) -> tuple[FSRTarget, FSRNet]:
+    """Target (stream ``fsr.target`` of ``target.seed``, or of the run seed when unset) and learner
+    (stream ``fsr.learner`` of the run seed)."""
     dtype = getattr(torch, cfg.dtype)
-    s = seeds_of(cfg)
-    target = FSRTarget(cfg.target, seed=s["target"], dtype=dtype, device=cfg.device)
-    learner = make_learner(cfg.target, cfg.learner, seed=s["learner"], dtype=dtype, device=cfg.device)
+    target = FSRTarget(cfg.target, seed=cfg.seed if cfg.target.seed is None else cfg.target.seed, dtype=dtype,
+                       device=cfg.device)
+    learner = make_learner(cfg.target, cfg.learner, seed=cfg.seed, dtype=dtype, device=cfg.device)
     return target, learner
 
 
@@ -49,7 +46,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.jsonl"
-    rng = torch.Generator(device="cpu").manual_seed(seeds_of(cfg)["train"])
+    rng = make_generator(cfg.seed, f"fsr.train.{label}")  # data, latents, minibatches
     data = (lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0])
     start_stage, start_step, samples_seen, wall_before = 0, 0, 0, 0.0
     runner_state = None
@@ -137,7 +134,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict
     target, learner = build(cfg)
     floor = sliced_w2_floor(target, cfg.eval)
     atomic_write_text(run_dir / "target_assumptions.json", json.dumps(
-        target.assumption_report(generator=torch.Generator().manual_seed(cfg.eval.seed + 2)), indent=2))
+        target.assumption_report(generator=make_generator(cfg.eval.seed, "fsr.eval.assumptions")), indent=2))
     staged = run_stages(cfg.stages, target, learner, cfg, run_dir, label="staged", floor=floor, progress=progress)
     summary = {k: staged[k] for k in SUMMARY_KEYS} | {"final": staged}
     save_tensors(run_dir / "learner.safetensors", learner.state_dict())
@@ -145,7 +142,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict
         import dataclasses
         import math
 
-        b_learner = make_learner(cfg.target, cfg.learner, seed=seeds_of(cfg)["learner"],
+        b_learner = make_learner(cfg.target, cfg.learner, seed=cfg.seed,
                                  dtype=getattr(torch, cfg.dtype), device=cfg.device)
         spec = cfg.baseline.stage
         per_step = spec.batch * spec.sgda.n_d

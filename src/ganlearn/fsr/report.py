@@ -14,6 +14,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from ganlearn.fsr.config import load_json  # noqa: E402
 from ganlearn.io import atomic_write_text  # noqa: E402
+from ganlearn.rng import make_generator  # noqa: E402
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -82,7 +83,7 @@ def _samples(target, learner, cfg, out: Path) -> None:
     from ganlearn.metrics.recovery import feature_recovery, procrustes_latent_map
 
     geo = target.geometry
-    g = torch.Generator().manual_seed(cfg.eval.seed)
+    g = make_generator(cfg.eval.seed, "fsr.report.samples")
     with torch.no_grad():
         fr = feature_recovery(learner.W, target.net.W)
         ut = procrustes_latent_map(learner.V[0], target.net.V[0], fr["perms"][0]).to(target.net.W[0].dtype)

@@ -7,6 +7,7 @@ from ganlearn.fsr.config import LearnerConfig, TargetConfig
 from ganlearn.fsr.geometry import Geometry
 from ganlearn.fsr.model import FSRNet, Shape, edge_colour_atoms, init_hidden, random_orthonormal
 from ganlearn.metrics.sparsity import coactivation_stats
+from ganlearn.rng import make_generator
 
 
 def geometry_of(cfg: TargetConfig) -> Geometry:
@@ -38,7 +39,7 @@ class FSRTarget:
         self.cfg = cfg
         self.geometry = geometry_of(cfg)
         self.net = FSRNet(Shape(self.geometry, cfg.channels, cfg.latent_dim, cfg.shared_output)).double()
-        g = torch.Generator().manual_seed(seed)
+        g = make_generator(seed, "fsr.target")
         init_output_layers(self.net, atoms=cfg.atoms, generator=g)
         init_hidden(self.net, k=cfg.sparsity, n_calibration=n_calibration, generator=g)
         self.net = self.net.to(device=device, dtype=dtype).requires_grad_(False)
@@ -76,7 +77,7 @@ def make_learner(target_cfg: TargetConfig, learner_cfg: LearnerConfig, *, seed: 
     if m > geo.d:
         raise ValueError(f"learner.channels={m} must be <= patch dimension d={geo.d}")
     net = FSRNet(Shape(geo, m, m0, target_cfg.shared_output)).double()
-    g = torch.Generator().manual_seed(seed)
+    g = make_generator(seed, "fsr.learner")
     init_output_layers(net, atoms="random", generator=g)
     init_hidden(net, k=k, n_calibration=5000, generator=g)
     return net.to(device=device, dtype=dtype)

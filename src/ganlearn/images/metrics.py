@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganlearn.rng import make_generator
+
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=torch.float64) / 16.0
 
 
@@ -88,7 +90,7 @@ def swd(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, patches_per_im
     """Multi-scale SWD x 1e3 per Laplacian level (ProGAN protocol; see the module docstring)."""
     side = real.shape[-1]
     min_side = min(min_side, side)
-    gen = torch.Generator().manual_seed(seed)
+    gen = make_generator(seed, "images.swd")
     pr = laplacian_pyramid(real.double(), min_side)
     pf = laplacian_pyramid(fake.double(), min_side)
     rec = {}
@@ -109,11 +111,12 @@ def swd(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, patches_per_im
 
 FEATURES = ("randconv128-v1", "pixels16")
 _RANDCONV: dict = {}
+_RANDCONV_V1_SEED = 2023  # part of the definition of the randconv128-v1 feature space, not a run seed
 
 
 def _randconv_weights() -> list[tuple[torch.Tensor, torch.Tensor]]:
     if not _RANDCONV:
-        rng = np.random.Generator(np.random.PCG64(2023))
+        rng = np.random.Generator(np.random.PCG64(_RANDCONV_V1_SEED))
         layers = []
         for cin, cout in ((3, 32), (32, 64), (64, 128)):
             w = rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))

@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganlearn.metrics.sparsity import coactivation_stats
+from ganlearn.rng import make_generator
 
 THRESHOLDS = {"r2": 0.8, "fire_rate": 0.25, "pair_ratio": 1.5, "triple_ratio": 1.5 ** 2, "edge_colour_gain": 2.0}
 
@@ -92,7 +93,8 @@ def fsr_r2(h: torch.Tensor, image: torch.Tensor, *, max_rows: int = 60000, seed:
     sample); the train/test split is by sample."""
     n, c, s, _ = h.shape
     per = max(1, min(s * s, max_rows // n))
-    loc = torch.stack([torch.randperm(s * s, generator=torch.Generator().manual_seed(seed + i))[:per] for i in range(n)])
+    gen = make_generator(seed, "probe.fsr_r2.locations")
+    loc = torch.stack([torch.randperm(s * s, generator=gen)[:per] for _ in range(n)])
     take = lambda t: torch.gather(t, 1, loc[..., None].expand(n, per, t.shape[-1]))  # noqa: E731
     out = {}
     for name, f, ctx in (("1x1", 1, 1), ("2x2", 2, 1), ("3x3", 2, 3)):
@@ -112,7 +114,7 @@ def fsr_r2(h: torch.Tensor, image: torch.Tensor, *, max_rows: int = 60000, seed:
 def code_stats(h: torch.Tensor, *, seed: int = 0, max_patches: int = 16, max_channels: int = 48) -> dict:
     """Firing and co-activation statistics of patch codes (locations of h) on a random subset."""
     n, c, s, _ = h.shape
-    gen = torch.Generator().manual_seed(seed)
+    gen = make_generator(seed, "probe.code_stats")
     codes = h.permute(0, 2, 3, 1).reshape(n, s * s, c)
     pj = torch.randperm(s * s, generator=gen)[:max_patches]
     pc = torch.randperm(c, generator=gen)[:max_channels]
@@ -170,7 +172,7 @@ def filter_tiles(w: torch.Tensor, ncol: int | None = None) -> np.ndarray:
 def probe_generator(g: nn.Module, g_random: nn.Module, *, z_dim: int, layers: list[str], n: int = 2000,
                     seed: int = 0) -> dict:
     """Figs. 1 and 3 for a trained generator and a random-init one: per-layer R^2 and code statistics."""
-    z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+    z = torch.randn(n, z_dim, generator=make_generator(seed, "probe.latents"))
     out = {"n": n, "seed": seed, "layers": {}}
     for label, net in (("trained", g), ("random", g_random)):
         hidden, image = capture(net.eval(), z, layers)

@@ -4,7 +4,7 @@ CHECKPOINT is a ganlearn image run directory (or one of its checkpoint files), w
 discriminator are probed; or, with ``module="pkg.mod:factory"``, a safetensors state dict for the
 module that ``factory()`` builds (then ``layers`` and ``z_dim`` are required and there is no D).
 
-The random-init baseline is the same architecture freshly initialised (seed ``seed + 1``); its
+The random-init baseline is the same architecture freshly initialised (stream ``probe.random_init`` of the seed); its
 batch-norm running statistics are first calibrated on 10 batches of its own samples (cumulative
 average), since an untrained network's stored statistics (mean 0, variance 1) would not normalise.
 """
@@ -20,6 +20,7 @@ import torch.nn as nn
 from ganlearn.images import probe as P
 from ganlearn.io import atomic_write_text, write_json
 from ganlearn.plots import md_table, plt, save, save_png, tile
+from ganlearn.rng import default_init_rng, make_generator
 
 
 @torch.no_grad()
@@ -29,7 +30,7 @@ def calibrate_bn(g: nn.Module, z_dim: int, *, seed: int, batches: int = 10, batc
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average
     g.train()
-    gen = torch.Generator().manual_seed(seed)
+    gen = make_generator(seed, "probe.calibrate_bn")
     for _ in range(batches if bns else 0):
         g(torch.randn(batch, z_dim, generator=gen))
     return g.eval()
@@ -45,16 +46,17 @@ def _load(checkpoint: str, *, module: str | None, layers: list[str] | None, z_di
 
         g = factory()
         g.load_state_dict(load_file(checkpoint))
-        torch.manual_seed(seed + 1)
-        return g.eval(), factory(), None, None, layers, z_dim, None
+        with default_init_rng(seed, "probe.random_init"):
+            g0 = factory()
+        return g.eval(), g0, None, None, layers, z_dim, None
     from ganlearn.images.nets import build
     from ganlearn.images.train import load_generator
 
     g, d, cfg, meta = load_generator(checkpoint)
     shape = meta["data_shape"]
-    torch.manual_seed(seed + 1)
-    g0, d0 = build(cfg.arch, resolution=shape[-1], channels=shape[1], width=cfg.width, d_width=cfg.d_width or None,
-                   z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
+    with default_init_rng(seed, "probe.random_init"):
+        g0, d0 = build(cfg.arch, resolution=shape[-1], channels=shape[1], width=cfg.width,
+                       d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
     return g, g0, d, d0.eval(), layers or g.hidden_layers(), cfg.z_dim, (cfg, meta)
 
 
@@ -63,7 +65,7 @@ def run_probe(checkpoint: str, data: str | None, out: str | Path, *, n: int = 20
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     g, g0, d, d0, layers, z_dim, info = _load(checkpoint, module=module, layers=layers, z_dim=z_dim, seed=seed)
-    calibrate_bn(g0, z_dim, seed=seed + 2)
+    calibrate_bn(g0, z_dim, seed=seed)
     res = P.probe_generator(g, g0, z_dim=z_dim, layers=layers, n=n, seed=seed)
     res["checkpoint"], res["data"] = str(checkpoint), data
     if info:
@@ -74,11 +76,11 @@ def run_probe(checkpoint: str, data: str | None, out: str | Path, *, n: int = 20
     if data:
         from ganlearn.images.data import load
 
-        z = torch.randn(8, z_dim)
+        z = torch.randn(8, z_dim, generator=make_generator(seed, "probe.shape_check"))
         ref = g(z)
         ref = ref[-1] if isinstance(ref, (list, tuple)) else ref
         real = load(data, resolution=ref.shape[-1], channels=ref.shape[1])
-        real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:n]]
+        real = real[torch.randperm(len(real), generator=make_generator(seed, "probe.real"))[:n]]
     if d is not None:
         res["d_filters"] = {"trained": P.filter_stats(d.first_filters()), "random": P.filter_stats(d0.first_filters())}
         if real is not None:
@@ -95,7 +97,7 @@ def run_probe(checkpoint: str, data: str | None, out: str | Path, *, n: int = 20
 @torch.no_grad()
 def _figures(out: Path, g, g0, d, d0, res: dict, real, z_dim: int, seed: int) -> dict:
     figs = {}
-    z = torch.randn(64, z_dim, generator=torch.Generator().manual_seed(seed + 3))
+    z = torch.randn(64, z_dim, generator=make_generator(seed, "probe.figures"))
     for label, net in (("samples", g), ("samples_random", g0)):
         x = net(z)
         x = x[-1] if isinstance(x, (list, tuple)) else x

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import math
 import os
 import time
@@ -43,6 +44,7 @@ from ganlearn.images.nets import build
 from ganlearn.io import (append_jsonl, atomic_write_text, flatten_optimizer, latest_checkpoint, load_checkpoint,
                          load_flat_optimizer, save_checkpoint)
 from ganlearn.plots import save_png, tile
+from ganlearn.rng import default_init_rng, make_generator
 
 DEFAULT_RESOLUTION = {"digits": 8}
 
@@ -94,7 +96,7 @@ class ImageGANConfig:
         for key in ("lr_g", "lr_d", "ema_halflife_images"):
             check(getattr(self, key) > 0, key, getattr(self, key), "> 0")
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", (self.beta1, self.beta2), "in [0, 1)")
-        check(self.device == "cpu" or self.device.startswith("cuda"), "device", self.device, "cpu or cuda[:i]")
+        check(re.fullmatch(r"cpu|cuda(:[0-9]+)?", self.device) is not None, "device", self.device, "cpu, cuda or cuda:<index>")
         return self
 
     @property
@@ -125,9 +127,20 @@ def init_distributed(device: str) -> tuple[int, int]:
     return _dist()
 
 
-def step_generator(seed: int, step: int, rank: int, stream: int) -> torch.Generator:
-    """The RNG of (step, rank, stream): counter-based, so resume needs no RNG state."""
-    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1009 + rank) * 7 + stream)
+def rank_device(device: str) -> str:
+    """For entry points (the CLI, ``main_ddp``): under ``torchrun`` with ``device="cuda"``, this
+    process's GPU ``cuda:$LOCAL_RANK``; otherwise ``device`` unchanged. Library code takes the
+    device it is given and never reads the environment."""
+    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return device
+
+
+def step_generator(seed: int, step: int, rank: int, stream: str) -> torch.Generator:
+    """The RNG of (step, rank, stream), a named stream of the run seed: counter-based, so resume
+    needs no RNG state. CPU generator: the batch indices and latents are drawn on the CPU (the
+    data live there) and moved, so a step draws the same numbers whatever the training device."""
+    return make_generator(seed, f"images.train.step{step}.rank{rank}.{stream}")
 
 
 # ---- checkpoint helpers ------------------------------------------------------------------------
@@ -169,22 +182,23 @@ def g_loss_fn(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample(g: torch.nn.Module, n: int, z_dim: int, *, seed: int, device: str = "cpu", batch: int = 500) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, z_dim, generator=gen)
+def sample(g: torch.nn.Module, n: int, z_dim: int, *, seed: int, stream: str = "images.sample", device: str = "cpu",
+           batch: int = 500) -> torch.Tensor:
+    """n images from generator ``g`` (last level), latents from the named stream of ``seed``
+    (drawn on the CPU, so the same latents on every device)."""
+    z = torch.randn(n, z_dim, generator=make_generator(seed, stream))
     return torch.cat([g(z[i:i + batch].to(device))[-1].cpu() for i in range(0, n, batch)])
 
 
 def evaluate(g_ema: torch.nn.Module, real: torch.Tensor, cfg: ImageGANConfig, step: int, images_seen: int,
-             baseline: dict | None = None) -> dict:
+             baseline: dict | None = None, *, device: str = "cpu") -> dict:
     """SWD (multi-scale) and Frechet/PRDC in randconv128-v1 of the EMA generator vs real images.
 
     ``baseline`` (from ``real_baseline``) is copied in with a ``_real`` suffix: the same metrics between
     two disjoint real sets of the same size, the floor a perfect generator would reach."""
     n = min(cfg.eval_n, len(real))
-    gen = torch.Generator().manual_seed(cfg.seed + 77)
-    idx = torch.randperm(len(real), generator=gen)[:n]
-    fake = sample(g_ema, n, cfg.z_dim, seed=cfg.seed + 99, device=cfg.device)
+    idx = torch.randperm(len(real), generator=make_generator(cfg.seed, "images.eval.real"))[:n]
+    fake = sample(g_ema, n, cfg.z_dim, seed=cfg.seed, stream="images.eval.fake", device=device)
     rec = {"step": step, "images_seen": images_seen, **_scores(real[idx], fake, cfg)}
     for k, v in (baseline or {}).items():
         if k != "meta":
@@ -204,26 +218,29 @@ def _scores(a: torch.Tensor, b: torch.Tensor, cfg: ImageGANConfig) -> dict:
 def real_baseline(real: torch.Tensor, cfg: ImageGANConfig) -> dict:
     """The metrics between two disjoint random halves of the data, each of min(eval_n, n/2) images."""
     n = min(cfg.eval_n, len(real) // 2)
-    idx = torch.randperm(len(real), generator=torch.Generator().manual_seed(cfg.seed + 55))
+    idx = torch.randperm(len(real), generator=make_generator(cfg.seed, "images.eval.baseline"))
     return _scores(real[idx[:n]], real[idx[n:2 * n]], cfg)
 
 
-def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) -> dict:
-    """Train (or resume) in ``run_dir``; return the last evaluation record plus wall time."""
+def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, device: str | None = None) -> dict:
+    """Train (or resume) in ``run_dir``; return the last evaluation record plus wall time.
+
+    ``device``: where this process trains (default ``cfg.device``); under ``torchrun`` the caller
+    passes this rank's GPU (the CLI uses ``cuda:$LOCAL_RANK``)."""
     cfg.validate()
-    rank, world = init_distributed(cfg.device)
+    device = device or cfg.device
+    rank, world = init_distributed(device)
     if cfg.batch % world:
         raise ConfigError(f"batch={cfg.batch} is not allowed with {world} processes: must be divisible by the world size")
-    device = cfg.device if not cfg.device.startswith("cuda") or world == 1 else f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     run_dir = Path(run_dir)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
 
     # Initialize: data, networks, optimizers (all ranks build identical networks from the same seed).
     real = datamod.load(cfg.data, resolution=cfg.res, channels=cfg.channels or None, limit=cfg.limit or None)
-    torch.manual_seed(cfg.seed)
-    G, D = build(cfg.arch, resolution=real.shape[-1], channels=real.shape[1], width=cfg.width,
-                 d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
+    with default_init_rng(cfg.seed, "images.init"):  # PyTorch's layer initializers, seeded, global RNG untouched
+        G, D = build(cfg.arch, resolution=real.shape[-1], channels=real.shape[1], width=cfg.width,
+                     d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
     G, D = G.to(device), D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     levels = 1 if cfg.arch == "dcgan" else int(math.log2(real.shape[-1] / 4)) + 1
@@ -259,19 +276,19 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) ->
         D_train = DDP(D, device_ids=ids, broadcast_buffers=False)
 
     per_rank = cfg.batch // world
-    grid_z = torch.randn(64, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1234)).to(device)
+    grid_z = torch.randn(64, cfg.z_dim, generator=make_generator(cfg.seed, "images.grid")).to(device)
     stats_path, metrics_path = run_dir / "stats.jsonl", run_dir / "metrics.jsonl"
     last_eval: dict = {}
     baseline = real_baseline(real, cfg) if rank == 0 else None
     t0 = time.time()
 
     def real_batch(step: int, k: int) -> list[torch.Tensor]:
-        gen = step_generator(cfg.seed, step, rank, 2 * k)
+        gen = step_generator(cfg.seed, step, rank, f"real{k}")
         x = real[torch.randint(0, len(real), (per_rank,), generator=gen)].to(device)
         return datamod.pyramid(x, levels)
 
     def latents(step: int, k: int) -> torch.Tensor:
-        return torch.randn(per_rank, cfg.z_dim, generator=step_generator(cfg.seed, step, rank, 2 * k + 1)).to(device)
+        return torch.randn(per_rank, cfg.z_dim, generator=step_generator(cfg.seed, step, rank, f"latent{k}")).to(device)
 
     def checkpoint(step: int) -> None:
         if rank != 0:
@@ -334,7 +351,7 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True) ->
         if cfg.grid_every and (done % cfg.grid_every == 0):
             grid(done)
         if rank == 0 and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
-            last_eval = evaluate(G_ema, real, cfg, done, done * cfg.batch, baseline)
+            last_eval = evaluate(G_ema, real, cfg, done, done * cfg.batch, baseline, device=device)
             append_jsonl(metrics_path, last_eval)
         if ckpt_now:
             checkpoint(done)
@@ -368,7 +385,7 @@ def main_ddp() -> None:  # pragma: no cover - used through torchrun
 
     out, *pairs = sys.argv[1:]
     cfg = make_config({k: parse_value(v) for k, v in (p.split("=", 1) for p in pairs)})
-    res = train(cfg, out, progress=False)
+    res = train(cfg, out, progress=False, device=rank_device(cfg.device))
     if _dist()[0] == 0:
         print(json.dumps({k: v for k, v in res.items() if k != "meta"}))
     import torch.distributed as dist

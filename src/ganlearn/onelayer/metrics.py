@@ -1,8 +1,9 @@
 """Metrics for one-layer generators, pure functions of Sigma = W W^T or of samples."""
 from __future__ import annotations
 
-
 import torch
+
+from ganlearn.rng import default_init_rng, make_generator
 
 
 def sigma_rel_error(sigma: torch.Tensor, sigma_star: torch.Tensor) -> float:
@@ -28,7 +29,7 @@ def classifier_tv_lower(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0
     The classifier is a small MLP on (y, y y^T upper triangle) trained by Adam; with finite test
     samples the estimate carries a sampling error of about 1 / sqrt(n_test).
     """
-    g = torch.Generator().manual_seed(seed)
+    g = make_generator(seed, "tv_classifier.split")
     n = min(len(real), len(fake))
     x = torch.cat([real[:n], fake[:n]]).detach().double()  # samples, not a graph
     iu = torch.triu_indices(x.shape[1], x.shape[1])
@@ -37,8 +38,7 @@ def classifier_tv_lower(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0
     lab = torch.cat([torch.ones(n), torch.zeros(n)]).double()
     perm = torch.randperm(2 * n, generator=g)
     tr, te = perm[: n], perm[n:]
-    with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
-        torch.manual_seed(seed)
+    with default_init_rng(seed, "tv_classifier.init"):
         net = torch.nn.Sequential(torch.nn.Linear(feats.shape[1], hidden), torch.nn.ReLU(),
                                   torch.nn.Linear(hidden, 1)).double()
     opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-4)

@@ -44,6 +44,8 @@ import torch
 from ganlearn.onelayer.discriminators import MLPDiscriminator, quadratic_stats, truncated_stats
 from ganlearn.onelayer.metrics import gaussian_tv_upper, sigma_rel_error
 from ganlearn.onelayer.model import OneLayerGenerator, activation, conditioned_matrix
+from ganlearn.config import check
+from ganlearn.rng import make_generator
 from ganlearn.sgda import SGDA, SGDAConfig
 
 
@@ -70,7 +72,7 @@ class OneLayerConfig:
 
     def validate(self) -> None:
         def bad(key, value, allowed):
-            raise ValueError(f"{key}={value!r} is not allowed: must be {allowed}")
+            check(False, key, value, allowed)
         if self.d < 1:
             bad("d", self.d, "an integer >= 1")
         activation(self.activation)
@@ -99,10 +101,11 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
     """Run SGDA; returns final metrics, the real samples needed per epsilon (None if never reached)
     and the curve [(real samples, sigma_rel_error, tv_upper)] of the reported (averaged) Sigma."""
     cfg.validate()
-    g = torch.Generator().manual_seed(cfg.seed)
     act = activation(cfg.activation)
-    target = OneLayerGenerator(conditioned_matrix(cfg.d, cfg.condition, generator=g), cfg.activation)
+    target = OneLayerGenerator(conditioned_matrix(cfg.d, cfg.condition, generator=make_generator(cfg.seed, "onelayer.target")),
+                               cfg.activation)
     target.requires_grad_(False)
+    g = make_generator(cfg.seed, "onelayer.train")  # learner init, discriminator init, every batch
     learner = OneLayerGenerator(torch.randn(cfg.d, cfg.d, generator=g, dtype=torch.float64) / cfg.d ** 0.5,
                                 cfg.activation)
     sigma_star = target.sigma()

@@ -21,6 +21,9 @@ from typing import Literal
 
 import torch
 
+from ganlearn.config import check
+from ganlearn.rng import make_generator
+
 
 @dataclass(frozen=True)
 class OverparamConfig:
@@ -44,7 +47,7 @@ class OverparamConfig:
 
     def validate(self) -> None:
         def bad(key, value, allowed):
-            raise ValueError(f"{key}={value!r} is not allowed: must be {allowed}")
+            check(False, key, value, allowed)
         for key in ("m", "d", "n", "k", "depth", "features", "steps"):
             if int(getattr(self, key)) != getattr(self, key) or getattr(self, key) < 1:
                 bad(key, getattr(self, key), "an integer >= 1")
@@ -86,7 +89,7 @@ class Problem:
 
     def __init__(self, cfg: OverparamConfig):
         cfg.validate()
-        g = torch.Generator().manual_seed(cfg.seed)
+        g = make_generator(cfg.seed, "overparam")
         kw = dict(generator=g, dtype=torch.float64)
         xbar = torch.randn(cfg.m, **kw)
         self.xbar = xbar / xbar.norm()

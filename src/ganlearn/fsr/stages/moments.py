@@ -31,6 +31,9 @@ class FirstHiddenStage:
     reinit: bool = False  # redraw the directions of V_1's rows first (norms and biases kept)
     lr_half_life: float = 500.0
     lr_floor: float = 0.01
+    # Average G's iterates over the last ``average_tail`` fraction of the steps and end the stage
+    # at the average (Polyak-Ruppert); 0 = the last iterate. See _MomentGame.
+    average_tail: float = 0.0
 
     def validate(self, key: str) -> None:
         check(self.steps >= 1, f"{key}.steps", self.steps, "an integer >= 1")
@@ -39,6 +42,7 @@ class FirstHiddenStage:
         check(self.ridge > 0, f"{key}.ridge", self.ridge, "> 0")
         check(self.lr_half_life > 0, f"{key}.lr_half_life", self.lr_half_life, "> 0")
         check(0 < self.lr_floor <= 1, f"{key}.lr_floor", self.lr_floor, "in (0, 1]")
+        check(0 <= self.average_tail < 1, f"{key}.average_tail", self.average_tail, "in [0, 1)")
 
 
 
@@ -67,6 +71,7 @@ class SuperResolutionStage:
     parents: Literal["generated", "real"] = "real"  # fake pairs from G's own S_{l-1}, or G(real X_{l-1})
     lr_half_life: float = 300.0
     lr_floor: float = 0.05
+    average_tail: float = 0.0  # as in FirstHiddenStage
 
     def validate(self, key: str) -> None:
         check(self.level >= 2, f"{key}.level", self.level, "an integer >= 2 (level 1 is first_hidden)")
@@ -79,6 +84,7 @@ class SuperResolutionStage:
         check(self.ridge > 0, f"{key}.ridge", self.ridge, "> 0")
         check(self.lr_half_life > 0, f"{key}.lr_half_life", self.lr_half_life, "> 0")
         check(0 < self.lr_floor <= 1, f"{key}.lr_floor", self.lr_floor, "in (0, 1]")
+        check(0 <= self.average_tail < 1, f"{key}.average_tail", self.average_tail, "in [0, 1)")
 
 
 
@@ -112,6 +118,25 @@ class _MomentGame:
         self.scale = [f.abs().mean().clamp_min(1e-12).expand_as(f).clone() for f in feats_real]
         self.theta = [torch.nn.Parameter(torch.zeros_like(f)) for f in feats_real]
         self.sgda = SGDA(g_params, self.theta, spec.sgda, schedule=schedule(spec))
+        self.g_params = list(g_params)
+        self.avg_from = spec.steps - round(spec.average_tail * spec.steps) if spec.average_tail > 0 else None
+        self.avg = [torch.zeros_like(p.detach()) for p in self.g_params] if self.avg_from is not None else []
+        self.avg_n = torch.zeros((), dtype=torch.int64)
+
+    @torch.no_grad()
+    def _average(self, t: int) -> None:
+        """Running mean of G's iterates from step ``avg_from`` on; at the stage's last step G is set
+        to it (then ``g_project`` writes it back to the learner, as after any G step)."""
+        if self.avg_from is None or t < self.avg_from:
+            return
+        self.avg_n += 1
+        for a, p in zip(self.avg, self.g_params):
+            a.add_((p.detach() - a) / self.avg_n)
+        if t == self.n_steps - 1:
+            for a, p in zip(self.avg, self.g_params):
+                p.copy_(a)
+            if self.sgda.g_project is not None:
+                self.sgda.g_project()
 
     def _value(self, real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
         v = 0.0
@@ -124,6 +149,7 @@ class _MomentGame:
         sd |= {f"scale.{i}": s for i, s in enumerate(self.scale)}
         if self.white is not None:
             sd["white"] = self.white
+        sd |= {f"avg.{i}": a for i, a in enumerate(self.avg)} | ({"avg_n": self.avg_n} if self.avg else {})
         return sd | self.sgda.state_dict()
 
     def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
@@ -132,6 +158,10 @@ class _MomentGame:
                 t.copy_(sd[f"theta.{i}"])
         self.scale = [sd[f"scale.{i}"] for i in range(len(self.theta))]
         self.white = sd.get("white")
+        for i, a in enumerate(self.avg):
+            a.copy_(sd[f"avg.{i}"])
+        if self.avg:
+            self.avg_n = sd["avg_n"].clone()
         self.sgda.load_state_dict(sd)
 
 
@@ -153,7 +183,7 @@ class FirstHidden(_MomentGame):
         with torch.no_grad():
             if spec.reinit:  # fresh unit-norm rows, biases b / |v| (so the same firing rates)
                 V, b = learner.V[0], learner.b[0]
-                b.div_(V.norm(dim=-1))
+                b.div_(V.norm(dim=-1).clamp_min(1e-12))  # a switched-off row (V = 0) stays off
                 fresh = torch.randn(V.shape, generator=generator, dtype=torch.float64).to(V)
                 V.copy_(fresh / fresh.norm(dim=-1, keepdim=True))
             if spec.whiten:
@@ -175,7 +205,9 @@ class FirstHidden(_MomentGame):
             v = self._value(list(real), list(fake))
             return -v, v
 
-        return self.sgda.step(losses, generator)
+        out = self.sgda.step(losses, generator)
+        self._average(t)
+        return out
 
 
 class SuperResolution(_MomentGame):
@@ -276,4 +308,6 @@ class SuperResolution(_MomentGame):
             v = self._value([real], [fake])
             return -v, v
 
-        return self.sgda.step(losses, generator)
+        out = self.sgda.step(losses, generator)
+        self._average(t)
+        return out

@@ -27,12 +27,17 @@ class WarmStartStage:
     rotation: Literal["span", "nonneg"] = "nonneg"
     rotation_steps: int = 3000  # Riemannian gradient steps of the rotation (a patch stops early at tol)
     rotation_lr: float = 1.0
+    # A learner channel whose decoded codes carry less than this fraction of the mean channel's
+    # energy on the warm start's samples spans no signal (a learner wider than the target's rank):
+    # it is switched off (V row 0, bias 1, so ReLU(-1) = 0 and no gradient revives it). 0 = never.
+    dead_energy: float = 1e-6
 
     def validate(self, key: str) -> None:
         check(self.n_samples >= 2, f"{key}.n_samples", self.n_samples, "an integer >= 2")
         check(0 < self.truncation <= 1, f"{key}.truncation", self.truncation, "in (0, 1]")
         check(self.rotation_steps >= 0, f"{key}.rotation_steps", self.rotation_steps, "an integer >= 0")
         check(self.rotation_lr > 0, f"{key}.rotation_lr", self.rotation_lr, "> 0")
+        check(0 <= self.dead_energy < 1, f"{key}.dead_energy", self.dead_energy, "in [0, 1)")
 
 
 
@@ -109,6 +114,7 @@ class WarmStart:
     def __init__(self, spec: WarmStartStage, learner: FSRNet, data: Data, generator: torch.Generator):
         self.spec, self.learner, self.data = spec, learner, data
         self.n_steps, self.samples_per_step = 1, spec.n_samples
+        self.n_dead: dict[int, int] = {}
 
     @torch.no_grad()
     def step(self, t: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -129,7 +135,30 @@ class WarmStart:
                     y = torch.einsum("njd,jdm->njm", x.double(), w)
                 q = nonnegative_rotation(y, steps=self.spec.rotation_steps, lr=self.spec.rotation_lr)
                 W.copy_(torch.einsum("jdm,jmk->jdk", w, q).to(W.dtype))
-        return {}
+            self.switch_off_dead_channels(level, x)
+        return {f"dead_channels_level{lv}": torch.tensor(float(n)) for lv, n in self.n_dead.items()}
+
+    def switch_off_dead_channels(self, level: int, x: torch.Tensor) -> None:
+        """Channels of ``level`` that decode no signal from the patches ``x`` (n, J, d) are switched
+        off: their hidden unit is ReLU(0 . input - 1) = 0 whatever the input, with zero gradient.
+
+        Why: a learner wider than the target (m > rank of the patches) gets m - rank columns of W
+        from the null space of the covariance. Their real codes are 0; left on, the hidden stages
+        fit moments of pure round-off (whitened by up to 1/sqrt(ridge)) and the preconditioned
+        super-resolution step blew up (measured in the fsr-scaling note). Switched off, they
+        "contribute nothing", which is one of the two outcomes the theory allows a wider learner."""
+        if self.spec.dead_energy <= 0:
+            return
+        L = self.learner
+        codes = L.encode(level, x.to(L.W[level - 1].dtype))  # (n, J, m)
+        energy = codes.double().pow(2).mean(0)  # (J, m)
+        if L.W[level - 1].shape[0] == 1:  # shared W: one decision for every patch
+            energy = energy.mean(0, keepdim=True).expand_as(energy)
+        dead = energy < self.spec.dead_energy * energy.mean()
+        if bool(dead.any()):
+            L.V[level - 1][dead] = 0.0
+            L.b[level - 1][dead] = 1.0
+        self.n_dead[level] = int(dead.sum())
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {}

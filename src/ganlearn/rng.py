@@ -1,0 +1,58 @@
+"""Named random streams: every random draw in ganlearn comes from a generator made here.
+
+A run has one integer seed; each consumer asks for its own stream by name (``"fsr.target"``,
+``"fsr.train"``, ``"images.eval.real"``, ...). The stream's state is derived from (seed, name) by
+NumPy's ``SeedSequence`` with a hash of the name as spawn key, so
+
+* streams are statistically independent of each other (no ``seed + 1`` offsets that collide with
+  the next run's seed: seed 0's stream 1 was seed 1's stream 0 under the old scheme);
+* adding or renaming a stream changes no other stream;
+* the derived seed does not depend on the device: ``make_generator(s, name, "cuda")`` and
+  ``make_generator(s, name, "cpu")`` start from the same ``initial_seed()``. (PyTorch's CPU and
+  CUDA generators are different algorithms, so the draws themselves are reproducible per device,
+  not across devices; draw on the CPU and move if bitwise equality across devices matters.)
+
+No library code seeds the global RNGs (``torch.manual_seed``); every random call takes a generator.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+import numpy as np
+import torch
+
+__all__ = ["stream_seed", "make_generator", "numpy_rng", "default_init_rng"]
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """The 63-bit seed of stream ``stream`` of a run with seed ``seed`` (a non-negative int)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r}: a non-negative integer is required")
+    key = int.from_bytes(hashlib.blake2b(stream.encode(), digest_size=8).digest(), "little")
+    state = np.random.SeedSequence(entropy=int(seed), spawn_key=(key,)).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def make_generator(seed: int, stream: str, device: str | torch.device = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` for the named stream of seed ``seed``."""
+    g = torch.Generator(device=device)
+    g.manual_seed(stream_seed(seed, stream))
+    return g
+
+
+def numpy_rng(seed: int, stream: str) -> np.random.Generator:
+    """A NumPy generator for the named stream (same derivation as :func:`make_generator`)."""
+    return np.random.default_rng(stream_seed(seed, stream))
+
+
+@contextlib.contextmanager
+def default_init_rng(seed: int, stream: str):
+    """For building ``torch.nn`` layers with PyTorch's own initializers, which draw from the global
+    CPU generator and take no generator argument (nor does spectral norm's power-iteration start):
+    inside the block the global CPU RNG is a fork seeded from the named stream; on exit the
+    caller's state is restored, so library code never changes the user's global RNG. Build on the
+    CPU inside the block and move the module to its device afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(stream_seed(seed, stream))
+        yield
