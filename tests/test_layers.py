@@ -78,3 +78,20 @@ def test_randomness_comes_from_named_streams_only():
            for i, line in enumerate(path.read_text().splitlines(), 1)
            if "manual_seed" in line or "torch.Generator(" in line]
     assert not bad, "\n".join(bad)
+
+
+def test_library_modules_declare_their_public_names():
+    # Every library module (not the CLI, package markers or experiment plug-ins) says what it
+    # exports, and every exported name exists.
+    import importlib
+
+    missing = []
+    for path, mod in _modules():
+        if path.name in ("__init__.py", "__main__.py", "cli.py") or ".experiments." in mod:
+            continue
+        m = importlib.import_module(mod)
+        if not hasattr(m, "__all__"):
+            missing.append(f"{mod}: no __all__")
+        else:
+            missing += [f"{mod}.{n} listed but undefined" for n in m.__all__ if not hasattr(m, n)]
+    assert not missing, "\n".join(missing)

@@ -33,6 +33,8 @@ import torch
 
 from ganlearn.io import flatten_optimizer, load_flat_optimizer
 
+__all__ = ["SGDAConfig", "SGDA"]
+
 Losses = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 Projection = Callable[[], None]
 

@@ -32,6 +32,11 @@ from typing import Callable
 from ganlearn.config import ConfigError, parse_value
 from ganlearn.io import atomic_write_text, write_json
 
+__all__ = [
+    "Experiment", "resolve_spec", "cells", "pairwise_design", "run_sweep", "load_cells",
+    "write_table", "write_sweep_report",
+]
+
 
 @dataclass(frozen=True)
 class Experiment:

@@ -8,6 +8,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+__all__ = [
+    "thresholded_output_d", "whitening", "code_moments", "with_bias", "pair_moments",
+    "MLPDiscriminator",
+]
+
 
 def thresholded_output_d(x: torch.Tensor, w_d: torch.Tensor, bias: float | torch.Tensor) -> torch.Tensor:
     """GAN_OutputLayer discriminator of Allen-Zhu & Li §3.1, averaged over patches and batch:

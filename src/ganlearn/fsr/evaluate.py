@@ -14,6 +14,8 @@ from ganlearn.metrics.recovery import coupled_error, feature_recovery, procruste
 from ganlearn.metrics.sparsity import coactivation_stats
 from ganlearn.rng import make_generator
 
+__all__ = ["deterministic", "sliced_w2_floor", "evaluate", "is_finite_module"]
+
 
 @contextlib.contextmanager
 def deterministic():

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+__all__ = ["NEIGHBOURHOODS", "Geometry"]
+
 NEIGHBOURHOODS = {
     "parent": [(0, 0)],
     "cross": [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)],

@@ -18,6 +18,8 @@ from ganlearn.rng import make_generator
 from ganlearn.io import append_jsonl, atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint, save_tensors
 from ganlearn.fsr.evaluate import evaluate, is_finite_module, sliced_w2_floor
 
+__all__ = ["SUMMARY_KEYS", "DivergenceError", "build", "run_stages", "train"]
+
 SUMMARY_KEYS = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
                 "sliced_w2_floor_top", "wall_seconds", "samples_seen")
 

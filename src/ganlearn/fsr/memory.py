@@ -30,6 +30,11 @@ import os
 from ganlearn.fsr.config import EndToEndStage, FirstHiddenStage, OutputLayerStage, RunConfig, SuperResolutionStage, WarmStartStage
 from ganlearn.fsr.geometry import NEIGHBOURHOODS
 
+__all__ = [
+    "BASE_BYTES", "N_ASSUMPTIONS", "predict_peak_bytes", "available_bytes", "budget_bytes",
+    "drivers", "check_budget", "format_prediction",
+]
+
 BASE_BYTES = 0.55e9  # python + torch + numpy + scipy + POT + matplotlib, measured RSS after import
 N_CALIBRATION_TARGET, N_CALIBRATION_LEARNER = 20000, 5000
 N_ASSUMPTIONS = 20000  # draws of FSRTarget.assumption_report

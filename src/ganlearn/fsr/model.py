@@ -21,6 +21,11 @@ from torch import nn
 
 from ganlearn.fsr.geometry import Geometry
 
+__all__ = [
+    "Shape", "FSRNet", "random_orthonormal", "polar", "edge_colour_atoms", "init_hidden",
+    "CALIBRATION_CHUNK",
+]
+
 
 @dataclass(frozen=True)
 class Shape:

@@ -16,6 +16,8 @@ from ganlearn.fsr.config import load_json  # noqa: E402
 from ganlearn.io import atomic_write_text  # noqa: E402
 from ganlearn.rng import make_generator  # noqa: E402
 
+__all__ = ["write_report"]
+
 
 def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines()] if path.exists() else []

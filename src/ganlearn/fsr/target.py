@@ -9,6 +9,8 @@ from ganlearn.fsr.model import FSRNet, Shape, edge_colour_atoms, init_hidden, ra
 from ganlearn.metrics.sparsity import coactivation_stats
 from ganlearn.rng import make_generator
 
+__all__ = ["geometry_of", "init_output_layers", "FSRTarget", "make_learner"]
+
 
 def geometry_of(cfg: TargetConfig) -> Geometry:
     return Geometry(cfg.levels, cfg.base_grid, cfg.patch, cfg.colours, cfg.neighbourhood)

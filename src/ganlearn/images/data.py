@@ -30,6 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "IMAGE_SUFFIXES", "FASHION_DIRS", "PHOTOS", "DataError", "resize", "pyramid", "read_idx",
+    "fashion_mnist_dir", "load_fashion_mnist", "load_mnist_5k", "load_digits", "load_faces",
+    "photographs", "load_photo_crops", "load_cifar10", "load_folder", "BUILTIN", "USER", "load",
+]
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "china", "flower")

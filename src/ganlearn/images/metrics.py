@@ -29,6 +29,11 @@ import torch.nn.functional as F
 
 from ganlearn.rng import make_generator
 
+__all__ = [
+    "laplacian_pyramid", "sliced_wasserstein", "swd", "FEATURES", "features",
+    "frechet", "prdc", "feature_metrics", "inception_fid_kid",
+]
+
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=torch.float64) / 16.0
 
 

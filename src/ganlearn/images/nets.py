@@ -31,6 +31,11 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+__all__ = [
+    "DCGANGenerator", "FSRGenerator", "Discriminator", "SingleResDiscriminator",
+    "MultiResDiscriminator", "ARCHS", "build",
+]
+
 
 def _levels(resolution: int, lowest: int = 4) -> int:
     n = math.log2(resolution / lowest)

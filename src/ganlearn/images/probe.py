@@ -34,6 +34,11 @@ import torch.nn.functional as F
 from ganlearn.metrics.sparsity import coactivation_stats
 from ganlearn.rng import make_generator
 
+__all__ = [
+    "THRESHOLDS", "capture", "ridge_r2", "fsr_r2", "code_stats", "filter_stats", "filter_tiles",
+    "probe_generator", "d_first_layer_rate", "verdicts",
+]
+
 THRESHOLDS = {"r2": 0.8, "fire_rate": 0.25, "pair_ratio": 1.5, "triple_ratio": 1.5 ** 2, "edge_colour_gain": 2.0}
 
 

@@ -22,6 +22,8 @@ from ganlearn.io import atomic_write_text, write_json
 from ganlearn.plots import md_table, plt, save, save_png, tile
 from ganlearn.rng import default_init_rng, make_generator
 
+__all__ = ["calibrate_bn", "run_probe"]
+
 
 @torch.no_grad()
 def calibrate_bn(g: nn.Module, z_dim: int, *, seed: int, batches: int = 10, batch: int = 256) -> nn.Module:

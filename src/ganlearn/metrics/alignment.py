@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+__all__ = ["match_columns", "procrustes_rows"]
+
 
 def match_columns(w: torch.Tensor, w_true: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Match every true column to a distinct learned column by maximal cosine.

@@ -5,6 +5,8 @@ import numpy as np
 import ot
 import torch
 
+__all__ = ["sliced_w2"]
+
 
 def sliced_w2(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, *, n_projections: int = 256,
               seed: int = 0) -> float:

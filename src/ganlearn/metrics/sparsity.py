@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["coactivation_stats"]
+
 
 @torch.no_grad()
 def coactivation_stats(s: torch.Tensor, *, k_over_m: float | None = None) -> dict[str, float]:

@@ -15,6 +15,8 @@ from torch import nn
 
 from ganlearn.onelayer.model import Activation
 
+__all__ = ["truncated_stats", "quadratic_stats", "relu_second_moment", "MLPDiscriminator"]
+
 
 def truncated_stats(y: torch.Tensor, act: Activation) -> torch.Tensor:
     """E_batch T(y): (d, d), T_ij = psi(y_i) psi(y_j) on the set where both coordinates invert."""

@@ -5,6 +5,8 @@ import torch
 
 from ganlearn.rng import default_init_rng, make_generator
 
+__all__ = ["sigma_rel_error", "gaussian_tv_upper", "classifier_tv_lower"]
+
 
 def sigma_rel_error(sigma: torch.Tensor, sigma_star: torch.Tensor) -> float:
     """||Sigma - Sigma*||_F / ||Sigma*||_F (invariant under W -> W Q)."""

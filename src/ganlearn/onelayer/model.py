@@ -10,6 +10,11 @@ from dataclasses import dataclass
 
 import torch
 
+__all__ = [
+    "LEAKY_SLOPE", "SIGMOID_MARGIN", "Activation", "ACTIVATIONS", "activation",
+    "conditioned_matrix", "OneLayerGenerator",
+]
+
 LEAKY_SLOPE = 0.2
 SIGMOID_MARGIN = 1e-4  # the set S where sigmoid is inverted: y in (margin, 1 - margin)
 

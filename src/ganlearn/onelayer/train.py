@@ -48,6 +48,8 @@ from ganlearn.config import check
 from ganlearn.rng import make_generator
 from ganlearn.sgda import SGDA, SGDAConfig
 
+__all__ = ["OneLayerConfig", "train"]
+
 
 @dataclass(frozen=True)
 class OneLayerConfig:

@@ -25,6 +25,8 @@ import torch
 from ganlearn.overparam.model import OverparamConfig, Problem
 from ganlearn.sgda import SGDA, SGDAConfig
 
+__all__ = ["block_radius", "fitted_rate", "spectrum", "train"]
+
 
 def block_radius(s: np.ndarray, eta: float, mu: float, mode: str) -> np.ndarray:
     """Spectral radius of the linearised (r, d) block for each eigenvalue s of J J^T."""

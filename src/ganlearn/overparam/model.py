@@ -24,6 +24,8 @@ import torch
 from ganlearn.config import check
 from ganlearn.rng import make_generator
 
+__all__ = ["OverparamConfig", "OneHiddenGenerator", "Problem"]
+
 
 @dataclass(frozen=True)
 class OverparamConfig:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+__all__ = ["schedule"]
+
 
 # data(n, generator=..., upto=None) -> [(n, J_l, d) patches of levels 1..upto]: real images only
 Data = Callable[..., list]

@@ -14,6 +14,8 @@ from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages.common import Data
 from ganlearn.sgda import SGDA
 
+__all__ = ["EndToEndStage", "EndToEnd"]
+
 
 @dataclass(frozen=True)
 class EndToEndStage:

@@ -14,6 +14,8 @@ from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages.common import Data, schedule
 from ganlearn.sgda import SGDA
 
+__all__ = ["FirstHiddenStage", "SuperResolutionStage", "FirstHidden", "SuperResolution"]
+
 
 @dataclass(frozen=True)
 class FirstHiddenStage:

@@ -13,6 +13,8 @@ from ganlearn.fsr.model import FSRNet, polar
 from ganlearn.fsr.stages.common import Data, schedule
 from ganlearn.sgda import SGDA
 
+__all__ = ["OutputLayerStage", "OutputLayer"]
+
 
 @dataclass(frozen=True)
 class OutputLayerStage:

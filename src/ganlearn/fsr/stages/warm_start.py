@@ -10,6 +10,8 @@ from ganlearn.config import check
 from ganlearn.fsr.model import FSRNet, polar
 from ganlearn.fsr.stages.common import Data
 
+__all__ = ["WarmStartStage", "truncated_patch_covariance", "nonnegative_rotation", "WarmStart"]
+
 
 @dataclass(frozen=True)
 class WarmStartStage:
