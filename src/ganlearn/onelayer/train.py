@@ -10,7 +10,7 @@ One step (linear discriminators D_A(y) = <A, T(y)>, value L = E_real D - E_fake 
     lr_t = lr_g / (1 + t / decay_t0) ** decay_power
 
 Design choices (the paper's text gives the rule, not the constants), each measured (ReLU,
-kappa 2; numbers in the issue-3 closing note):
+kappa 2; the numbers are in the bullets below):
 * Exact inner max: plain SGD on A with lr_d * ridge = 1 sets A to the current moment gap (the
   fast time scale taken to its limit). The G step is then SGD on 1/2 |E T(fake) - E T(real)|^2.
 * The generator's gradient uses a fake batch independent of the one in A. Re-using it biases the

@@ -100,7 +100,7 @@ class WarmStart:
 
     Why (measured, default shape, seed 0, mean / worst feature cosine per level):
     * per-patch output layers (``shared_output=false``): after the span 0.43 / -0.17 at level 1;
-      GAN_OutputLayer alone ends at 0.53 mean with worst columns near 0 (the issue-11 failure).
+      GAN_OutputLayer alone ends at 0.53 mean with worst columns near 0 (per-patch W learned nothing).
       The per-patch game has no restoring force at the truth: started *at* W = W* with the hidden
       layers *set to the truth*, 300 steps of it drift to mean cosine 0.82 at level 2 (one patch's
       data, shared learner) -- pooling over 16-64 patches is what made the shared case work.
