@@ -65,16 +65,19 @@ def main() -> None:
             cmd = [sys.executable, "-m", "ganlearn.cli", "run", "--config", str(cfile), "--no-progress",
                    "--out", str(Path(tmp) / "run")]
             t0 = time.time()
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            _, status, usage = os.wait4(proc.pid, 0)
-            err = proc.stderr.read().decode()[-1500:]
+            with open(Path(tmp) / "stderr.txt", "w+b") as errf:  # a file: a full pipe would block the child
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
+                _, status, usage = os.wait4(proc.pid, 0)
+                errf.seek(0)
+                err = errf.read().decode(errors="replace")[-1500:]
             wall = time.time() - t0
         peak = usage.ru_maxrss * 1024  # kB on Linux
         rows.append({"shape": name, "overrides": SHAPES[name], "exit_status": os.waitstatus_to_exitcode(status),
                      "measured_peak_gb": peak / 1e9, "predicted_peak_gb": pred / 1e9,
                      "predicted_over_measured": pred / peak, "largest_phase": max(phases, key=phases.get),
                      "top_resolution_px": cfg.target.base_grid * 2 ** (cfg.target.levels - 1) * cfg.target.patch,
-                     "wall_seconds": wall, "stderr_tail": err if os.waitstatus_to_exitcode(status) else ""})
+                     "wall_seconds": wall, "stderr_tail": err if os.waitstatus_to_exitcode(status) else "",
+                     "steps_per_stage": args.steps, "rotation_steps": args.rotation_steps, "fit_steps": args.fit_steps})
         print(json.dumps(rows[-1]), flush=True)
         write(rows, names, args)  # after every shape: a stopped benchmark keeps what it measured
 
@@ -92,14 +95,17 @@ def write(rows: list, names: list, args) -> None:
                                "rows": rows}, indent=2))
     os.replace(tmp, out)
     lines = ["# Peak memory of `ganlearn run` against the `--dry-run` prediction", "",
-             f"`python benchmarks/bench_memory.py` ({os.cpu_count()} CPUs): every stage cut to {args.steps} steps, the "
-             f"baseline to 3, the final rotation fit to {args.fit_steps}, the warm start's rotation to "
-             f"{args.rotation_steps}; peak RSS of the child process "
+             f"`python benchmarks/bench_memory.py` ({os.cpu_count()} CPUs): every stage cut to a few steps, the "
+             "baseline to 3, the final rotation fit and the warm start's rotation capped (the caps of each row "
+             "are in its last column: the peak of a phase depends on its batch and shapes, not on how many "
+             "steps it runs); peak RSS of the child process "
              "(`os.wait4`). Written by the benchmark; rows of shapes not re-run are kept.", "",
-             "| shape | top px | exit status | measured peak GB | predicted GB | predicted / measured | largest phase |",
-             "|---|---|---|---|---|---|---|"]
+             "| shape | top px | exit status | measured peak GB | predicted GB | predicted / measured | largest phase "
+             "| steps / rotation / fit |",
+             "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['shape']} | {r['top_resolution_px']} | {r['exit_status']} | {r['measured_peak_gb']:.2f} | {r['predicted_peak_gb']:.2f} "
-              f"| {r['predicted_over_measured']:.2f} | {r['largest_phase']} |" for r in rows]
+              f"| {r['predicted_over_measured']:.2f} | {r['largest_phase']} "
+              f"| {r.get('steps_per_stage', 3)} / {r.get('rotation_steps', 50)} / {r.get('fit_steps', 2)} |" for r in rows]
     md = out.with_suffix(".md")
     md.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

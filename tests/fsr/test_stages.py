@@ -1,0 +1,141 @@
+"""Closed-form checks of the FSR stages on tiny problems (ganlearn.fsr.stages)."""
+import pytest
+import torch
+from scipy.linalg import subspace_angles
+
+from ganlearn.fsr.config import TargetConfig, WarmStartStage
+from ganlearn.fsr.stages import WarmStart
+from ganlearn.fsr.target import FSRTarget, make_learner
+from ganlearn.fsr.config import LearnerConfig
+from ganlearn.metrics.recovery import feature_recovery
+from ganlearn.sgda import SGDAConfig
+
+TINY = TargetConfig(levels=2, base_grid=2, patch=2, colours=3, channels=8, sparsity=1.5, latent_dim=12)
+
+
+def test_warm_start_recovers_span_of_w_star_on_noiseless_target(gen):
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
+    before = [subspace_angles(learner.W[i][0].detach().numpy(), target.net.W[i][0].numpy()).max() for i in range(2)]
+    ws = WarmStart(WarmStartStage(n_samples=3000), learner, lambda n, generator: target.sample(n, generator=generator)[0], gen)
+    ws.step(0, gen)
+    for i in range(2):
+        angles = subspace_angles(learner.W[i][0].detach().numpy(), target.net.W[i][0].numpy())
+        assert angles.max() < 1e-6, (i, angles.max())
+        assert before[i] > 0.1  # a random start is not already aligned
+        # orthonormal columns, as the learner's W must be
+        w = learner.W[i][0].detach()
+        assert torch.allclose(w.T @ w, torch.eye(w.shape[1], dtype=w.dtype), atol=1e-10)
+
+
+
+def test_output_layer_polish_of_one_level_moves_only_that_level_towards_w_star(gen):
+    """With the hidden layers right (fake code law = real code law), W* is the fixed point of the
+    thresholded game: a perturbed W_1 is pulled back, and the other levels are not touched."""
+    from ganlearn.fsr.config import OutputLayerStage
+    from ganlearn.fsr.model import polar
+    from ganlearn.fsr.stages import OutputLayer
+
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
+    learner.load_state_dict(target.net.state_dict())
+    with torch.no_grad():
+        w = learner.W[0]
+        w[0].copy_(polar(w[0] + 0.15 * torch.randn(w[0].shape, generator=gen, dtype=w.dtype)))
+    w2_before = learner.W[1].detach().clone()
+    cos_before = feature_recovery(learner.W, target.net.W)["level1"]["cos_mean"]
+    spec = OutputLayerStage(level=1, steps=200, batch=512, beta_start=0.2, lr_floor=1.0,
+                            sgda=SGDAConfig(lr_g=1.0, lr_d=1.0, n_d=2))
+    data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
+    runner = OutputLayer(spec, learner, data, gen)
+    for t in range(spec.steps):
+        runner.step(t, gen)
+    cos_after = feature_recovery(learner.W, target.net.W)["level1"]["cos_mean"]
+    assert cos_before < 0.995 and cos_after > 0.995, (cos_before, cos_after)
+    assert torch.equal(learner.W[1].detach(), w2_before)
+
+
+
+def test_output_layer_level_out_of_range_is_a_clear_error(gen):
+    from ganlearn.fsr.config import OutputLayerStage
+    from ganlearn.fsr.stages import OutputLayer
+
+    target = FSRTarget(TINY, seed=0, n_calibration=2000)
+    learner = make_learner(TINY, LearnerConfig(), seed=1)
+    data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
+    with pytest.raises(ValueError, match="output_layer.level=3 but the learner has 2 levels"):
+        OutputLayer(OutputLayerStage(level=3), learner, data, gen)
+
+
+
+def test_preconditioned_super_resolution_keeps_the_map_and_learns_a_planted_layer(gen):
+    """Every layer but V_2 exact: SR in whitened coordinates starts from the same map (V_w M =
+    [-b, V]), keeps the learner's (V, b) in sync with V_w after each step, and drives the level-2
+    code error well down."""
+    from ganlearn.fsr.config import SuperResolutionStage
+    from ganlearn.fsr.stages import SuperResolution
+
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
+    random_v2 = (learner.V[1].detach().clone(), learner.b[1].detach().clone())
+    learner.load_state_dict(target.net.state_dict())
+    with torch.no_grad():
+        learner.V[1].copy_(random_v2[0])
+        learner.b[1].copy_(random_v2[1])
+    data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
+    spec = SuperResolutionStage(level=2, steps=400, batch=256)
+    runner = SuperResolution(spec, learner, data, gen)
+    full = torch.cat([-learner.b[1][..., None], learner.V[1].flatten(2)], -1)
+    assert torch.allclose(runner.v_white.detach() @ runner.white, full, atol=1e-8)
+
+    def code_error():
+        z = torch.randn(4000, TINY.latent_dim, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+        with torch.no_grad():
+            s_true, s_hat = target.net(z)[1][1], learner(z)[1][1]
+        return float((s_hat - s_true).pow(2).sum() / s_true.pow(2).sum())
+
+    before = code_error()
+    for t in range(spec.steps):
+        runner.step(t, gen)
+    after = code_error()
+    full = torch.cat([-learner.b[1][..., None], learner.V[1].flatten(2)], -1)
+    assert torch.allclose(runner.v_white.detach() @ runner.white, full, atol=1e-8)
+    assert before > 0.5 and after < 0.05, (before, after)
+
+
+
+def test_nonnegative_rotation_recovers_a_planted_rotation_of_sparse_codes(gen):
+    """y = R s with s >= 0 sparse and R orthogonal (per patch): the rotation that makes y Q
+    non-negative is R up to a permutation, so Q^T R is a permutation matrix."""
+    from ganlearn.fsr.stages import nonnegative_rotation
+
+    n, J, m = 4000, 3, 6
+    s = torch.relu(torch.randn(n, J, m, generator=gen, dtype=torch.float64) - 1.0)  # fires w.p. 0.16
+    R = torch.stack([torch.linalg.qr(torch.randn(m, m, generator=gen, dtype=torch.float64))[0] for _ in range(J)])
+    y = torch.einsum("jmk,njk->njm", R, s)
+    q = nonnegative_rotation(y, steps=3000, lr=1.0)
+    p = torch.einsum("jmk,jml->jkl", q, R)  # Q^T R
+    assert torch.allclose(p.abs().amax(-1), torch.ones(J, m, dtype=p.dtype), atol=1e-4)
+    assert torch.allclose(p.clamp_min(0).sum(-1), torch.ones(J, m, dtype=p.dtype), atol=1e-4)  # a permutation, signs +
+    assert torch.relu(-torch.einsum("njm,jmk->njk", y, q)).max() < 1e-4
+
+
+
+def test_warm_start_recovers_per_patch_features(gen):
+    """Per-patch output layers (shared_output=false): span + non-negative rotation give every
+    patch's own features; GAN_OutputLayer alone did not (README, issue 11)."""
+    import dataclasses
+
+    cfg = dataclasses.replace(TINY, shared_output=False)
+    target = FSRTarget(cfg, seed=0, dtype=torch.float64, n_calibration=4000)
+    learner = make_learner(cfg, LearnerConfig(), seed=1, dtype=torch.float64)
+    data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
+    span_only = make_learner(cfg, LearnerConfig(), seed=1, dtype=torch.float64)
+    WarmStart(WarmStartStage(n_samples=3000, rotation="span"), span_only, data, gen).step(0, gen)
+    WarmStart(WarmStartStage(n_samples=3000), learner, data, gen).step(0, gen)
+    fr, fr_span = feature_recovery(learner.W, target.net.W), feature_recovery(span_only.W, target.net.W)
+    for lv in (1, 2):
+        assert learner.W[lv - 1].shape[0] == target.net.W[lv - 1].shape[0] > 1
+        assert fr[f"level{lv}"]["cos_min"] > 0.999, fr
+        assert fr_span[f"level{lv}"]["cos_min"] < 0.9  # the span alone is a rotated basis
+

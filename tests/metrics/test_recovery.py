@@ -1,0 +1,40 @@
+"""ganlearn.metrics.recovery: the coupled error of a permuted, rotated copy is 0."""
+import pytest
+import torch
+
+from ganlearn.fsr.config import TargetConfig
+from ganlearn.fsr.target import FSRTarget, make_learner
+from ganlearn.fsr.config import LearnerConfig
+from ganlearn.metrics.recovery import coupled_error, feature_recovery, procrustes_latent_map
+
+TINY = TargetConfig(levels=2, base_grid=2, patch=2, colours=3, channels=8, sparsity=1.5, latent_dim=12)
+
+
+def test_coupled_error_is_zero_for_a_permuted_rotated_copy_of_the_target():
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
+    g = torch.Generator().manual_seed(5)
+    m = TINY.channels
+    perms = [torch.randperm(m, generator=g) for _ in range(2)]
+    q = torch.linalg.qr(torch.randn(TINY.latent_dim, TINY.latent_dim, generator=g, dtype=torch.float64))[0]
+    with torch.no_grad():
+        # Learner channel r of level l is target channel perm_l[r]; latent rotated by q.
+        learner.W[0].copy_(target.net.W[0][:, :, perms[0]])
+        learner.V[0].copy_(target.net.V[0][:, perms[0]] @ q)
+        learner.b[0].copy_(target.net.b[0][:, perms[0]])
+        learner.W[1].copy_(target.net.W[1][:, :, perms[1]])
+        learner.V[1].copy_(target.net.V[1][:, perms[1]][..., perms[0]])
+        learner.b[1].copy_(target.net.b[1][:, perms[1]])
+    fr = feature_recovery(learner.W, target.net.W)
+    assert fr["level1"]["cos_min"] == pytest.approx(1.0)
+    ut0 = procrustes_latent_map(learner.V[0], target.net.V[0], fr["perms"][0])
+    assert torch.allclose(ut0, q, atol=1e-10)  # Procrustes recovers the latent rotation exactly
+    out = coupled_error(learner, target.net, ut0=ut0, perms=fr["perms"], n_fit=200, n_eval=500, fit_steps=0,
+                        generator=g)
+    assert out["coupled_rel_error"] < 1e-20
+    assert out["hidden_rel_error_level2"] < 1e-20
+    # The same learner coupled through the wrong U (the identity) is far off: U matters.
+    out2 = coupled_error(learner, target.net, ut0=torch.eye(TINY.latent_dim, dtype=torch.float64), perms=fr["perms"],
+                         n_fit=200, n_eval=500, fit_steps=0, generator=g)
+    assert out2["coupled_rel_error"] > 0.1
+
