@@ -118,8 +118,8 @@ def cmd_sweep(args) -> int:
         stats = run_sweep(exp, out, overrides=args.set, seeds=args.seeds, workers=args.workers,
                           progress=not args.no_progress)
     except KeyboardInterrupt:
-        print(f"\nganlearn: interrupted; finished cells are kept. Re-run the same command to run only "
-              f"the missing ones.", file=sys.stderr)
+        print("\nganlearn: interrupted; finished cells are kept. Re-run the same command to run only "
+              "the missing ones.", file=sys.stderr)
         return 130
     print(f"\ncells: {stats['finished']} finished ({stats['ran']} now, {stats['skipped']} before), "
           f"{stats['failed']} failed\nresults: {out / 'results.csv'}\nreport: {out / 'report.md'}")

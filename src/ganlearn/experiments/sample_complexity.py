@@ -42,8 +42,6 @@ def max_samples_for(d: int, max_samples) -> int:
 
 
 def run(params: dict) -> dict:
-    import torch
-
     from ganlearn.onelayer.metrics import classifier_tv_lower
     from ganlearn.onelayer.model import OneLayerGenerator
     from ganlearn.onelayer.train import OneLayerConfig, train
