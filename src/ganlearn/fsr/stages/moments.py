@@ -132,7 +132,6 @@ class _MomentGame:
         self.g_params = list(g_params)
         self.avg_from = spec.steps - round(spec.average_tail * spec.steps) if spec.average_tail > 0 else None
         self.avg = [torch.zeros_like(p.detach()) for p in self.g_params] if self.avg_from is not None else []
-        self.avg_n = torch.zeros((), dtype=torch.int64)
 
     @torch.no_grad()
     def _average(self, t: int) -> None:
@@ -140,9 +139,9 @@ class _MomentGame:
         to it (then ``g_project`` writes it back to the learner, as after any G step)."""
         if self.avg_from is None or t < self.avg_from:
             return
-        self.avg_n += 1
+        n = t - self.avg_from + 1  # iterates averaged so far, this one included
         for a, p in zip(self.avg, self.g_params):
-            a.add_((p.detach() - a) / self.avg_n)
+            a.add_((p.detach() - a) / n)
         if t == self.n_steps - 1:
             for a, p in zip(self.avg, self.g_params):
                 p.copy_(a)
@@ -160,7 +159,7 @@ class _MomentGame:
         sd |= {f"scale.{i}": s for i, s in enumerate(self.scale)}
         if self.white is not None:
             sd["white"] = self.white
-        sd |= {f"avg.{i}": a for i, a in enumerate(self.avg)} | ({"avg_n": self.avg_n} if self.avg else {})
+        sd |= {f"avg.{i}": a for i, a in enumerate(self.avg)}
         return sd | self.sgda.state_dict()
 
     def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
@@ -171,8 +170,6 @@ class _MomentGame:
         self.white = sd.get("white")
         for i, a in enumerate(self.avg):
             a.copy_(sd[f"avg.{i}"])
-        if self.avg:
-            self.avg_n = sd["avg_n"].clone()
         self.sgda.load_state_dict(sd)
 
 
