@@ -12,7 +12,7 @@ parents per patch):
   at a time;
 * ``warm_start``: ``n_samples`` images of every level, float64 copies for the covariances and
   the (n, J, m) rotation iterates;
-* ``super_resolution`` (per level): ``4 * batch`` images up to the level and the
+* ``super_resolution`` (per level): ``init_samples`` images up to the level and the
   (n, J_l, 1 + P m) whitened parent features;
 * ``first_hidden``, ``output_layer``: a level-1 (or level-l) batch of patches and codes;
 * ``evaluation``: float64 copies, ``n_samples`` draws of every level from both networks, the
@@ -73,7 +73,7 @@ def predict_peak_bytes(cfg: RunConfig) -> tuple[float, dict[str, float]]:
             # when W is shared) and the (n, J, m) rotation iterates
             b = images(st.n_samples, L) + 3 * st.n_samples * max(J) * d * 8 + 4 * st.n_samples * max(J) * m * 8
         elif isinstance(st, SuperResolutionStage):
-            n = 4 * st.batch
+            n = st.init_samples
             q = 1 + P * m
             b = images(n, st.level) + 4 * n * J[st.level - 1] * q * f
         elif isinstance(st, FirstHiddenStage):
