@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from ganlearn.config import ConfigError, to_dict
+from ganlearn.errors import DivergenceError, UserError
 from ganlearn.fsr.config import PRESETS, load_json, resolve
 from ganlearn.rng import make_generator
 
@@ -103,13 +106,14 @@ def cmd_sweep(args) -> int:
         for name, exp in registry().items():
             print(f"{name}\n    {exp.doc}\n    grid: {json.dumps(exp.grid)}  seeds: {exp.seeds}\n")
         return 0 if args.list else 2
-    from ganlearn.sweep import cells, resolve_spec, run_sweep
+    from ganlearn.sweep import cells, check_cells, resolve_spec, run_sweep
 
     exp = get(args.experiment)
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers} is not allowed: must be an integer >= 1")
     if args.dry_run:
         spec = resolve_spec(exp, args.set, args.seeds)
+        check_cells(exp, spec)
         print(json.dumps(spec, indent=2) + f"\n{len(cells(spec))} cells")
         return 0
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{exp.name}"
@@ -204,6 +208,14 @@ def cmd_probe(args) -> int:
     return 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """ganlearn's own warnings (about the user's input) as one line; others as Python prints them."""
+    if issubclass(category, UserWarning) and "ganlearn" in str(filename):
+        print(f"ganlearn: warning: {message}", file=file or sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def _next_run_dir(root: Path, desc: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     ids = [int(p.name.split("-")[0]) for p in root.iterdir() if p.name.split("-")[0].isdigit()]
@@ -211,7 +223,11 @@ def _next_run_dir(root: Path, desc: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ganlearn", description="How GANs learn, runnable and measurable.")
+    p = argparse.ArgumentParser(prog="ganlearn", description="How GANs learn, runnable and measurable.",
+                                epilog="Bad input ends with one line 'ganlearn: error: ...' and exit status 2; "
+                                       "--debug (or GANLEARN_DEBUG=1) shows the traceback instead.")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of user errors too (also: environment GANLEARN_DEBUG=1)")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train the staged FSR algorithm (and the baseline) and write a report")
     r.add_argument("--preset", default="default", choices=sorted(PRESETS), help="named configuration")
@@ -273,14 +289,24 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--z-dim", type=int, help="latent size of a --module generator")
     pr.set_defaults(func=cmd_probe)
     args = p.parse_args(argv)
-    try:
-        return args.func(args)
-    except ConfigError as e:
-        print(f"ganlearn: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\nganlearn: interrupted; continue with `ganlearn resume RUN_DIR`", file=sys.stderr)
-        return 130
+    debug = args.debug or os.environ.get("GANLEARN_DEBUG", "") not in ("", "0")
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except UserError as e:  # bad input: one line (an internal bug keeps its traceback)
+            if debug:
+                raise
+            print(f"ganlearn: error: {e}", file=sys.stderr)
+            return 2
+        except DivergenceError as e:  # a training outcome, not bad input: one line, exit status 1
+            if debug:
+                raise
+            print(f"ganlearn: diverged: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("\nganlearn: interrupted; continue with `ganlearn resume RUN_DIR`", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

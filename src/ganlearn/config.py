@@ -4,21 +4,26 @@ checking (unknown keys and wrong types are errors that name the key and what is 
 dotted ``key=value`` overrides with one value grammar (:func:`parse_value`), JSON round trip.
 
 The settings' dataclasses live with their code (``ganlearn.fsr.config``, ...); this module holds
-only the mechanism and imports nothing from ``ganlearn`` but :mod:`ganlearn.io`'s layer.
+only the mechanism and imports nothing from ``ganlearn`` but :mod:`ganlearn.errors`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import re
+import tomllib
 import types
 import typing
 from typing import Any, Literal, Union
 
-__all__ = ["ConfigError", "check", "to_dict", "from_dict", "parse_value", "apply_override", "merge"]
+from ganlearn.errors import UserError
+
+__all__ = ["ConfigError", "check", "to_dict", "from_dict", "parse_value", "apply_override", "merge",
+           "read_config_file"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration value, key or type that is not allowed."""
 
 
@@ -161,3 +166,32 @@ def merge(base: dict, new: dict, key: str) -> dict:
             raise ConfigError(f"unknown key {full!r}; allowed keys here: {', '.join(base)}")
         out[k] = merge(base[k], v, full) if isinstance(v, dict) and isinstance(base[k], dict) else v
     return out
+
+
+def read_config_file(path, what: str = "--config") -> dict:
+    """A ``.toml`` or ``.json`` file of settings as a dict. A syntax error names the file, line and
+    column; a file that is missing, unreadable or not a table is refused with what is allowed."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix not in (".json", ".toml"):
+        raise ConfigError(f"{what} {str(path)!r}: the file name must end in .json or .toml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {str(path)!r}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{what} {str(path)!r}: cannot be read ({e})") from None
+    try:
+        d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{what} {path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from None
+    except tomllib.TOMLDecodeError as e:
+        # tomllib puts the position in the message: "... (at line L, column C)"
+        m = re.search(r"\(at line (\d+), column (\d+)\)$", str(e))
+        where = f"{path}:{m.group(1)}:{m.group(2)}" if m else str(path)
+        why = str(e)[: m.start()].rstrip() if m else str(e)
+        raise ConfigError(f"{what} {where}: not valid TOML: {why}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{what} {str(path)!r}: must hold a table (a JSON object), got {type(d).__name__}")
+    return d

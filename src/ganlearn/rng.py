@@ -21,6 +21,7 @@ import hashlib
 
 import numpy as np
 import torch
+from ganlearn.config import ConfigError
 
 __all__ = ["stream_seed", "make_generator", "numpy_rng", "default_init_rng"]
 
@@ -28,7 +29,7 @@ __all__ = ["stream_seed", "make_generator", "numpy_rng", "default_init_rng"]
 def stream_seed(seed: int, stream: str) -> int:
     """The 63-bit seed of stream ``stream`` of a run with seed ``seed`` (a non-negative int)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r}: a non-negative integer is required")
+        raise ConfigError(f"seed={seed!r}: a non-negative integer is required")
     key = int.from_bytes(hashlib.blake2b(stream.encode(), digest_size=8).digest(), "little")
     state = np.random.SeedSequence(entropy=int(seed), spawn_key=(key,)).generate_state(1, np.uint64)[0]
     return int(state >> np.uint64(1))

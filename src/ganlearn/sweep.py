@@ -4,7 +4,9 @@
 Layout of a sweep directory::
 
     sweep.json             the experiment name and its resolved base, grid and seeds
-    cells/<cell>.json      one finished cell: params, result, wall seconds (written atomically)
+    cells/<cell>.json      one finished cell: params, result, wall seconds (written atomically);
+                           a cell whose training diverged (DivergenceError) is finished with
+                           result {"diverged": true, "divergence": message} and status "diverged"
     cells/<cell>.error.json  a failed cell: params, error, traceback (retried on the next run)
     results.csv            the tidy table: one row per cell, grid keys + seed + scalar results
     report.md, *.png       the experiment's report (``ganlearn report SWEEP_DIR`` rewrites it)
@@ -19,6 +21,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import multiprocessing
 import re
 import time
@@ -30,10 +33,11 @@ from pathlib import Path
 from typing import Callable
 
 from ganlearn.config import ConfigError, parse_value
-from ganlearn.io import atomic_write_text, write_json
+from ganlearn.errors import DivergenceError
+from ganlearn.io import RunLock, atomic_write_text, write_json
 
 __all__ = [
-    "Experiment", "resolve_spec", "cells", "pairwise_design", "run_sweep", "load_cells",
+    "Experiment", "resolve_spec", "check_cells", "cells", "pairwise_design", "run_sweep", "load_cells",
     "write_table", "write_sweep_report",
 ]
 
@@ -63,6 +67,9 @@ class Experiment:
     # design(spec) -> the grid points to run (dicts of grid key -> value), a subset of the
     # product, e.g. a covering array; None runs the full product.
     design: Callable[[dict], list] | None = None
+    # check(params) builds one cell's configuration without running it and raises ConfigError
+    # naming the key when a value is not allowed; every grid point is checked before any cell runs.
+    check: Callable[[dict], object] | None = None
 
 
 def resolve_spec(exp: Experiment, overrides: list[str] | None = None, seeds: int | None = None) -> dict:
@@ -82,10 +89,64 @@ def resolve_spec(exp: Experiment, overrides: list[str] | None = None, seeds: int
         else:
             raise ConfigError(f"--set {key}=... is not allowed: {exp.name!r} has grid keys "
                               f"{sorted(grid)} and base keys {sorted(base)}")
+        _check_type(exp, key, value)
     seeds = exp.seeds if seeds is None else seeds
-    if not isinstance(seeds, int) or seeds < 1:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds={seeds!r} is not allowed: must be an integer >= 1")
     return {"experiment": exp.name, "base": base, "grid": grid, "seeds": seeds}
+
+
+def _kind(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "int" if isinstance(v, int) else "number"
+    return {str: "string", list: "list", dict: "table"}.get(type(v), type(v).__name__)
+
+
+_ALLOWED = {"int": "an integer", "number": "a finite number", "bool": "true or false", "string": "a string",
+            "list": "a list", "table": "a table"}
+
+
+def _check_type(exp: Experiment, key: str, value) -> None:
+    """An override must have the type of the experiment's declared value(s) for ``key`` (an int
+    where the experiment has ints, a number where it has floats, ...); a key declared null takes
+    anything (the cell's own check decides). NaN and infinities are never allowed."""
+    declared = exp.grid[key] if key in exp.grid else [exp.base[key]]
+    kinds = {_kind(v) for v in declared} - {"null"}
+    if "number" in kinds:
+        kinds = (kinds - {"int"}) | {"number"}
+    values = value if key in exp.grid and isinstance(value, list) else [value]
+    for v in values:
+        k = _kind(v)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"--set {key}={v!r} is not allowed: must be a finite number")
+        ok = not kinds or k in kinds or (k == "int" and "number" in kinds) or (k == "null" and "null" in
+                                                                                {_kind(d) for d in declared})
+        if not ok:
+            allowed = " or ".join(sorted(_ALLOWED.get(x, x) for x in kinds))
+            raise ConfigError(f"--set {key}={v!r} has the wrong type: {exp.name!r} takes {allowed} for {key!r} "
+                              f"(declared: {json.dumps(exp.grid.get(key, exp.base.get(key)))})")
+
+
+def check_cells(exp: Experiment, spec: dict) -> None:
+    """Build every grid point's configuration with ``exp.check`` (seed 0) before anything runs, so
+    a value that the experiment's settings refuse is reported up front, naming the key and the
+    grid point, instead of as failed cells."""
+    if exp.check is None:
+        return
+    seen = set()
+    for cid, params in cells(spec):
+        point = cid.rsplit("__seed=", 1)[0]
+        if point in seen:
+            continue
+        seen.add(point)
+        try:
+            exp.check(params)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (grid point {point}; set by --set or the experiment's grid)") from None
 
 
 def _slug(value) -> str:
@@ -152,18 +213,34 @@ def _init_worker() -> None:
 
 
 def _timed(run, params):
+    """(result, seconds); a DivergenceError is an outcome of the cell, not a failure: the result
+    records it (and the sweep does not retry it)."""
     t = time.perf_counter()
-    result = run(params)
+    try:
+        result = run(params)
+    except DivergenceError as e:
+        result = {"diverged": True, "divergence": str(e)}
     return result, time.perf_counter() - t
+
+
+def _status(result: dict) -> str:
+    return "diverged" if result.get("diverged") is True and "divergence" in result else "ok"
 
 
 def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None = None, seeds: int | None = None,
               workers: int = 2, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Run every cell of ``exp`` not yet finished in ``out``; write results.csv and the report.
     Returns {"finished": n, "failed": n, "ran": n, "skipped": n}. A KeyboardInterrupt stops the
-    pending cells and propagates; what finished is on disk."""
+    pending cells and propagates; what finished is on disk. One sweep process per ``out`` at a
+    time (:class:`~ganlearn.io.RunLock`)."""
     out = Path(out)
     spec = resolve_spec(exp, overrides, seeds)
+    check_cells(exp, spec)
+    with RunLock(out):
+        return _run_sweep(exp, out, spec, workers, progress, log)
+
+
+def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: bool, log) -> dict:
     cell_dir = out / "cells"
     cell_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
@@ -204,6 +281,8 @@ def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None =
             for cid, params in todo:
                 try:
                     result, sec = _timed(exp.run, params)
+                except KeyboardInterrupt:
+                    raise
                 except Exception as e:  # a failed cell is recorded; the others go on
                     done(cid, params, error=(f"{type(e).__name__}: {e}", traceback.format_exc()))
                 else:
@@ -270,7 +349,7 @@ def write_table(out: Path) -> Path:
         f, ef = out / "cells" / f"{cid}.json", out / "cells" / f"{cid}.error.json"
         if f.exists():
             rec = json.loads(f.read_text())
-            row.update(status="ok", wall_seconds=rec["wall_seconds"])
+            row.update(status=_status(rec["result"]), wall_seconds=rec["wall_seconds"])
             row.update({k: v for k, v in rec["result"].items() if _scalar(v)})
         elif ef.exists():
             row.update(status="failed", error=json.loads(ef.read_text())["error"])
@@ -290,16 +369,21 @@ def write_sweep_report(exp: Experiment, out: Path) -> Path:
     """report.md from the finished cells (partial sweeps give partial reports)."""
     out = Path(out)
     spec = json.loads((out / "sweep.json").read_text())
-    recs = load_cells(out)
+    all_recs = load_cells(out)
+    recs = [r for r in all_recs if _status(r["result"]) == "ok"]
+    diverged = [r["cell"] for r in all_recs if _status(r["result"]) == "diverged"]
     n_cells = len(cells(spec))
     failed = sorted(p.name[:-len(".error.json")] for p in (out / "cells").glob("*.error.json"))
     history = [json.loads(ln) for ln in (out / "history.jsonl").read_text().splitlines()] \
         if (out / "history.jsonl").exists() else []
     walls = ", ".join(f"{h['wall_seconds'] / 60:.1f} min ({h['ran']} cells, {h['workers']} workers)" for h in history)
     head = [f"# Sweep `{exp.name}`", "", exp.doc, "",
-            f"Cells finished: {len(recs)} of {n_cells}" + (f"; failed: {len(failed)} ({', '.join(failed[:5])})"
-                                                          if failed else "") + ".",
-            f"Total cell time: {sum(r['wall_seconds'] for r in recs) / 60:.1f} min"
+            f"Cells finished: {len(all_recs)} of {n_cells}"
+            + (f"; diverged: {len(diverged)} ({', '.join(diverged[:5])}{', ...' if len(diverged) > 5 else ''}: "
+               f"training blew up, see `status` and `divergence` in results.csv; left out of the analysis below)"
+               if diverged else "")
+            + (f"; failed: {len(failed)} ({', '.join(failed[:5])})" if failed else "") + ".",
+            f"Total cell time: {sum(r['wall_seconds'] for r in all_recs) / 60:.1f} min"
             + (f"; wall time per invocation: {walls}" if walls else "") + ". "
             f"Grid: `{json.dumps(spec['grid'])}`, seeds: {spec['seeds']}. Base: `{json.dumps(spec['base'])}`.",
             "", "The tidy table of every cell is `results.csv`.", ""]

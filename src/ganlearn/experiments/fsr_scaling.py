@@ -27,11 +27,17 @@ from ganlearn.plots import md_table, median, plt, save
 from ganlearn.sweep import Experiment
 
 
-def run(params: dict) -> dict:
-    from ganlearn.config import to_dict
+def config(params: dict):
+    """One cell's ``RunConfig``, without training (the sweep's ``check``)."""
+    from ganlearn.config import ConfigError, to_dict
     from ganlearn.fsr.config import resolve
-    from ganlearn.fsr.loop import train
 
+    for key in ("width", "budget"):
+        v = params[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1000:
+            raise ConfigError(f"{key}={v!r} is not allowed: must be a number in (0, 1000]")
+    if not isinstance(params.get("set", []), list):
+        raise ConfigError(f"set={params['set']!r} is not allowed: must be a list of KEY=VALUE strings")
     base = to_dict(resolve(params["preset"]))
     m = base["target"]["channels"]
     sets = [f"learner.channels={math.ceil(params['width'] * m)}", "baseline.enabled=false",
@@ -43,7 +49,17 @@ def run(params: dict) -> dict:
             sets.append(f"stages.{i}.batch={max(1, round(st['batch'] * params['budget']))}")
         if "n_samples" in st:
             sets.append(f"stages.{i}.n_samples={max(2, round(st['n_samples'] * params['budget']))}")
+    from ganlearn.fsr.memory import check_budget
+
     cfg = resolve(params["preset"], None, sets + list(params.get("set", [])))
+    check_budget(cfg)  # a cell predicted above this machine's memory is refused before any runs
+    return cfg, m
+
+
+def run(params: dict) -> dict:
+    from ganlearn.fsr.loop import train
+
+    cfg, m = config(params)
     with tempfile.TemporaryDirectory(prefix="ganlearn-fsr-cell-") as tmp:
         s = train(cfg, Path(tmp), progress=False)
     fin = s["final"]
@@ -142,4 +158,4 @@ EXPERIMENT = Experiment(
     # start switched off its channels that decode no signal; it no longer does.
     base={"preset": "default", "whiten_ridge": None, "set": []},
     grid={"width": [1.0, 1.5], "budget": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]}, seeds=1,
-    run=run, report=report)
+    run=run, report=report, check=config)

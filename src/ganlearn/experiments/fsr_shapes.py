@@ -39,6 +39,27 @@ def overrides(params: dict) -> list[str]:
             "baseline.enabled=false", f"seed={params['seed']}"] + list(params.get("set", []))
 
 
+def config(params: dict):
+    """One cell's ``RunConfig``, without training (the sweep's ``check``)."""
+    from ganlearn.config import ConfigError
+    from ganlearn.fsr.config import resolve
+
+    for key in ("threads", "max_steps"):
+        v = params.get(key)
+        if not (v is None and key == "max_steps") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"{key}={v!r} is not allowed: must be an integer >= 1"
+                              + (" or null (the stages' own)" if key == "max_steps" else ""))
+    if params.get("design") not in ("pairwise", "full"):
+        raise ConfigError(f"design={params.get('design')!r} is not allowed: must be pairwise or full")
+    if not isinstance(params.get("set", []), list):
+        raise ConfigError(f"set={params['set']!r} is not allowed: must be a list of KEY=VALUE strings")
+    from ganlearn.fsr.memory import check_budget
+
+    cfg = resolve(params.get("preset", "default"), None, overrides(params))
+    check_budget(cfg)  # a cell predicted above this machine's memory is refused before any runs
+    return cfg
+
+
 def _train_cell(params: dict, out_file: str) -> None:
     """Child-process body: train one cell and write its result JSON (with this process's peak RSS)."""
     import torch
@@ -145,4 +166,4 @@ EXPERIMENT = Experiment(
     base={"preset": "default", "design": "pairwise", "threads": 1, "max_steps": None, "set": []},
     grid={"levels": [2, 3, 4], "patch": [3, 4], "shared_output": [True, False],
           "neighbourhood": ["parent", "cross", "square"], "sparsity": [2.0, 4.0]},
-    seeds=1, run=run, report=report, design=design)
+    seeds=1, run=run, report=report, design=design, check=config)

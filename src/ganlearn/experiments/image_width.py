@@ -31,13 +31,18 @@ BASE = {"data": "mnist-5k", "resolution": 16, "arch": "dcgan", "steps": 1500, "b
 GRID = {"width": [4, 8, 16, 32]}
 
 
+def config(params: dict):
+    """One cell's ``ImageGANConfig``, without training (the sweep's ``check``)."""
+    from ganlearn.images.train import make_config
+
+    return make_config({**params, "grid_every": 0, "ckpt_every": 0, "log_every": 10})
+
+
 def run(params: dict) -> dict:
-    from ganlearn.images.train import make_config, sample, train
+    from ganlearn.images.train import sample, train
     from ganlearn.plots import tile
 
-    p = dict(params)
-    p.update(grid_every=0, ckpt_every=0, log_every=10)
-    cfg = make_config(p)
+    cfg = config(params)
     with tempfile.TemporaryDirectory(prefix="ganlearn-cell-") as tmp:
         res = train(cfg, tmp, progress=False)
         curve = [json.loads(ln) for ln in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
@@ -125,4 +130,4 @@ EXPERIMENT = Experiment(
     doc=("DCGAN-k on a built-in image dataset (MNIST-5k at 16 px by default): SWD, Frechet and PRDC of the EMA "
          "generator against the width k and against the training step, and their spread over seeds "
          "(Balaji et al.'s width claim on real images)."),
-    base=BASE, grid=GRID, seeds=3, run=run, report=report)
+    base=BASE, grid=GRID, seeds=3, run=run, report=report, check=config)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganlearn.config import from_dict
+from ganlearn.config import ConfigError, from_dict
 from ganlearn.plots import md_table, median, plt, save
 from ganlearn.rng import make_generator
 from ganlearn.sweep import Experiment
@@ -41,16 +41,35 @@ def max_samples_for(d: int, max_samples) -> int:
     return max(4_000_000, 12_000 * d * d) if max_samples == "auto" else int(max_samples)
 
 
-def run(params: dict) -> dict:
-    from ganlearn.onelayer.metrics import classifier_tv_lower
-    from ganlearn.onelayer.model import OneLayerGenerator
-    from ganlearn.onelayer.train import OneLayerConfig, train
+def config(params: dict):
+    """One cell's ``OneLayerConfig`` (and the budget fields it derives), without training: the
+    sweep's ``check`` (wrong types and values are ConfigErrors naming the key)."""
+    from ganlearn.onelayer.train import OneLayerConfig
 
     p = dict(params)
+    for key in ("d", "batch", "max_samples", "tv_lower_samples"):
+        v = p.get(key)
+        auto = key in ("batch", "max_samples")
+        if not (auto and v == "auto") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"{key}={v!r} is not allowed: must be an integer >= 1"
+                              + (' or "auto" (derived from d)' if auto else ""))
+    eps = p.get("eps")
+    if (not isinstance(eps, list) or not eps
+            or not all(isinstance(e, (int, float)) and not isinstance(e, bool) and 0 < e < 1 for e in eps)):
+        raise ConfigError(f"eps={eps!r} is not allowed: must be a non-empty list of numbers in (0, 1)")
     batch = batch_for(p["d"], p.pop("batch"))
     max_samples, n_tv = max_samples_for(p["d"], p.pop("max_samples")), int(p.pop("tv_lower_samples"))
     cfg = from_dict(OneLayerConfig, {**p, "eps": tuple(p["eps"]), "batch": batch, "stop_at_eps": True,
                                      "steps": math.ceil(max_samples / batch), "eval_every": 25})
+    return cfg, batch, max_samples, n_tv
+
+
+def run(params: dict) -> dict:
+    from ganlearn.onelayer.metrics import classifier_tv_lower
+    from ganlearn.onelayer.model import OneLayerGenerator
+    from ganlearn.onelayer.train import train
+
+    cfg, batch, max_samples, n_tv = config(params)
     out = train(cfg)
     g = make_generator(cfg.seed, "sample_complexity.tv_samples")
     real = OneLayerGenerator(out["target_W"], cfg.activation).sample(n_tv, generator=g)
@@ -139,4 +158,4 @@ EXPERIMENT = Experiment(
     doc=("One-layer generator phi(W* x) (ReLU) learned by single-loop SGDA against the truncated-moment "
          "discriminator with fresh samples each step: real samples needed to reach TV upper bound eps, "
          "for several d, eps and condition numbers of W*, against the paper's O~(d^2/eps^2)."),
-    base=BASE, grid=GRID, seeds=5, run=run, report=report)
+    base=BASE, grid=GRID, seeds=5, run=run, report=report, check=config)

@@ -14,31 +14,45 @@ from pathlib import Path
 
 import numpy as np
 
-from ganlearn.config import from_dict
+from ganlearn.config import ConfigError, from_dict
 from ganlearn.plots import md_table, median, plt, save
 from ganlearn.sweep import Experiment
 
 MODELS = {"linear": {}, "random_features": {"discriminator": "random_features"}, "deep": {"depth": 2}}
 
 
-def run(params: dict) -> dict:
-    from ganlearn.overparam.gda import train
+def config(params: dict):
+    """One cell's ``OverparamConfig``, without training (the sweep's ``check``)."""
     from ganlearn.overparam.model import OverparamConfig
 
     p = dict(params)
     factor, rule, model, fixed_eta = p.pop("width_factor"), p.pop("step_rule"), p.pop("model"), p.pop("fixed_eta")
     if rule not in ("ltv", "fixed"):
-        raise ValueError(f"step_rule={rule!r} is not allowed: must be ltv or fixed")
+        raise ConfigError(f"step_rule={rule!r} is not allowed: must be ltv or fixed")
     if model not in MODELS:
-        raise ValueError(f"model={model!r} is not allowed: must be one of {', '.join(MODELS)}")
+        raise ConfigError(f"model={model!r} is not allowed: must be one of {', '.join(MODELS)}")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < 1e6:
+        raise ConfigError(f"width_factor={factor!r} is not allowed: must be a number in (0, 1e6)")
+    if isinstance(p.get("m"), bool) or not isinstance(p.get("m"), int) or p["m"] < 1:
+        raise ConfigError(f"m={p.get('m')!r} is not allowed: must be an integer >= 1")
     p.update(MODELS[model], k=max(1, math.ceil(factor * p["m"])), eta=fixed_eta if rule == "fixed" else None)
-    out = train(from_dict(OverparamConfig, p))  # unknown keys and wrong types: ConfigError naming the key
+    cfg = from_dict(OverparamConfig, p)  # unknown keys and wrong types: ConfigError naming the key
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cfg
+
+
+def run(params: dict) -> dict:
+    from ganlearn.overparam.gda import train
+
+    cfg = config(params)
+    out = train(cfg)
     r = out.pop("residual")
     every = max(1, len(r) // 300)
     out["curve"] = [[t, r[t]] for t in range(0, len(r), every)] + [[len(r) - 1, r[-1]]]
     out.pop("d_norm")
     out.pop("config")
-    out["k"] = p["k"]
+    out["k"] = cfg.k
     return out
 
 
@@ -136,11 +150,11 @@ EXPERIMENT = Experiment(
          "simultaneous GDA on n fixed latents and data points: convergence against the width k, for data "
          "dimensions m, with the LTV stability-rule step size and a fixed step (control)."),
     base=BASE, grid={"m": [5, 10, 20], "width_factor": [0.5, 1, 1.5, 2, 3, 5, 10, 30, 100],
-                     "step_rule": ["ltv", "fixed"]}, seeds=5, run=run, report=report)
+                     "step_rule": ["ltv", "fixed"]}, seeds=5, run=run, report=report, check=config)
 GENERAL = Experiment(
     name="width-sweep-general",
     doc=("The broader class of Balaji et al.: a random-feature discriminator D(x) = <d, relu(B x)> (20 features) "
          "and a generator with two hidden layers, against the width, LTV step rule."),
     base={**BASE, "m": 10, "step_rule": "ltv"},
     grid={"model": ["random_features", "deep"], "width_factor": [1, 2, 3, 5, 10, 30, 100]}, seeds=3,
-    run=run, report=report)
+    run=run, report=report, check=config)

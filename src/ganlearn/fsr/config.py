@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from ganlearn.config import ConfigError, apply_override, check, from_dict, merge, to_dict, _convert
+from ganlearn.config import ConfigError, apply_override, check, from_dict, merge, read_config_file, to_dict, _convert
 from ganlearn.fsr.stages import (STAGE_KINDS, EndToEndStage, FirstHiddenStage, OutputLayerStage,
                                  SuperResolutionStage, WarmStartStage, stage_from_dict, stage_name)
 from ganlearn.sgda import SGDAConfig
@@ -164,6 +163,10 @@ class RunConfig:
     checkpoint_every: int = 200  # steps between resumable checkpoints (and at every stage end)
     allow_untrained_levels: bool = False  # accept a stage list that leaves a level untrained
     memory_budget_gb: Optional[float] = None  # refuse runs predicted above it; None: 75% of available
+    # Stop a run (DivergenceError) when the learner's parameter norm exceeds this factor times its
+    # value at the stage's start, or the coupled error exceeds it (a random learner's is ~1).
+    # null switches the check off (NaN/inf are always caught).
+    divergence_factor: Optional[float] = 100.0
 
     def __post_init__(self):
         if self.stages is None:
@@ -175,6 +178,8 @@ class RunConfig:
         self.eval.validate()
         self.baseline.validate()
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer >= 1")
+        if self.divergence_factor is not None:
+            check(self.divergence_factor > 1, "divergence_factor", self.divergence_factor, "null (off) or > 1")
         if self.memory_budget_gb is not None:
             check(self.memory_budget_gb > 0, "memory_budget_gb", self.memory_budget_gb, "null or > 0")
         check(len(self.stages) >= 1, "stages", self.stages, "a non-empty list of stages")
@@ -226,12 +231,8 @@ def resolve(preset: str = "default", config_file: str | Path | None = None, over
     d = to_dict(PRESETS[preset]())
     explicit_stages = False
     if config_file is not None:
-        path = Path(config_file)
-        if not path.exists():
-            raise ConfigError(f"--config {str(path)!r}: no such file")
-        text = path.read_text()
-        file_d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        explicit_stages = isinstance(file_d, dict) and "stages" in file_d
+        file_d = read_config_file(config_file, "--config")
+        explicit_stages = "stages" in file_d
         if explicit_stages:  # a stage list in a file replaces the preset's whole list
             d["stages"] = file_d["stages"]
             file_d = {k: v for k, v in file_d.items() if k != "stages"}
@@ -293,4 +294,4 @@ def _stage_index(stages: list, name: str, key: str) -> int:
 
 
 def load_json(path: str | Path) -> RunConfig:
-    return from_dict(RunConfig, json.loads(Path(path).read_text())).validate()
+    return from_dict(RunConfig, read_config_file(path, "run config")).validate()

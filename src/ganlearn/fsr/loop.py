@@ -15,7 +15,8 @@ from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages import make_runner
 from ganlearn.fsr.target import FSRTarget, make_learner
 from ganlearn.rng import make_generator
-from ganlearn.io import append_jsonl, atomic_write_text, latest_checkpoint, load_checkpoint, save_checkpoint, save_tensors
+from ganlearn.errors import DivergenceError, check_finite_and_bounded
+from ganlearn.io import RunLock, append_jsonl, atomic_write_text, load_latest_checkpoint, save_checkpoint, save_tensors
 from ganlearn.fsr.evaluate import evaluate, is_finite_module, sliced_w2_floor
 
 __all__ = ["SUMMARY_KEYS", "DivergenceError", "build", "run_stages", "train"]
@@ -24,8 +25,6 @@ SUMMARY_KEYS = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean"
                 "sliced_w2_floor_top", "wall_seconds", "samples_seen")
 
 
-class DivergenceError(RuntimeError):
-    """Training produced NaN/inf; the last good checkpoint is kept."""
 
 
 def build(cfg: RunConfig) -> tuple[FSRTarget, FSRNet]:
@@ -51,17 +50,19 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
     rng = make_generator(cfg.seed, f"fsr.train.{label}")  # data, latents, minibatches
     data = (lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0])
     start_stage, start_step, samples_seen, wall_before = 0, 0, 0, 0.0
-    runner_state = None
+    runner_state, resumed_norm0 = None, None
 
     # Resume.
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None:
-        tensors, meta = load_checkpoint(ckpt, device=cfg.device)
+    found = load_latest_checkpoint(run_dir, device=cfg.device)  # a corrupt newest one: the one before
+    ckpt = found[0] if found is not None else None
+    if found is not None:
+        _, tensors, meta = found
         learner.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("learner.")})
         rng.set_state(tensors["rng"].cpu())
         start_stage, start_step = meta["stage"], meta["step"]
         samples_seen, wall_before = meta["samples_seen"], meta["wall_seconds"]
         runner_state = {k[7:]: v for k, v in tensors.items() if k.startswith("runner.")}
+        resumed_norm0 = meta.get("norm0")
         if start_step >= getattr(stages[start_stage], "steps", 1):  # that stage had finished
             start_stage, start_step, runner_state = start_stage + 1, 0, None
         # Drop log lines written after the checkpoint (they will be written again).
@@ -86,6 +87,9 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
             rng.set_state(saved_rng)
             t_start, runner_state = start_step, None
         bar.set_postfix_str(spec.kind)
+        # the learner's norm at this stage's start (saved in checkpoints: a resumed stage checks
+        # against the same value as an uninterrupted one)
+        norm0 = resumed_norm0 if t_start > 0 and resumed_norm0 is not None else _param_norm(learner)
         for t in range(t_start, runner.n_steps):
             out = runner.step(t, rng)
             samples_seen += runner.samples_per_step
@@ -99,8 +103,18 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
                         f"{label}: non-finite values (NaN/inf) in stage {si} ({spec.kind}) at step {t + 1}; "
                         f"training stopped. Last good checkpoint: {last_good or 'none'}. "
                         f"Try smaller step sizes for this stage (stages.{si}.sgda.lr_g / lr_d).")
-                final = end_of_stage and si == len(stages) - 1
-                metrics = evaluate(learner, target, cfg.eval, final=final)
+                where = f"{label}: stage {si} ({spec.kind}) step {t + 1} (last good checkpoint: {last_good or 'none'})"
+                try:
+                    check_finite_and_bounded("the learner's parameter norm", _param_norm(learner), norm0,
+                                             cfg.divergence_factor, where)
+                    final = end_of_stage and si == len(stages) - 1
+                    metrics = evaluate(learner, target, cfg.eval, final=final)
+                    # a random learner's coupled error is ~1; one far above is a blown-up learner
+                    check_finite_and_bounded("coupled_rel_error", metrics["coupled_rel_error"], 1.0,
+                                             cfg.divergence_factor, where)
+                except DivergenceError:
+                    bar.close()
+                    raise
                 metrics |= {"sliced_w2_floor_top": floor[f"sliced_w2_floor_level{target.n_levels}"]}
                 if final:
                     metrics |= floor
@@ -113,7 +127,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
                 tensors |= {f"runner.{k}": v for k, v in runner.state_dict().items()}
                 tensors["rng"] = rng.get_state()
                 meta = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": samples_seen,
-                        "wall_seconds": wall_before + time.time() - t0, "label": label}
+                        "wall_seconds": wall_before + time.time() - t0, "label": label, "norm0": norm0}
                 global_index = sum(getattr(s, "steps", 1) for s in stages[:si]) + t + 1
                 last_good = save_checkpoint(run_dir, global_index, tensors, meta)
     bar.close()
@@ -125,10 +139,20 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
     return metrics
 
 
+def _param_norm(net: torch.nn.Module) -> float:
+    return float(torch.sqrt(sum(p.detach().double().pow(2).sum() for p in net.parameters())))
+
+
 def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict:
     """Run (or resume) the configured staged algorithm and, if enabled, the end-to-end baseline
-    on the same sample budget; write ``summary.json`` and return it."""
+    on the same sample budget; write ``summary.json`` and return it. One process at a time per
+    ``run_dir`` (a second one gets :class:`~ganlearn.io.RunDirBusy`)."""
     run_dir = Path(run_dir)
+    with RunLock(run_dir):
+        return _train(cfg, run_dir, progress=progress)
+
+
+def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ganlearn.fsr.geometry import Geometry
+from ganlearn.config import ConfigError
 
 __all__ = [
     "Shape", "FSRNet", "random_orthonormal", "polar", "edge_colour_atoms", "init_hidden",
@@ -152,7 +153,7 @@ def edge_colour_atoms(geo: Geometry, m: int, *, generator: torch.Generator) -> t
     """
     p, c = geo.patch, geo.colours
     if m > geo.d:
-        raise ValueError(f"channels m={m} must be <= patch dimension d={geo.d} for a column-orthonormal W")
+        raise ConfigError(f"channels m={m} must be <= patch dimension d={geo.d} for a column-orthonormal W")
     coords = (torch.arange(p, dtype=torch.float64) - (p - 1) / 2) / max(p / 2, 1)
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")
     atoms = []

@@ -8,6 +8,7 @@ from ganlearn.fsr.geometry import Geometry
 from ganlearn.fsr.model import FSRNet, Shape, edge_colour_atoms, init_hidden, random_orthonormal
 from ganlearn.metrics.sparsity import coactivation_stats
 from ganlearn.rng import make_generator
+from ganlearn.config import ConfigError
 
 __all__ = ["geometry_of", "init_output_layers", "FSRTarget", "make_learner"]
 
@@ -77,7 +78,7 @@ def make_learner(target_cfg: TargetConfig, learner_cfg: LearnerConfig, *, seed: 
     k = learner_cfg.sparsity or target_cfg.sparsity * m / target_cfg.channels
     geo = geometry_of(target_cfg)
     if m > geo.d:
-        raise ValueError(f"learner.channels={m} must be <= patch dimension d={geo.d}")
+        raise ConfigError(f"learner.channels={m} must be <= patch dimension d={geo.d}")
     net = FSRNet(Shape(geo, m, m0, target_cfg.shared_output)).double()
     g = make_generator(seed, "fsr.learner")
     init_output_layers(net, atoms="random", generator=g)

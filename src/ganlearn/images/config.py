@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 from ganlearn.config import check, from_dict
 from ganlearn.images import data as datamod
@@ -46,6 +46,9 @@ class ImageGANConfig:
     log_every: int = 50
     seed: int = 0
     device: str = "cpu"
+    # Stop (DivergenceError) when G's parameter norm exceeds this factor times its start (checked
+    # when losses are logged); null: NaN/inf only. Not part of a run's identity on resume.
+    divergence_factor: Optional[float] = 100.0
 
     def validate(self) -> "ImageGANConfig":
         name = self.data.partition(":")[0]
@@ -61,6 +64,8 @@ class ImageGANConfig:
             check(getattr(self, key) >= 0, key, getattr(self, key), "an int >= 0")
         for key in ("lr_g", "lr_d", "ema_halflife_images"):
             check(getattr(self, key) > 0, key, getattr(self, key), "> 0")
+        check(self.divergence_factor is None or self.divergence_factor > 1, "divergence_factor",
+              self.divergence_factor, "null (off) or > 1")
         check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1/beta2", (self.beta1, self.beta2), "in [0, 1)")
         check(re.fullmatch(r"cpu|cuda(:[0-9]+)?", self.device) is not None, "device", self.device, "cpu, cuda or cuda:<index>")
         return self

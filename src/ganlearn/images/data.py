@@ -24,14 +24,17 @@ import gzip
 import os
 import pickle
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganlearn.errors import UserError
+
 __all__ = [
-    "IMAGE_SUFFIXES", "FASHION_DIRS", "PHOTOS", "DataError", "resize", "pyramid", "read_idx",
+    "IMAGE_SUFFIXES", "FASHION_DIRS", "PHOTOS", "DataError", "DataWarning", "resize", "pyramid", "read_idx",
     "fashion_mnist_dir", "load_fashion_mnist", "load_mnist_5k", "load_digits", "load_faces",
     "photographs", "load_photo_crops", "load_cifar10", "load_folder", "BUILTIN", "USER", "load",
 ]
@@ -41,8 +44,12 @@ FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "china", "flower")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A dataset name, path or file that cannot be used; the message says what is allowed."""
+
+
+class DataWarning(UserWarning):
+    """Data that was usable only in part (e.g. unreadable files skipped); the message counts them."""
 
 
 def _to_unit(x: np.ndarray, vmax: float) -> torch.Tensor:
@@ -193,6 +200,9 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def load_folder(root: str, resolution: int, channels: int = 3) -> torch.Tensor:
+    """Every image file under ``root``, centre-cropped and resized. Files that PIL cannot decode
+    (corrupt, truncated, not an image despite the suffix) are skipped with one warning that counts
+    and names them; if none is readable the folder is rejected."""
     from PIL import Image
 
     d = Path(root)
@@ -202,16 +212,29 @@ def load_folder(root: str, resolution: int, channels: int = 3) -> torch.Tensor:
     if not files:
         raise DataError(f"folder:{root}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     mode = {1: "L", 3: "RGB"}[channels]
-    out = np.empty((len(files), resolution, resolution, channels), dtype=np.uint8)
-    for i, f in enumerate(files):
-        with Image.open(f) as im:
-            im = im.convert(mode)
-            w, h = im.size
-            s = min(w, h)
-            im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-            im = im.resize((resolution, resolution), Image.Resampling.BOX if s >= resolution else Image.Resampling.BILINEAR)
-            out[i] = np.asarray(im).reshape(resolution, resolution, channels)
-    return _to_unit(out, 255).permute(0, 3, 1, 2).contiguous()
+    out, bad = [], []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert(mode)
+                w, h = im.size
+                s = min(w, h)
+                im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+                im = im.resize((resolution, resolution),
+                               Image.Resampling.BOX if s >= resolution else Image.Resampling.BILINEAR)
+                out.append(np.asarray(im).reshape(resolution, resolution, channels))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            # PIL raises UnidentifiedImageError (an OSError) for non-images, OSError for truncated
+            # files and SyntaxError / ValueError from some decoders on corrupt headers.
+            bad.append((f, f"{type(e).__name__}: {e}"))
+    if bad:
+        named = "; ".join(f"{f.relative_to(d)} ({why})" for f, why in bad[:5])
+        more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+        msg = f"folder:{root}: {len(bad)} of {len(files)} image files are not readable: {named}{more}"
+        if not out:
+            raise DataError(msg + "; no readable image remains")
+        warnings.warn(msg + "; skipped them", DataWarning, stacklevel=2)
+    return _to_unit(np.stack(out), 255).permute(0, 3, 1, 2).contiguous()
 
 
 BUILTIN = ("fashion-mnist", "mnist-5k", "digits", "faces", "photo-crops")

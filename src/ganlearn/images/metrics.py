@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ganlearn.rng import make_generator
+from ganlearn.config import ConfigError
 
 __all__ = [
     "laplacian_pyramid", "sliced_wasserstein", "swd", "FEATURES", "features",
@@ -135,7 +136,7 @@ def _randconv_weights() -> list[tuple[torch.Tensor, torch.Tensor]]:
 def features(x: torch.Tensor, name: str = "randconv128-v1", batch: int = 1024) -> torch.Tensor:
     """(n, d) float64 features of images in [-1, 1] (gray images are repeated to RGB)."""
     if name not in FEATURES:
-        raise ValueError(f"features={name!r} is not allowed: must be one of {', '.join(FEATURES)}")
+        raise ConfigError(f"features={name!r} is not allowed: must be one of {', '.join(FEATURES)}")
     x = x.float()
     if name == "pixels16":
         return F.interpolate(x, size=(16, 16), mode="area").flatten(1).double() if x.shape[-1] >= 16 \
@@ -163,7 +164,7 @@ def frechet(fa: torch.Tensor | np.ndarray, fb: torch.Tensor | np.ndarray) -> flo
     a, b = np.asarray(fa, dtype=np.float64), np.asarray(fb, dtype=np.float64)
     d = a.shape[1]
     if min(a.shape[0], b.shape[0]) <= d:
-        raise ValueError(f"frechet needs more samples than feature dimensions: n = {a.shape[0]}, {b.shape[0]}, "
+        raise ConfigError(f"frechet needs more samples than feature dimensions: n = {a.shape[0]}, {b.shape[0]}, "
                          f"d = {d} (the covariance would be singular)")
     ma, mb = a.mean(0), b.mean(0)
     sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
@@ -176,7 +177,7 @@ def prdc(real_f: torch.Tensor, fake_f: torch.Tensor, k: int = 5) -> dict:
     """Precision, recall, density, coverage (Naeem et al. 2020) on features, Euclidean k-NN balls."""
     r, f = torch.as_tensor(real_f, dtype=torch.float64), torch.as_tensor(fake_f, dtype=torch.float64)
     if min(len(r), len(f)) <= k:
-        raise ValueError(f"prdc needs more than k={k} samples per set, got {len(r)} and {len(f)}")
+        raise ConfigError(f"prdc needs more than k={k} samples per set, got {len(r)} and {len(f)}")
     d_rr, d_ff, d_rf = torch.cdist(r, r), torch.cdist(f, f), torch.cdist(r, f)
     rad_r = d_rr.kthvalue(k + 1, dim=1).values  # k+1: the point itself is at distance 0
     rad_f = d_ff.kthvalue(k + 1, dim=1).values

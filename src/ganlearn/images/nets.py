@@ -30,6 +30,7 @@ import math
 import torch
 import torch.nn as nn
 from torch.nn.utils.parametrizations import spectral_norm
+from ganlearn.config import ConfigError
 
 __all__ = [
     "DCGANGenerator", "FSRGenerator", "Discriminator", "SingleResDiscriminator",
@@ -40,13 +41,13 @@ __all__ = [
 def _levels(resolution: int, lowest: int = 4) -> int:
     n = math.log2(resolution / lowest)
     if resolution < lowest or n != int(n):
-        raise ValueError(f"resolution={resolution} is not allowed: must be {lowest} * 2^n (8, 16, 32, 64, ...)")
+        raise ConfigError(f"resolution={resolution} is not allowed: must be {lowest} * 2^n (8, 16, 32, 64, ...)")
     return int(n)
 
 
 def _gnorm(norm: str, c: int) -> nn.Module:
     if norm not in ("bn", "none"):
-        raise ValueError(f"g_norm={norm!r} is not allowed: must be bn or none")
+        raise ConfigError(f"g_norm={norm!r} is not allowed: must be bn or none")
     return nn.BatchNorm2d(c) if norm == "bn" else nn.Identity()
 
 
@@ -55,7 +56,7 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         n = _levels(resolution)
         if n < 1:
-            raise ValueError(f"resolution={resolution} is not allowed for dcgan: must be >= 8")
+            raise ConfigError(f"resolution={resolution} is not allowed for dcgan: must be >= 8")
         self.z_dim, self.resolution = z_dim, resolution
         c = width * 2 ** (n - 1)
         bias = norm != "bn"  # a bias only where no batch norm follows
@@ -114,7 +115,7 @@ class Discriminator(nn.Module):
     def __init__(self, resolution: int = 32, channels: int = 1, width: int = 32, norm: str = "sn"):
         super().__init__()
         if norm not in ("sn", "bn", "none"):
-            raise ValueError(f"d_norm={norm!r} is not allowed: must be sn, bn or none")
+            raise ConfigError(f"d_norm={norm!r} is not allowed: must be sn, bn or none")
         _levels(resolution)
         wrap = spectral_norm if norm == "sn" else (lambda m: m)
         layers = [wrap(nn.Conv2d(channels, width, 4, 2, 1)), nn.LeakyReLU(0.2)]
@@ -187,4 +188,4 @@ def build(arch: str, *, resolution: int, channels: int, width: int, d_width: int
     if arch == "fsr":
         return (FSRGenerator(resolution, channels, width, z_dim, g_norm),
                 MultiResDiscriminator(resolution, channels, dw, d_norm))
-    raise ValueError(f"arch={arch!r} is not allowed: must be one of {', '.join(ARCHS)}")
+    raise ConfigError(f"arch={arch!r} is not allowed: must be one of {', '.join(ARCHS)}")

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from ganlearn.metrics.sparsity import coactivation_stats
 from ganlearn.rng import make_generator
+from ganlearn.config import ConfigError
 
 __all__ = [
     "THRESHOLDS", "capture", "ridge_r2", "fsr_r2", "code_stats", "filter_stats", "filter_tiles",
@@ -48,7 +49,7 @@ def capture(g: nn.Module, z: torch.Tensor, layers: list[str], batch: int = 500) 
     mods = dict(g.named_modules())
     missing = [name for name in layers if name not in mods]
     if missing:
-        raise ValueError(f"layers={missing} not found in the generator; its modules are: "
+        raise ConfigError(f"layers={missing} not found in the generator; its modules are: "
                          f"{', '.join(n for n in mods if n)[:2000]}")
     store: dict[str, list] = {name: [] for name in layers}
     hooks = [mods[name].register_forward_hook(lambda m, i, o, name=name: store[name].append(o.detach().cpu()))
@@ -64,7 +65,7 @@ def capture(g: nn.Module, z: torch.Tensor, layers: list[str], batch: int = 500) 
     hidden = {name: torch.cat(v) for name, v in store.items()}
     for name, h in hidden.items():
         if h.dim() != 4:
-            raise ValueError(f"layer {name!r} outputs shape {tuple(h.shape)}: the probe needs (n, channels, s, s)")
+            raise ConfigError(f"layer {name!r} outputs shape {tuple(h.shape)}: the probe needs (n, channels, s, s)")
     return hidden, torch.cat(images)
 
 

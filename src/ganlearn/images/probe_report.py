@@ -21,6 +21,7 @@ from ganlearn.images import probe as P
 from ganlearn.io import atomic_write_text, write_json
 from ganlearn.plots import md_table, plt, save, save_png, tile
 from ganlearn.rng import default_init_rng, make_generator
+from ganlearn.config import ConfigError
 
 __all__ = ["calibrate_bn", "run_probe"]
 
@@ -41,7 +42,7 @@ def calibrate_bn(g: nn.Module, z_dim: int, *, seed: int, batches: int = 10, batc
 def _load(checkpoint: str, *, module: str | None, layers: list[str] | None, z_dim: int | None, seed: int):
     if module:
         if not layers or not z_dim:
-            raise ValueError("--module needs --layers and --z-dim")
+            raise ConfigError("--module needs --layers and --z-dim")
         mod_name, _, fn = module.partition(":")
         factory = getattr(importlib.import_module(mod_name), fn or "build")
         from safetensors.torch import load_file

@@ -40,8 +40,9 @@ from ganlearn.images import data as datamod
 from ganlearn.images.config import DEFAULT_RESOLUTION, ImageGANConfig, make_config  # noqa: F401 (re-exported)
 from ganlearn.images import metrics as M
 from ganlearn.images.nets import build
-from ganlearn.io import (append_jsonl, atomic_write_text, flatten_optimizer, latest_checkpoint, load_checkpoint,
-                         load_flat_optimizer, save_checkpoint)
+from ganlearn.errors import check_finite_and_bounded
+from ganlearn.io import (RunLock, append_jsonl, atomic_write_text, flatten_optimizer, load_checkpoint,
+                         load_flat_optimizer, load_latest_checkpoint, save_checkpoint)
 from ganlearn.plots import save_png, tile
 from ganlearn.rng import default_init_rng, make_generator
 
@@ -92,6 +93,10 @@ def _module_tensors(prefix: str, m: torch.nn.Module) -> dict:
     return {f"{prefix}.{k}": v for k, v in m.state_dict().items()}
 
 
+def _param_norm(m: torch.nn.Module) -> float:
+    return float(torch.sqrt(sum(p.detach().double().pow(2).sum() for p in m.parameters())))
+
+
 def _load_module(prefix: str, m: torch.nn.Module, tensors: dict) -> None:
     m.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
 
@@ -99,10 +104,10 @@ def _load_module(prefix: str, m: torch.nn.Module, tensors: dict) -> None:
 def load_generator(run_dir_or_ckpt: str | Path, *, ema: bool = True, device: str = "cpu"):
     """(generator, config) from a run directory (newest checkpoint) or a checkpoint file."""
     p = Path(run_dir_or_ckpt)
-    ckpt = latest_checkpoint(p) if p.is_dir() else p
-    if ckpt is None or not Path(ckpt).exists():
+    found = load_latest_checkpoint(p, device) if p.is_dir() else (load_checkpoint(p, device) if p.exists() else None)
+    if found is None:
         raise FileNotFoundError(f"no checkpoint in {p} (want RUN_DIR or RUN_DIR/checkpoints/state-*.safetensors)")
-    tensors, meta = load_checkpoint(ckpt, device)
+    tensors, meta = found[1:] if p.is_dir() else found
     cfg = make_config(meta["config"])
     x_shape = meta["data_shape"]
     g, d = build(cfg.arch, resolution=x_shape[-1], channels=x_shape[1], width=cfg.width,
@@ -176,6 +181,13 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, de
     if cfg.batch % world:
         raise ConfigError(f"batch={cfg.batch} is not allowed with {world} processes: must be divisible by the world size")
     run_dir = Path(run_dir)
+    if rank != 0:  # rank 0 holds the run directory's lock for all ranks
+        return _train(cfg, run_dir, progress, device, rank, world)
+    with RunLock(run_dir):
+        return _train(cfg, run_dir, progress, device, rank, world)
+
+
+def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank: int, world: int) -> dict:
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -195,11 +207,12 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, de
 
     meta = {"config": asdict(cfg), "data_shape": list(real.shape), "levels": levels, "world": world}
     start, wall_before = 0, 0.0
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None:
-        tensors, saved = load_checkpoint(ckpt, device)
-        same = {k: v for k, v in saved["config"].items() if k not in ("steps", "device")}
-        if same != {k: v for k, v in asdict(cfg).items() if k not in ("steps", "device")}:
+    found = load_latest_checkpoint(run_dir, device)  # a corrupt newest one: the one before it
+    if found is not None:
+        _, tensors, saved = found
+        free = ("steps", "device", "divergence_factor")  # may change on resume
+        same = {k: v for k, v in saved["config"].items() if k not in free}
+        if same != {k: v for k, v in asdict(cfg).items() if k not in free}:
             diff = sorted(k for k in same if same[k] != getattr(cfg, k))
             raise ConfigError(f"{run_dir} holds a run with a different config (keys {diff}); use another --out")
         for name, mod in (("G", G), ("D", D), ("G_ema", G_ema)):
@@ -224,6 +237,7 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, de
     last_eval: dict = {}
     baseline = real_baseline(real, cfg) if rank == 0 else None
     t0 = time.time()
+    norm0 = _param_norm(G) if found is None else saved.get("g_norm0", _param_norm(G))
 
     def real_batch(step: int, k: int) -> list[torch.Tensor]:
         gen = step_generator(cfg.seed, step, rank, f"real{k}")
@@ -241,7 +255,7 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, de
                                         **flatten_optimizer("opt_d", opt_d)},
                         {**meta, "step": step, "wall_seconds": wall_before + time.time() - t0,
                          "opt_g_groups": opt_g.state_dict()["param_groups"],
-                         "opt_d_groups": opt_d.state_dict()["param_groups"]})
+                         "opt_d_groups": opt_d.state_dict()["param_groups"], "g_norm0": norm0})
 
     def grid(step: int) -> None:
         if rank == 0:
@@ -284,9 +298,10 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, de
             # Read the losses only when something is written: float() is a host-device sync on a GPU.
             # A NaN is therefore caught at the next log or checkpoint step, before anything is saved.
             d_loss, g_loss = d_loss.detach(), g_loss.detach()
-            if not (math.isfinite(float(d_loss)) and math.isfinite(float(g_loss))):
-                raise FloatingPointError(f"non-finite loss by step {done}: d={float(d_loss)}, g={float(g_loss)}; "
-                                         f"the last checkpoint in {run_dir} is kept")
+            where = f"step {done} (the last checkpoint in {run_dir} is kept)"
+            check_finite_and_bounded("the discriminator loss", float(d_loss), 0.0, None, where)
+            check_finite_and_bounded("the generator loss", float(g_loss), 0.0, None, where)
+            check_finite_and_bounded("G's parameter norm", _param_norm(G), norm0, cfg.divergence_factor, where)
         if rank == 0 and log_now:
             append_jsonl(stats_path, {"step": done, "d_loss": float(d_loss), "g_loss": float(g_loss), "ema_beta": beta,
                               "wall_seconds": wall_before + time.time() - t0})

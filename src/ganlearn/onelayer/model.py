@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from ganlearn.config import ConfigError
 
 __all__ = [
     "LEAKY_SLOPE", "SIGMOID_MARGIN", "Activation", "ACTIVATIONS", "activation",
@@ -55,7 +56,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "sigmoid")
 
 def activation(name: str) -> Activation:
     if name not in ACTIVATIONS:
-        raise ValueError(f"activation={name!r} is not allowed: must be one of {', '.join(ACTIVATIONS)}")
+        raise ConfigError(f"activation={name!r} is not allowed: must be one of {', '.join(ACTIVATIONS)}")
     return Activation(name)
 
 
@@ -64,7 +65,7 @@ def conditioned_matrix(d: int, condition: float, *, generator: torch.Generator,
     """W* = U diag(s) V^T with Haar U, V and singular values log-spaced from 1 down to 1/condition
     (so kappa(W*) = condition exactly), then scaled so that E||W* x||^2 = ||W*||_F^2 = d."""
     if condition < 1:
-        raise ValueError(f"condition={condition} is not allowed: must be >= 1")
+        raise ConfigError(f"condition={condition} is not allowed: must be >= 1")
     u, _ = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
     v, _ = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
     s = torch.logspace(0, -math.log10(condition), d, dtype=torch.float64) if d > 1 else torch.ones(1, dtype=torch.float64)

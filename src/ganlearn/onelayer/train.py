@@ -45,6 +45,7 @@ from ganlearn.onelayer.discriminators import MLPDiscriminator, quadratic_stats, 
 from ganlearn.onelayer.metrics import gaussian_tv_upper, sigma_rel_error
 from ganlearn.onelayer.model import OneLayerGenerator, activation, conditioned_matrix
 from ganlearn.config import check
+from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.rng import make_generator
 from ganlearn.sgda import SGDA, SGDAConfig
 
@@ -71,6 +72,10 @@ class OneLayerConfig:
     stop_at_eps: bool = False  # stop once the smallest eps is reached
     eval_every: int = 25
     seed: int = 0
+    # Stop (DivergenceError) when the reported Sigma's relative error exceeds this factor times
+    # max(the initial learner's, 1); null: NaN/inf only. A run that learns has it falling from
+    # ~1; the sigmoid runs that blew up reached 17 and 6460 (issue 14).
+    divergence_factor: Optional[float] = 10.0
 
     def validate(self) -> None:
         def bad(key, value, allowed):
@@ -95,6 +100,8 @@ class OneLayerConfig:
                 continue
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 bad(key, getattr(self, key), "> 0")
+        if self.divergence_factor is not None and not self.divergence_factor > 1:
+            bad("divergence_factor", self.divergence_factor, "null (off) or > 1")
         if not self.eps or any(not 0 < e for e in self.eps):
             bad("eps", self.eps, "a non-empty list of numbers > 0")
 
@@ -141,6 +148,7 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
 
     reached: dict[float, int | None] = {e: None for e in cfg.eps}
     curve, samples, sigma_bar = [], 0, None
+    err0 = sigma_rel_error(learner.sigma().detach(), sigma_star)  # of the initial learner
     for t in range(cfg.steps):
         if mlp:
             sgda.step(mlp_losses, g)
@@ -163,9 +171,11 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
                 w = 2.0 / (t + 2)
                 sigma_bar.mul_(1 - w).add_(sig, alpha=w)
         if (t + 1) % cfg.eval_every == 0 or t + 1 == cfg.steps:
+            where = f"one-layer SGDA ({cfg.activation}, d={cfg.d}, seed {cfg.seed}) step {t + 1}"
             if not torch.isfinite(sigma_bar).all():
-                raise FloatingPointError(f"one-layer SGDA diverged at step {t + 1} (cfg={asdict(cfg)})")
+                raise DivergenceError(f"{where}: the learner's Sigma has NaN/inf entries; training stopped")
             err, tv = sigma_rel_error(sigma_bar, sigma_star), gaussian_tv_upper(sigma_bar, sigma_star)
+            check_finite_and_bounded("Sigma's relative error", err, err0, cfg.divergence_factor, where)
             curve.append((samples, err, tv))
             for e in cfg.eps:
                 if reached[e] is None and tv <= e:

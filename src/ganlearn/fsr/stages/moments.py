@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 import torch
 
-from ganlearn.config import check
+from ganlearn.config import ConfigError, check
 from ganlearn.sgda import SGDAConfig
 from ganlearn.fsr.discriminators import code_moments, pair_moments, whitening, with_bias
 from ganlearn.fsr.model import FSRNet
@@ -256,7 +256,7 @@ class SuperResolution(_MomentGame):
         self.spec, self.learner, self.data = spec, learner, data
         self.level = spec.level
         if spec.level > learner.n_levels:
-            raise ValueError(f"super_resolution.level={spec.level} but the learner has {learner.n_levels} levels")
+            raise ConfigError(f"super_resolution.level={spec.level} but the learner has {learner.n_levels} levels")
         self.n_steps, self.samples_per_step = spec.steps, spec.batch * (spec.sgda.n_d + 1)
         self.n_init = spec.init_samples
         self.white = None
@@ -271,7 +271,7 @@ class SuperResolution(_MomentGame):
         g_params = [learner.V[self.level - 1], learner.b[self.level - 1]]
         if spec.precondition:
             if self.white is None:
-                raise ValueError("super_resolution.precondition=true needs whiten=true")
+                raise ConfigError("super_resolution.precondition=true needs whiten=true")
             with torch.no_grad():  # [-b, V] x = ([-b, V] M^{-1}) (M x): the same map, new coordinates
                 full = torch.cat([-learner.b[self.level - 1][..., None], learner.V[self.level - 1].flatten(2)], -1)
                 self.v_white = torch.nn.Parameter(full @ white_inv)

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 import torch
 
-from ganlearn.config import check
+from ganlearn.config import ConfigError, check
 from ganlearn.sgda import SGDAConfig
 from ganlearn.fsr.discriminators import thresholded_output_d
 from ganlearn.fsr.model import FSRNet, polar
@@ -75,7 +75,7 @@ class OutputLayer:
         self.n_steps = spec.steps
         self.samples_per_step = spec.batch * (spec.sgda.n_d + 1)
         if spec.level > learner.n_levels:
-            raise ValueError(f"output_layer.level={spec.level} but the learner has {learner.n_levels} levels")
+            raise ConfigError(f"output_layer.level={spec.level} but the learner has {learner.n_levels} levels")
         self.levels = [spec.level] if spec.level else list(range(1, learner.n_levels + 1))
         self.upto = max(self.levels)
         self.W = [learner.W[lv - 1] for lv in self.levels]

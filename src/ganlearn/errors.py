@@ -1,0 +1,35 @@
+"""The user-error hierarchy: what the command line reports as one line and exit status 2.
+
+An exception of these classes means the input (a configuration value, a config file, a dataset, a
+checkpoint, a sweep grid, a run directory in use) cannot be used, and its message names the field
+or file and what is allowed. Anything else escaping the CLI is a bug in ganlearn and keeps its
+traceback.
+"""
+from __future__ import annotations
+
+__all__ = ["UserError", "DivergenceError", "check_finite_and_bounded"]
+
+
+class UserError(ValueError):
+    """Bad input: the message names the field or file, the value and what is allowed."""
+
+
+class DivergenceError(RuntimeError):
+    """Training blew up: a NaN/inf, or a monitored quantity (a parameter norm, a loss, an error)
+    beyond ``factor`` times its value at the start. The message names the step and the quantity;
+    the last good checkpoint is kept. The CLI reports it in one line (exit status 1) and a sweep
+    records the cell as ``diverged``."""
+
+
+def check_finite_and_bounded(name: str, value: float, start: float, factor: float | None, where: str) -> None:
+    """Raise :class:`DivergenceError` if ``value`` is NaN/inf, or if ``factor`` is set and
+    ``value > factor * max(start, 1)`` (the floor of 1 keeps a quantity that starts near 0, e.g. a
+    loss, from tripping on noise). ``where`` says which run and step, e.g. "stage 2 step 400"."""
+    import math
+
+    if not math.isfinite(value):
+        raise DivergenceError(f"{where}: {name} is {value} (non-finite); training stopped")
+    if factor is not None and value > factor * max(abs(start), 1.0):
+        raise DivergenceError(f"{where}: {name} = {value:.4g}, more than {factor:g} x its start value "
+                              f"{start:.4g} (blow-up); training stopped. Smaller step sizes usually help; the "
+                              f"factor is the config's divergence_factor")
