@@ -9,7 +9,7 @@ SRC = Path(ganlearn.__file__).parent
 
 # Bottom to top. A module's layer is that of its longest matching prefix.
 LAYERS = [
-    ["ganlearn.io", "ganlearn.plots", "ganlearn.rng", "ganlearn.metrics"],
+    ["ganlearn.errors", "ganlearn.io", "ganlearn.plots", "ganlearn.rng", "ganlearn.metrics"],
     ["ganlearn.config", "ganlearn.sgda"],
     ["ganlearn.fsr", "ganlearn.onelayer", "ganlearn.overparam", "ganlearn.images"],
     ["ganlearn.sweep", "ganlearn.experiments"],

@@ -17,14 +17,10 @@ import types
 import typing
 from typing import Any, Literal, Union
 
-from ganlearn.errors import UserError
+from ganlearn.errors import ConfigError
 
 __all__ = ["ConfigError", "check", "to_dict", "from_dict", "parse_value", "apply_override", "merge",
            "read_config_file"]
-
-
-class ConfigError(UserError):
-    """A configuration value, key or type that is not allowed."""
 
 
 def check(cond: bool, key: str, value: Any, allowed: str) -> None:

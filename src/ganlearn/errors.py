@@ -7,11 +7,15 @@ traceback.
 """
 from __future__ import annotations
 
-__all__ = ["UserError", "DivergenceError", "check_finite_and_bounded"]
+__all__ = ["UserError", "ConfigError", "DivergenceError", "check_finite_and_bounded"]
 
 
 class UserError(ValueError):
     """Bad input: the message names the field or file, the value and what is allowed."""
+
+
+class ConfigError(UserError):
+    """A configuration value, key or type that is not allowed (also importable from ganlearn.config)."""
 
 
 class DivergenceError(RuntimeError):

@@ -21,6 +21,11 @@ __all__ = ["TargetConfig", "LearnerConfig", "EvalConfig", "BaselineConfig", "Run
            "FirstHiddenStage", "SuperResolutionStage", "EndToEndStage", "STAGE_KINDS"]
 
 
+# 16 levels at base grid 1 are 32768 patches per side: far past any memory budget, but a bound
+# that keeps a typo (levels=1000000000) from building a billion-stage list before that check.
+MAX_LEVELS = 16
+
+
 @dataclass(frozen=True)
 class TargetConfig:
     """The ground-truth FSR distribution (paper §2.1). Defaults: images of 8, 16, 32 px, RGB."""
@@ -38,7 +43,7 @@ class TargetConfig:
     seed: Optional[int] = None  # None: derived from the run seed
 
     def validate(self, key: str = "target") -> None:
-        check(self.levels >= 1, f"{key}.levels", self.levels, "an integer >= 1")
+        check(1 <= self.levels <= MAX_LEVELS, f"{key}.levels", self.levels, f"an integer in 1..{MAX_LEVELS}")
         check(self.base_grid >= 1, f"{key}.base_grid", self.base_grid, "an integer >= 1")
         check(self.patch >= 1, f"{key}.patch", self.patch, "an integer >= 1")
         check(self.colours >= 1, f"{key}.colours", self.colours, "an integer >= 1")
@@ -47,6 +52,8 @@ class TargetConfig:
                f"between 1 and the patch dimension d = colours*patch^2 = {d} (W* is column-orthonormal)")
         check(0 < self.sparsity < self.channels, f"{key}.sparsity", self.sparsity, "in (0, channels)")
         check(self.latent_dim >= 1, f"{key}.latent_dim", self.latent_dim, "an integer >= 1")
+        if self.seed is not None:
+            check(self.seed >= 0, f"{key}.seed", self.seed, "null or an integer >= 0")
 
 
 @dataclass(frozen=True)
@@ -175,9 +182,17 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         self.target.validate()
         self.learner.validate()
+        m_learner = self.learner.channels or self.target.channels
+        d = self.target.colours * self.target.patch ** 2
+        check(m_learner <= d, "learner.channels", self.learner.channels,
+              f"null or <= the patch dimension d = {d} (W is column-orthonormal)")
+        if self.learner.sparsity is not None:
+            check(self.learner.sparsity < m_learner, "learner.sparsity", self.learner.sparsity,
+                  f"null or in (0, learner channels = {m_learner})")
         self.eval.validate()
         self.baseline.validate()
         check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer >= 1")
+        check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         if self.divergence_factor is not None:
             check(self.divergence_factor > 1, "divergence_factor", self.divergence_factor, "null (off) or > 1")
         if self.memory_budget_gb is not None:
@@ -243,6 +258,7 @@ def resolve(preset: str = "default", config_file: str | Path | None = None, over
             d = apply_override(d, ov)
     if not explicit_stages:  # the stage list follows the (overridden) target
         levels = _convert(d["target"]["levels"], int, "target.levels")
+        check(1 <= levels <= MAX_LEVELS, "target.levels", levels, f"an integer in 1..{MAX_LEVELS}")
         d["stages"] = to_dict(STAGE_FACTORIES[preset](levels))
     for ov in stage_ovs:
         d = apply_stage_override(d, ov)

@@ -93,7 +93,20 @@ def predict_peak_bytes(cfg: RunConfig) -> tuple[float, dict[str, float]]:
         st = cfg.baseline.stage
         in_dim = sum(J) * d
         phases["baseline"] = 4 * st.hidden * in_dim * 4 + 8 * images(st.batch, L) + images(ev.n_samples, L, 8)
-    peak = BASE_BYTES + max(phases.values())
+    # latents z (n, m0): target calibration (float64), the generated batch of GAN_FirstHidden,
+    # the evaluation's draws (float64 copies)
+    m0 = max(cfg.target.latent_dim, cfg.learner.latent_dim or cfg.target.latent_dim)
+    phases["target"] += N_CALIBRATION_TARGET * m0 * 8
+    phases["evaluation"] += 3 * (ev.n_samples + ev.n_fit) * m0 * 8
+    for i, st in enumerate(cfg.stages):
+        if isinstance(st, FirstHiddenStage):
+            phases[f"stages.{i}.{st.kind}"] += 3 * st.fake_batch * m0 * f
+    # parameters, resident throughout: the target (built in float64), the learner with its
+    # gradient and two Adam moments, and the evaluation's float64 copies of both
+    n_params = sum(J[lv] * m * ((m0 if lv == 0 else P * m) + 1) + (1 if cfg.target.shared_output else J[lv]) * d * m
+                   for lv in range(L))
+    resident = n_params * (8 + 4 * f + 2 * 8)
+    peak = BASE_BYTES + resident + max(phases.values())
     return peak, phases
 
 
@@ -124,7 +137,8 @@ def drivers(cfg: RunConfig, phase: str) -> str:
     """The configuration fields that drive a phase's memory, for the refusal message."""
     t = cfg.target
     geo = (f"target.levels={t.levels}, target.base_grid={t.base_grid} (top level {t.base_grid * 2 ** (t.levels - 1)}^2 "
-           f"patches), target.patch={t.patch}, target.colours={t.colours}, target.channels={t.channels}")
+           f"patches), target.patch={t.patch}, target.colours={t.colours}, target.channels={t.channels}, "
+           f"target.latent_dim={t.latent_dim}")
     if phase.startswith("stages."):
         idx = phase.split(".")[1]
         st = cfg.stages[int(idx)]

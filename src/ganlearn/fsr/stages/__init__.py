@@ -55,7 +55,7 @@ def stage_from_dict(d: Any, key: str) -> Stage:
         return d
     if not isinstance(d, dict) or "kind" not in d:
         raise ConfigError(f"{key} must be a table with a 'kind' (one of {', '.join(STAGE_KINDS)}), got {d!r}")
-    if d["kind"] not in STAGE_KINDS:
+    if not isinstance(d["kind"], str) or d["kind"] not in STAGE_KINDS:
         raise ConfigError(f"{key}.kind={d['kind']!r} is not allowed: must be one of {', '.join(STAGE_KINDS)}")
     return from_dict(STAGE_KINDS[d["kind"]], d, key)
 
