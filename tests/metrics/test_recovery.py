@@ -38,3 +38,40 @@ def test_coupled_error_is_zero_for_a_permuted_rotated_copy_of_the_target():
                          n_fit=200, n_eval=500, fit_steps=0, generator=g)
     assert out2["coupled_rel_error"] > 0.1
 
+
+
+def _copy(target, seed=1):
+    learner = make_learner(TINY, LearnerConfig(), seed=seed, dtype=torch.float64)
+    learner.load_state_dict(target.net.state_dict())
+    return learner
+
+
+@pytest.mark.parametrize("perturbed", ["V1", "V2"])
+def test_error_split_puts_the_error_where_the_layer_is_wrong(perturbed):
+    """A copy of the target with one hidden layer perturbed: perturbing V_2 is all 'own' error of
+    level 2 (its parents are exact); perturbing V_1 is all 'inherited' (layer 2 is exact), and
+    each equals the level-2 coupled error computed directly."""
+    from ganlearn.metrics.recovery import error_split
+
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    learner = _copy(target)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        V = learner.V[0] if perturbed == "V1" else learner.V[1]
+        V.add_(0.05 * torch.randn(V.shape, generator=g, dtype=torch.float64) * (V != 0))
+    perms = feature_recovery(learner.W, target.net.W)["perms"]
+    z = torch.randn(3000, TINY.latent_dim, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        x_l, s_l = learner(z)
+        x_t, s_t = target.net(z)
+        split = error_split(lambda lv, s: learner.decode(lv, learner.hidden(lv, s)),
+                            lambda lv, s: target.net.decode(lv, target.net.hidden(lv, s)),
+                            s_l, s_t, x_t, perms, TINY.channels)
+    direct = float((x_l[1] - x_t[1]).pow(2).sum((1, 2)).mean() / x_t[1].pow(2).sum((1, 2)).mean())
+    assert direct > 1e-4
+    own, inherited = split["own_rel_error_level2"], split["inherited_rel_error_level2"]
+    if perturbed == "V2":
+        assert own == pytest.approx(direct, rel=1e-12) and inherited < 1e-25
+    else:
+        assert inherited == pytest.approx(direct, rel=1e-12) and own < 1e-25
+        assert split["amplification_level2"] > 0

@@ -10,7 +10,7 @@ from ganlearn.fsr.config import EvalConfig
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.target import FSRTarget
 from ganlearn.metrics.distances import sliced_w2
-from ganlearn.metrics.recovery import coupled_error, feature_recovery, procrustes_latent_map
+from ganlearn.metrics.recovery import coupled_error, error_split, feature_recovery, procrustes_latent_map
 from ganlearn.metrics.sparsity import coactivation_stats
 from ganlearn.rng import make_generator
 
@@ -79,8 +79,18 @@ def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) ->
     out["feature_cosine_mean"] = sum(out[f"feature_cosine_mean_level{lv}"] for lv in range(1, L + 1)) / L
     ut0 = procrustes_latent_map(learner.V[0], tnet.V[0], fr["perms"][0]).to(device=tnet.W[0].device,
                                                                            dtype=tnet.W[0].dtype)
-    out |= coupled_error(learner, tnet, ut0=ut0, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
-                         fit_steps=cfg.fit_steps if final else 0, generator=g)
+    ce, ut = coupled_error(learner, tnet, ut0=ut0, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
+                           fit_steps=cfg.fit_steps if final else 0, generator=g, return_u=True)
+    out |= ce
+    if final and L > 1:  # own vs inherited error per level, on fresh coupled latents
+        z = torch.randn(cfg.n_samples, ut.shape[1], generator=make_generator(cfg.seed, "fsr.eval.split"),
+                        dtype=ut.dtype)
+        with torch.no_grad():
+            _, s_l = learner(z)
+            x_t, s_t = tnet(z @ ut.T)
+            out |= error_split(lambda lv, s: learner.decode(lv, learner.hidden(lv, s)),
+                               lambda lv, s: tnet.decode(lv, tnet.hidden(lv, s)),
+                               s_l, s_t, x_t, fr["perms"], learner.shape.channels)
     x_t, _ = _samples(tnet, cfg.n_samples, g)
     x_l, s_l = _samples(learner, cfg.n_samples, g)
     levels = range(1, L + 1) if final else [L]

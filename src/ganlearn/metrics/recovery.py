@@ -4,6 +4,7 @@ Pure functions of tensors and callables (no network class is imported here):
 
 * :func:`feature_recovery` -- output features W_l matched to W*_l by the best permutation.
 * :func:`procrustes_latent_map` -- a first latent rotation from the level-1 hidden weights.
+* :func:`error_split` -- each level's error split into its own layer's and its parents'.
 * :func:`coupled_error` -- the theorem's quantity (Allen-Zhu & Li, §2.3):
 
       min_U  E_z || G(z) - G*(U^T z) ||^2 / E_z || G*(z) ||^2,   U column-orthonormal,
@@ -21,7 +22,7 @@ import torch
 
 from ganlearn.metrics.alignment import match_columns, procrustes_rows
 
-__all__ = ["feature_recovery", "procrustes_latent_map", "coupled_error"]
+__all__ = ["feature_recovery", "procrustes_latent_map", "coupled_error", "error_split"]
 
 # z (n, latent) -> (images per level [(n, J_l, d)], codes per level [(n, J_l, m_l)])
 Generator = Callable[[torch.Tensor], tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]]
@@ -66,7 +67,8 @@ def procrustes_latent_map(V1_learned: torch.Tensor, V1_true: torch.Tensor, perm1
 
 
 def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, perms: list[np.ndarray],
-                  n_fit: int, n_eval: int, fit_steps: int, generator: torch.Generator) -> dict:
+                  n_fit: int, n_eval: int, fit_steps: int, generator: torch.Generator,
+                  return_u: bool = False) -> dict | tuple[dict, torch.Tensor]:
     """The theorem's coupled relative error, with U fitted on ``n_fit`` latents and the error
     measured on ``n_eval`` fresh ones.
 
@@ -78,7 +80,8 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
 
     Returns: ``coupled_rel_error`` (all levels together), ``coupled_rel_error_level{l}``,
     ``w2_upper`` (the root of the numerator, an upper bound on W_2), ``hidden_rel_error_level{l}``
-    (codes compared through the matched channels ``perms``), ``u_fit`` ("procrustes" or "refined").
+    (codes compared through the matched channels ``perms``), ``u_fit`` ("procrustes" or "refined");
+    with ``return_u``, also the U^T used, as ``(metrics, ut)``.
     """
     dev, dt = ut0.device, ut0.dtype
     m0_l = ut0.shape[1]
@@ -122,4 +125,47 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
                                    for j in range(s_t[i].shape[1])], dim=1)
             out[f"hidden_rel_error_level{level}"] = float((s_match - s_t[i]).pow(2).sum((1, 2)).mean()
                                                           / s_t[i].pow(2).sum((1, 2)).mean())
+    return (out, best) if return_u else out
+
+
+def _match_index(perm: np.ndarray, n: int, J: int, device) -> torch.Tensor:
+    """(n, J, m_true) index of the learner channel matched to each true channel, per patch."""
+    p = torch.as_tensor(np.asarray(perm), device=device)
+    return p.expand(J, -1)[None].expand(n, -1, -1) if p.shape[0] == 1 else p[None].expand(n, -1, -1)
+
+
+def error_split(learner_layer: Callable, target_layer: Callable, learner_codes: Sequence[torch.Tensor],
+                target_codes: Sequence[torch.Tensor], target_images: Sequence[torch.Tensor],
+                perms: list[np.ndarray], m_learner: int) -> dict:
+    """Each level's coupled error split into what its own layer adds and what it inherits.
+
+    ``*_layer(level, parent_codes) -> images of that level`` apply one network's layer (hidden layer
+    and output layer) to given parent codes; ``*_codes`` / ``target_images`` are the two networks'
+    codes and the target's images on coupled latents (z and U^T z); ``perms`` as from
+    :func:`feature_recovery`. For level l >= 2:
+
+    * ``own_rel_error_level{l}``: the learner's layer l on the TRUE level-(l-1) codes (mapped to the
+      learner's channels) against the target's level l -- the error of the stage that learned it;
+    * ``inherited_rel_error_level{l}``: the TRUE layer l on the LEARNER's level-(l-1) codes -- what
+      an exact layer l would make of the learned parents;
+    * ``amplification_level{l}``: inherited error / the parents' hidden-code error, i.e. how much the
+      true layer magnifies its input's relative error (a property of the target, not of training).
+    """
+    out: dict = {}
+    for level in range(2, len(target_codes) + 1):
+        i = level - 1
+        s_t, s_l, x_t = target_codes[i - 1], learner_codes[i - 1], target_images[i]
+        n, J, m_true = s_t.shape
+        idx = _match_index(perms[i - 1], n, J, s_t.device)
+        true_in_learner = torch.zeros(n, J, m_learner, dtype=s_t.dtype, device=s_t.device).scatter_(2, idx, s_t)
+        learned_in_true = torch.gather(s_l, 2, idx)
+
+        def rel(x):
+            return float((x - x_t).pow(2).flatten(1).sum(1).mean() / x_t.pow(2).flatten(1).sum(1).mean())
+
+        out[f"own_rel_error_level{level}"] = rel(learner_layer(level, true_in_learner))
+        inherited = rel(target_layer(level, learned_in_true))
+        out[f"inherited_rel_error_level{level}"] = inherited
+        parent_err = float((learned_in_true - s_t).pow(2).sum((1, 2)).mean() / s_t.pow(2).sum((1, 2)).mean())
+        out[f"amplification_level{level}"] = inherited / parent_err if parent_err > 0 else float("nan")
     return out
