@@ -96,7 +96,7 @@ def test_sgda_converges_on_strongly_monotone_quadratic_game():
     f = lambda: (0.5 * x * x + x * y - 0.5 * y * y).sum()
     for _ in range(300):
         algo.step(lambda _g: (-f(), f()), torch.Generator())
-    assert abs(float(x)) < 1e-6 and abs(float(y)) < 1e-6
+    assert abs(float(x.detach())) < 1e-6 and abs(float(y.detach())) < 1e-6
 
 
 
