@@ -51,6 +51,7 @@ def test_image_folder_errors_and_unreadable_files(capsys, tmp_path):
 
     assert main(["train-images", "--data", "folder:/no/such/dir", "--steps", "1", "--out", str(tmp_path / "a")]) == 2
     assert "folder:/no/such/dir: not a directory" in _err(capsys)
+    assert not (tmp_path / "a").exists()  # no empty run directory is left behind
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["train-images", "--data", f"folder:{empty}", "--steps", "1", "--out", str(tmp_path / "b")]) == 2

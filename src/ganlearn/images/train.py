@@ -40,7 +40,7 @@ from ganlearn.images import data as datamod
 from ganlearn.images.config import DEFAULT_RESOLUTION, ImageGANConfig, make_config  # noqa: F401 (re-exported)
 from ganlearn.images import metrics as M
 from ganlearn.images.nets import build
-from ganlearn.errors import check_finite_and_bounded
+from ganlearn.errors import UserError, check_finite_and_bounded
 from ganlearn.io import (RunLock, append_jsonl, atomic_write_text, flatten_optimizer, load_checkpoint,
                          load_flat_optimizer, load_latest_checkpoint, save_checkpoint)
 from ganlearn.plots import save_png, tile
@@ -183,8 +183,14 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, de
     run_dir = Path(run_dir)
     if rank != 0:  # rank 0 holds the run directory's lock for all ranks
         return _train(cfg, run_dir, progress, device, rank, world)
-    with RunLock(run_dir):
-        return _train(cfg, run_dir, progress, device, rank, world)
+    fresh = not run_dir.exists()
+    try:
+        with RunLock(run_dir):
+            return _train(cfg, run_dir, progress, device, rank, world)
+    except UserError:  # e.g. unusable data: leave no empty run directory behind
+        if fresh and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
 
 
 def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank: int, world: int) -> dict:
