@@ -224,7 +224,14 @@ def _timed(run, params):
 
 
 def _status(result: dict) -> str:
-    return "diverged" if result.get("diverged") is True and "divergence" in result else "ok"
+    """"diverged" for a cell whose training blew up (raised DivergenceError, or a result that says
+    ``diverged: true`` itself, as the overparameterized GDA does for its fixed-step control)."""
+    return "diverged" if result.get("diverged") is True else "ok"
+
+
+def _only_divergence(result: dict) -> bool:
+    """A cell that raised DivergenceError has no other results: the experiment's report skips it."""
+    return set(result) == {"diverged", "divergence"}
 
 
 def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None = None, seeds: int | None = None,
@@ -370,7 +377,7 @@ def write_sweep_report(exp: Experiment, out: Path) -> Path:
     out = Path(out)
     spec = json.loads((out / "sweep.json").read_text())
     all_recs = load_cells(out)
-    recs = [r for r in all_recs if _status(r["result"]) == "ok"]
+    recs = [r for r in all_recs if not _only_divergence(r["result"])]
     diverged = [r["cell"] for r in all_recs if _status(r["result"]) == "diverged"]
     n_cells = len(cells(spec))
     failed = sorted(p.name[:-len(".error.json")] for p in (out / "cells").glob("*.error.json"))
@@ -380,7 +387,7 @@ def write_sweep_report(exp: Experiment, out: Path) -> Path:
     head = [f"# Sweep `{exp.name}`", "", exp.doc, "",
             f"Cells finished: {len(all_recs)} of {n_cells}"
             + (f"; diverged: {len(diverged)} ({', '.join(diverged[:5])}{', ...' if len(diverged) > 5 else ''}: "
-               f"training blew up, see `status` and `divergence` in results.csv; left out of the analysis below)"
+               f"training blew up, see `status` and `divergence` in results.csv)"
                if diverged else "")
             + (f"; failed: {len(failed)} ({', '.join(failed[:5])})" if failed else "") + ".",
             f"Total cell time: {sum(r['wall_seconds'] for r in all_recs) / 60:.1f} min"
