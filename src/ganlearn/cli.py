@@ -111,6 +111,8 @@ def cmd_sweep(args) -> int:
     exp = get(args.experiment)
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers} is not allowed: must be an integer >= 1")
+    if args.batch < 1:
+        raise ConfigError(f"--batch {args.batch} is not allowed: must be an integer >= 1")
     if args.dry_run:
         spec = resolve_spec(exp, args.set, args.seeds)
         check_cells(exp, spec)
@@ -120,7 +122,7 @@ def cmd_sweep(args) -> int:
     print(f"ganlearn: sweep {exp.name!r} into {out} with {args.workers} worker(s)", flush=True)
     try:
         stats = run_sweep(exp, out, overrides=args.set, seeds=args.seeds, workers=args.workers,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, batch=args.batch)
     except KeyboardInterrupt:
         print("\nganlearn: interrupted; finished cells are kept. Re-run the same command to run only "
               "the missing ones.", file=sys.stderr)
@@ -253,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a base value or a grid axis, e.g. --set d=[2,4] --set steps=500 (JSON values)")
     w.add_argument("--seeds", type=int, help="seeds per grid point (default: the experiment's)")
     w.add_argument("--workers", type=int, default=2, help="parallel processes, one torch thread each (default 2)")
+    w.add_argument("--batch", type=int, default=64,
+                   help="train up to this many compatible cells as one replica-batched computation, where the "
+                        "experiment supports it (sample-complexity); 1: each cell on its own (default 64)")
     w.add_argument("--out", help="sweep directory (default: runs/sweep-EXPERIMENT); re-use it to resume")
     w.add_argument("--dry-run", action="store_true", help="print the resolved grid and the number of cells")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")

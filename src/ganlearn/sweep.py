@@ -17,8 +17,6 @@ cores); ``workers=1`` runs them in this process.
 """
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import math
@@ -34,7 +32,8 @@ from typing import Callable
 
 from ganlearn.config import ConfigError, parse_value
 from ganlearn.errors import DivergenceError
-from ganlearn.io import RunLock, atomic_write_text, write_json
+from ganlearn.io import RunLock, write_json
+from ganlearn.sweep_results import load_cells, write_sweep_report, write_table
 
 __all__ = [
     "Experiment", "resolve_spec", "check_cells", "cells", "pairwise_design", "run_sweep", "load_cells",
@@ -70,6 +69,11 @@ class Experiment:
     # check(params) builds one cell's configuration without running it and raises ConfigError
     # naming the key when a value is not allowed; every grid point is checked before any cell runs.
     check: Callable[[dict], object] | None = None
+    # Replica batching: run_batch(list of params) -> list of results trains compatible cells as one
+    # batched computation (each result as ``run`` would give it, up to float round-off);
+    # batch_key(params) -> a hashable key, equal for cells that can share a batch (None: never).
+    run_batch: Callable[[list], list] | None = None
+    batch_key: Callable[[dict], object] | None = None
 
 
 def resolve_spec(exp: Experiment, overrides: list[str] | None = None, seeds: int | None = None) -> dict:
@@ -112,10 +116,12 @@ _ALLOWED = {"int": "an integer", "number": "a finite number", "bool": "true or f
 
 def _check_type(exp: Experiment, key: str, value) -> None:
     """An override must have the type of the experiment's declared value(s) for ``key`` (an int
-    where the experiment has ints, a number where it has floats, ...); a key declared null takes
-    anything (the cell's own check decides). NaN and infinities are never allowed."""
+    where the experiment has ints, a number where it has floats, ...); a key declared null or as a
+    string takes anything (the cell's own check decides). NaN and infinities are never allowed."""
     declared = exp.grid[key] if key in exp.grid else [exp.base[key]]
     kinds = {_kind(v) for v in declared} - {"null"}
+    if kinds == {"string"}:  # a name or a sentinel such as "auto" that may stand for a number: the
+        kinds = set()        # experiment's own check (check_cells) decides
     if "number" in kinds:
         kinds = (kinds - {"int"}) | {"number"}
     values = value if key in exp.grid and isinstance(value, list) else [value]
@@ -223,31 +229,51 @@ def _timed(run, params):
     return result, time.perf_counter() - t
 
 
-def _status(result: dict) -> str:
-    """"diverged" for a cell whose training blew up (raised DivergenceError, or a result that says
-    ``diverged: true`` itself, as the overparameterized GDA does for its fixed-step control)."""
-    return "diverged" if result.get("diverged") is True else "ok"
+def _timed_unit(run, run_batch, params_list: list) -> list:
+    """[(result, seconds)] for one unit of work: a single cell, or a batch of compatible cells
+    trained together by ``run_batch`` (each cell is charged the batch's time / its size)."""
+    if len(params_list) == 1 or run_batch is None:
+        return [_timed(run, params_list[0])]
+    t = time.perf_counter()
+    results = run_batch(params_list)
+    sec = (time.perf_counter() - t) / len(params_list)
+    return [(r, sec) for r in results]
 
 
-def _only_divergence(result: dict) -> bool:
-    """A cell that raised DivergenceError has no other results: the experiment's report skips it."""
-    return set(result) == {"diverged", "divergence"}
+def _units(exp: Experiment, todo: list, batch: int, workers: int) -> list[list]:
+    """Group the cells to run into units: compatible cells (same ``exp.batch_key``) in batches of
+    at most ``batch``, and small enough that every worker gets one; the rest one cell per unit."""
+    if batch <= 1 or exp.run_batch is None or exp.batch_key is None:
+        return [[c] for c in todo]
+    groups: dict = {}
+    units = []
+    for cid, params in todo:
+        key = exp.batch_key(params)
+        if key is None:
+            units.append([(cid, params)])
+        else:
+            groups.setdefault(json.dumps(key, sort_keys=True, default=str), []).append((cid, params))
+    for g in groups.values():
+        size = max(1, min(batch, math.ceil(len(g) / max(1, workers))))
+        units += [g[i:i + size] for i in range(0, len(g), size)]
+    return units
 
 
 def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None = None, seeds: int | None = None,
-              workers: int = 2, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+              workers: int = 2, progress: bool = True, log: Callable[[str], None] = print, batch: int = 64) -> dict:
     """Run every cell of ``exp`` not yet finished in ``out``; write results.csv and the report.
     Returns {"finished": n, "failed": n, "ran": n, "skipped": n}. A KeyboardInterrupt stops the
     pending cells and propagates; what finished is on disk. One sweep process per ``out`` at a
-    time (:class:`~ganlearn.io.RunLock`)."""
+    time (:class:`~ganlearn.io.RunLock`). ``batch``: at most this many compatible cells trained as
+    one replica-batched computation, where the experiment supports it (1: every cell on its own)."""
     out = Path(out)
     spec = resolve_spec(exp, overrides, seeds)
     check_cells(exp, spec)
     with RunLock(out):
-        return _run_sweep(exp, out, spec, workers, progress, log)
+        return _run_sweep(exp, out, spec, workers, progress, log, batch)
 
 
-def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: bool, log) -> dict:
+def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: bool, log, batch: int) -> dict:
     cell_dir = out / "cells"
     cell_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
@@ -283,37 +309,45 @@ def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: b
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc=f"sweep {exp.name}", unit="cell")
+    units = _units(exp, todo, batch, workers)
+
+    def finish(unit, outcome=None, error=None):  # a unit's cells, done or failed together
+        for i, (cid, params) in enumerate(unit):
+            if error is None:
+                done(cid, params, *outcome[i])
+            else:
+                done(cid, params, error=error)
+        if bar is not None:
+            bar.update(len(unit))
+
     try:
         if workers <= 1:
-            for cid, params in todo:
+            for unit in units:
                 try:
-                    result, sec = _timed(exp.run, params)
+                    outcome = _timed_unit(exp.run, exp.run_batch, [p for _, p in unit])
                 except KeyboardInterrupt:
                     raise
                 except Exception as e:  # a failed cell is recorded; the others go on
-                    done(cid, params, error=(f"{type(e).__name__}: {e}", traceback.format_exc()))
+                    finish(unit, error=(f"{type(e).__name__}: {e}", traceback.format_exc()))
                 else:
-                    done(cid, params, result, sec)
-                if bar is not None:
-                    bar.update(1)
-        elif todo:
+                    finish(unit, outcome)
+        elif units:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-                futures = {pool.submit(_timed, exp.run, params): (cid, params) for cid, params in todo}
+                futures = {pool.submit(_timed_unit, exp.run, exp.run_batch, [p for _, p in unit]): unit
+                           for unit in units}
                 try:
                     for fut in as_completed(futures):
-                        cid, params = futures[fut]
+                        unit = futures[fut]
                         try:
-                            result, sec = fut.result()
+                            outcome = fut.result()
                         except BrokenProcessPool as e:
-                            done(cid, params, error=(f"worker process died: {e}", ""))
+                            finish(unit, error=(f"worker process died: {e}", ""))
                         except Exception as e:
                             tb = "".join(traceback.format_exception(e))
-                            done(cid, params, error=(f"{type(e).__name__}: {e}", tb))
+                            finish(unit, error=(f"{type(e).__name__}: {e}", tb))
                         else:
-                            done(cid, params, result, sec)
-                        if bar is not None:
-                            bar.update(1)
+                            finish(unit, outcome)
                 except KeyboardInterrupt:
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
@@ -324,77 +358,7 @@ def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: b
     stats["finished"] = len(load_cells(out))
     with open(out / "history.jsonl", "a") as f:  # one line per invocation: wall time of the sweep itself
         f.write(json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t_start)),
-                            "wall_seconds": round(time.time() - t_start, 1), "workers": workers, **stats}) + "\n")
+                            "wall_seconds": round(time.time() - t_start, 1), "workers": workers,
+                            "batch": batch if exp.run_batch is not None else 1, **stats}) + "\n")
     write_sweep_report(exp, out)
     return stats
-
-
-def load_cells(out: Path) -> list[dict]:
-    """Finished cell records, in the sweep's cell order."""
-    out = Path(out)
-    spec = json.loads((out / "sweep.json").read_text())
-    recs = []
-    for cid, _ in cells(spec):
-        f = out / "cells" / f"{cid}.json"
-        if f.exists():
-            recs.append(json.loads(f.read_text()))
-    return recs
-
-
-def _scalar(v) -> bool:
-    return v is None or isinstance(v, (bool, int, float, str))
-
-
-def write_table(out: Path) -> Path:
-    """results.csv: one row per cell (finished or failed) with the grid keys, seed and every
-    scalar of the result; failed cells have status=failed and the error."""
-    out = Path(out)
-    spec = json.loads((out / "sweep.json").read_text())
-    rows = []
-    for cid, params in cells(spec):
-        row = {"cell": cid, **{k: params[k] for k in spec["grid"]}, "seed": params["seed"]}
-        f, ef = out / "cells" / f"{cid}.json", out / "cells" / f"{cid}.error.json"
-        if f.exists():
-            rec = json.loads(f.read_text())
-            row.update(status=_status(rec["result"]), wall_seconds=rec["wall_seconds"])
-            row.update({k: v for k, v in rec["result"].items() if _scalar(v)})
-        elif ef.exists():
-            row.update(status="failed", error=json.loads(ef.read_text())["error"])
-        else:
-            continue
-        rows.append({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
-    return out / "results.csv"
-
-
-def write_sweep_report(exp: Experiment, out: Path) -> Path:
-    """report.md from the finished cells (partial sweeps give partial reports)."""
-    out = Path(out)
-    spec = json.loads((out / "sweep.json").read_text())
-    all_recs = load_cells(out)
-    recs = [r for r in all_recs if not _only_divergence(r["result"])]
-    diverged = [r["cell"] for r in all_recs if _status(r["result"]) == "diverged"]
-    n_cells = len(cells(spec))
-    failed = sorted(p.name[:-len(".error.json")] for p in (out / "cells").glob("*.error.json"))
-    history = [json.loads(ln) for ln in (out / "history.jsonl").read_text().splitlines()] \
-        if (out / "history.jsonl").exists() else []
-    walls = ", ".join(f"{h['wall_seconds'] / 60:.1f} min ({h['ran']} cells, {h['workers']} workers)" for h in history)
-    head = [f"# Sweep `{exp.name}`", "", exp.doc, "",
-            f"Cells finished: {len(all_recs)} of {n_cells}"
-            + (f"; diverged: {len(diverged)} ({', '.join(diverged[:5])}{', ...' if len(diverged) > 5 else ''}: "
-               f"training blew up, see `status` and `divergence` in results.csv)"
-               if diverged else "")
-            + (f"; failed: {len(failed)} ({', '.join(failed[:5])})" if failed else "") + ".",
-            f"Total cell time: {sum(r['wall_seconds'] for r in all_recs) / 60:.1f} min"
-            + (f"; wall time per invocation: {walls}" if walls else "") + ". "
-            f"Grid: `{json.dumps(spec['grid'])}`, seeds: {spec['seeds']}. Base: `{json.dumps(spec['base'])}`.",
-            "", "The tidy table of every cell is `results.csv`.", ""]
-    body = exp.report(out, recs, spec) if exp.report is not None and recs else ""
-    atomic_write_text(out / "report.md", "\n".join(head) + "\n" + body + "\n")
-    return out / "report.md"
-

@@ -65,12 +65,34 @@ def config(params: dict):
 
 
 def run(params: dict) -> dict:
-    from ganlearn.onelayer.metrics import classifier_tv_lower
-    from ganlearn.onelayer.model import OneLayerGenerator
     from ganlearn.onelayer.train import train
 
     cfg, batch, max_samples, n_tv = config(params)
-    out = train(cfg)
+    return _cell_result(cfg, batch, max_samples, n_tv, train(cfg))
+
+
+def batch_key(params: dict):
+    """Cells that can be trained as one replica batch (``ganlearn.onelayer.batched``)."""
+    from ganlearn.onelayer.batched import batch_key as key
+
+    return key(config(params)[0])
+
+
+def run_batch(params_list: list[dict]) -> list[dict]:
+    """The cells of one batch key trained together; each result as :func:`run` gives it (a
+    diverged replica: ``{"diverged": true, "divergence": ...}``, what the sweep records when
+    :func:`run` raises)."""
+    from ganlearn.onelayer.batched import train_batched
+
+    cfgs = [config(p) for p in params_list]
+    outs = train_batched([c[0] for c in cfgs])
+    return [out if out.get("diverged") else _cell_result(*c, out) for c, out in zip(cfgs, outs)]
+
+
+def _cell_result(cfg, batch: int, max_samples: int, n_tv: int, out: dict) -> dict:
+    from ganlearn.onelayer.metrics import classifier_tv_lower
+    from ganlearn.onelayer.model import OneLayerGenerator
+
     g = make_generator(cfg.seed, "sample_complexity.tv_samples")
     real = OneLayerGenerator(out["target_W"], cfg.activation).sample(n_tv, generator=g)
     fake = OneLayerGenerator(out["learner_W"], cfg.activation).sample(n_tv, generator=g)
@@ -158,4 +180,4 @@ EXPERIMENT = Experiment(
     doc=("One-layer generator phi(W* x) (ReLU) learned by single-loop SGDA against the truncated-moment "
          "discriminator with fresh samples each step: real samples needed to reach TV upper bound eps, "
          "for several d, eps and condition numbers of W*, against the paper's O~(d^2/eps^2)."),
-    base=BASE, grid=GRID, seeds=5, run=run, report=report, check=config)
+    base=BASE, grid=GRID, seeds=5, run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key)

@@ -1,0 +1,82 @@
+"""Replica batching for the one-layer SGDA (issue 15): R runs as one batched computation
+(``ganlearn.onelayer.batched.train_batched``) against the same R runs one after another
+(``ganlearn.onelayer.train.train``), side by side in one process, one torch thread (as a sweep
+worker runs), medians of ``--repeats``.
+
+Throughput is replica-steps per second. The sequential side runs min(R, --seq-max) runs and is
+charged per run (its cost is linear in R: the runs are independent and identical in size).
+
+    python benchmarks/bench_replicas.py [--d 8] [--steps 200] [--R 1 8 64 256] [--repeats 3]
+
+Writes benchmarks/results/bench_replicas.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from ganlearn.onelayer.batched import train_batched  # noqa: E402
+from ganlearn.onelayer.train import OneLayerConfig, train  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--d", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--R", type=int, nargs="+", default=[1, 8, 64, 256])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seq-max", type=int, default=8)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_replicas"))
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+
+    def cfgs(R):
+        return [OneLayerConfig(d=a.d, batch=a.batch, steps=a.steps, seed=s, eval_every=a.steps) for s in range(R)]
+
+    rows = []
+    for R in a.R:
+        seq_n = min(R, a.seq_max)
+        seq, bat = [], []
+        for _ in range(a.repeats):
+            t = time.perf_counter()
+            for c in cfgs(seq_n):
+                train(c)
+            seq.append((time.perf_counter() - t) / seq_n)  # seconds per run
+            t = time.perf_counter()
+            train_batched(cfgs(R))
+            bat.append(time.perf_counter() - t)  # seconds for all R
+        s_run, b_all = statistics.median(seq), statistics.median(bat)
+        rows.append({"R": R, "sequential_s_per_run": s_run, "batched_s_total": b_all,
+                     "sequential_replica_steps_per_s": a.steps / s_run, "batched_replica_steps_per_s": R * a.steps / b_all,
+                     "speedup": (R * s_run) / b_all, "sequential_runs_timed": seq_n})
+        print(json.dumps(rows[-1]), flush=True)
+    meta = {"d": a.d, "batch": a.batch, "steps": a.steps, "repeats": a.repeats, "threads": 1,
+            "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    md = [f"# One-layer SGDA, R replicas batched vs one after another ({meta['date']})", "",
+          f"d = {a.d}, batch {a.batch}, {a.steps} steps, truncated-statistics D, 1 torch thread, "
+          f"median of {a.repeats}; torch {meta['torch']}.", "",
+          "| R | sequential s / run | batched s (all R) | replica-steps/s sequential | batched | speed-up |",
+          "|---|---|---|---|---|---|"]
+    md += [f"| {r['R']} | {r['sequential_s_per_run']:.3f} | {r['batched_s_total']:.3f} | "
+           f"{r['sequential_replica_steps_per_s']:.0f} | {r['batched_replica_steps_per_s']:.0f} | {r['speedup']:.1f}x |"
+           for r in rows]
+    out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print(out.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
