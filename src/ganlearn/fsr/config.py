@@ -170,9 +170,8 @@ class RunConfig:
     checkpoint_every: int = 200  # steps between resumable checkpoints (and at every stage end)
     allow_untrained_levels: bool = False  # accept a stage list that leaves a level untrained
     memory_budget_gb: Optional[float] = None  # refuse runs predicted above it; None: 75% of available
-    # Stop a run (DivergenceError) when the learner's parameter norm exceeds this factor times its
-    # value at the stage's start, or the coupled error exceeds it (a random learner's is ~1).
-    # null switches the check off (NaN/inf are always caught).
+    # Stop a run (DivergenceError) when the coupled error exceeds this factor (a random learner's is
+    # ~1; the blown-up run of issue 14 reached 482). null switches it off (NaN/inf always stop a run).
     divergence_factor: Optional[float] = 100.0
 
     def __post_init__(self):
