@@ -27,9 +27,9 @@ def config(params: dict):
 
     p = dict(params)
     factor, rule, model, fixed_eta = p.pop("width_factor"), p.pop("step_rule"), p.pop("model"), p.pop("fixed_eta")
-    if rule not in ("ltv", "fixed"):
+    if not isinstance(rule, str) or rule not in ("ltv", "fixed"):
         raise ConfigError(f"step_rule={rule!r} is not allowed: must be ltv or fixed")
-    if model not in MODELS:
+    if not isinstance(model, str) or model not in MODELS:
         raise ConfigError(f"model={model!r} is not allowed: must be one of {', '.join(MODELS)}")
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < 1e6:
         raise ConfigError(f"width_factor={factor!r} is not allowed: must be a number in (0, 1e6)")

@@ -240,7 +240,7 @@ STAGE_FACTORIES: dict[str, Any] = {"default": default_stages, "tiny": tiny_stage
 
 def resolve(preset: str = "default", config_file: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
     """preset -> (file) -> overrides -> validated RunConfig."""
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r} is not allowed: must be one of {', '.join(PRESETS)}")
     d = to_dict(PRESETS[preset]())
     explicit_stages = False

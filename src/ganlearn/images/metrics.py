@@ -135,7 +135,7 @@ def _randconv_weights() -> list[tuple[torch.Tensor, torch.Tensor]]:
 @torch.no_grad()
 def features(x: torch.Tensor, name: str = "randconv128-v1", batch: int = 1024) -> torch.Tensor:
     """(n, d) float64 features of images in [-1, 1] (gray images are repeated to RGB)."""
-    if name not in FEATURES:
+    if not isinstance(name, str) or name not in FEATURES:
         raise ConfigError(f"features={name!r} is not allowed: must be one of {', '.join(FEATURES)}")
     x = x.float()
     if name == "pixels16":
