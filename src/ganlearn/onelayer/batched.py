@@ -20,15 +20,13 @@ frozen and its result recorded at that step; the batch stops when every replica 
 """
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import torch
 
 from ganlearn.config import ConfigError
-from ganlearn.errors import DivergenceError, check_finite_and_bounded
-from ganlearn.onelayer.metrics import gaussian_tv_upper, sigma_rel_error
+from ganlearn.errors import DivergenceError
+from ganlearn.onelayer.metrics import sigma_rel_error
 from ganlearn.onelayer.model import activation, conditioned_matrix
-from ganlearn.onelayer.train import OneLayerConfig
+from ganlearn.onelayer.train import OneLayerConfig, evaluation, result
 from ganlearn.rng import make_generator
 
 __all__ = ["SHAPE_KEYS", "batch_key", "train_batched"]
@@ -112,35 +110,19 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
                 if not live[r]:
                     continue
                 c = cfgs[r]
-                where = f"one-layer SGDA ({c.activation}, d={c.d}, seed {c.seed}) step {t + 1}"
                 try:
-                    if not torch.isfinite(sigma_bar[r]).all():
-                        raise DivergenceError(f"{where}: the learner's Sigma has NaN/inf entries; training stopped")
-                    err = sigma_rel_error(sigma_bar[r], sigma_star[r])
-                    tv = gaussian_tv_upper(sigma_bar[r], sigma_star[r])
-                    check_finite_and_bounded("Sigma's relative error", err, err0[r], c.divergence_factor, where)
+                    evaluation(c, sigma_bar[r], sigma_star[r], err0[r], t + 1, samples, curves[r], reached[r])
                 except DivergenceError as e:
                     out[r] = {"diverged": True, "divergence": str(e)}
                     live[r] = False
                     continue
-                curves[r].append((samples, err, tv))
-                for e in c.eps:
-                    if reached[r][e] is None and tv <= e:
-                        reached[r][e] = samples
                 if c.stop_at_eps and reached[r][min(c.eps)] is not None or t + 1 == c0.steps:
-                    out[r] = _result(c, sigma_bar[r].clone(), targets[r], curves[r], reached[r], samples, t + 1)
+                    resolved = {"g_optimizer": "sgd", "lr_d": c.lr_d if c.lr_d is not None else 1.0,
+                                "d_optimizer": "sgd (exact ascent on A)", "batched": True}
+                    out[r] = result(c, resolved, sigma_bar[r].clone(), targets[r], curves[r], reached[r], samples,
+                                    t + 1)
                     live[r] = False
             if not live.any():
                 break
     return out
 
-
-def _result(cfg: OneLayerConfig, sigma_bar: torch.Tensor, target_w: torch.Tensor, curve: list, reached: dict,
-            samples: int, steps: int) -> dict:
-    evals, evecs = torch.linalg.eigh(sigma_bar)
-    w_bar = evecs @ torch.diag(evals.clamp_min(0).sqrt())
-    return {"config": asdict(cfg), "resolved": {"g_optimizer": "sgd", "lr_d": cfg.lr_d if cfg.lr_d is not None else 1.0,
-                                                "d_optimizer": "sgd (exact ascent on A)", "batched": True},
-            "sigma_rel_error": curve[-1][1], "tv_upper": curve[-1][2], "samples": samples, "steps": steps,
-            "kappa": float(torch.linalg.cond(target_w)), "samples_to_eps": {str(e): v for e, v in reached.items()},
-            "curve": curve, "learner_W": w_bar, "target_W": target_w}

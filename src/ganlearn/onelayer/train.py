@@ -49,7 +49,7 @@ from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.rng import make_generator
 from ganlearn.sgda import SGDA, SGDAConfig
 
-__all__ = ["OneLayerConfig", "train"]
+__all__ = ["OneLayerConfig", "train", "evaluation", "result"]
 
 
 @dataclass(frozen=True)
@@ -171,24 +171,38 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
                 w = 2.0 / (t + 2)
                 sigma_bar.mul_(1 - w).add_(sig, alpha=w)
         if (t + 1) % cfg.eval_every == 0 or t + 1 == cfg.steps:
-            where = f"one-layer SGDA ({cfg.activation}, d={cfg.d}, seed {cfg.seed}) step {t + 1}"
-            if not torch.isfinite(sigma_bar).all():
-                raise DivergenceError(f"{where}: the learner's Sigma has NaN/inf entries; training stopped")
-            err, tv = sigma_rel_error(sigma_bar, sigma_star), gaussian_tv_upper(sigma_bar, sigma_star)
-            check_finite_and_bounded("Sigma's relative error", err, err0, cfg.divergence_factor, where)
-            curve.append((samples, err, tv))
-            for e in cfg.eps:
-                if reached[e] is None and tv <= e:
-                    reached[e] = samples
+            err, tv = evaluation(cfg, sigma_bar, sigma_star, err0, t + 1, samples, curve, reached)
             if log is not None:
                 log(t + 1, samples, err, tv)
             if cfg.stop_at_eps and reached[min(cfg.eps)] is not None:
                 break
+    resolved = {"g_optimizer": g_optimizer, "lr_d": lr_d, "d_optimizer": "adam" if mlp else "sgd (exact ascent on A)"}
+    return result(cfg, resolved, sigma_bar, target.W.detach(), curve, reached, samples, t + 1)
+
+
+def evaluation(cfg: OneLayerConfig, sigma_bar: torch.Tensor, sigma_star: torch.Tensor, err0: float, step: int,
+               samples: int, curve: list, reached: dict) -> tuple[float, float]:
+    """One evaluation of the reported Sigma: raises DivergenceError (NaN/inf, or the error beyond
+    ``divergence_factor`` x the initial learner's), else appends (samples, error, TV bound) to
+    ``curve``, records the eps reached, and returns (error, TV bound). Shared with the batched trainer."""
+    where = f"one-layer SGDA ({cfg.activation}, d={cfg.d}, seed {cfg.seed}) step {step}"
+    if not torch.isfinite(sigma_bar).all():
+        raise DivergenceError(f"{where}: the learner's Sigma has NaN/inf entries; training stopped")
+    err, tv = sigma_rel_error(sigma_bar, sigma_star), gaussian_tv_upper(sigma_bar, sigma_star)
+    check_finite_and_bounded("Sigma's relative error", err, err0, cfg.divergence_factor, where)
+    curve.append((samples, err, tv))
+    for e in cfg.eps:
+        if reached[e] is None and tv <= e:
+            reached[e] = samples
+    return err, tv
+
+
+def result(cfg: OneLayerConfig, resolved: dict, sigma_bar: torch.Tensor, target_w: torch.Tensor, curve: list,
+           reached: dict, samples: int, steps: int) -> dict:
+    """The run's result dict; the generator reported is W_bar = eigen-sqrt(Sigma_bar) (the same law)."""
     evals, evecs = torch.linalg.eigh(sigma_bar)
-    w_bar = evecs @ torch.diag(evals.clamp_min(0).sqrt())  # w_bar w_bar^T = Sigma_bar: the same law
-    return {"config": asdict(cfg), "resolved": {"g_optimizer": g_optimizer, "lr_d": lr_d,
-                                                "d_optimizer": "adam" if mlp else "sgd (exact ascent on A)"},
-            "sigma_rel_error": curve[-1][1], "tv_upper": curve[-1][2],
-            "samples": samples, "steps": t + 1, "kappa": float(torch.linalg.cond(target.W)),
-            "samples_to_eps": {str(e): n for e, n in reached.items()},
-            "curve": curve, "learner_W": w_bar, "target_W": target.W.detach()}
+    w_bar = evecs @ torch.diag(evals.clamp_min(0).sqrt())  # w_bar w_bar^T = Sigma_bar
+    return {"config": asdict(cfg), "resolved": resolved, "sigma_rel_error": curve[-1][1], "tv_upper": curve[-1][2],
+            "samples": samples, "steps": steps, "kappa": float(torch.linalg.cond(target_w)),
+            "samples_to_eps": {str(e): n for e, n in reached.items()}, "curve": curve, "learner_W": w_bar,
+            "target_W": target_w}
