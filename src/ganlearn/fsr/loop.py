@@ -25,8 +25,6 @@ SUMMARY_KEYS = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean"
                 "sliced_w2_floor_top", "wall_seconds", "samples_seen")
 
 
-
-
 def build(cfg: RunConfig) -> tuple[FSRTarget, FSRNet]:
     """Target (stream ``fsr.target`` of ``target.seed``, or of the run seed when unset) and learner
     (stream ``fsr.learner`` of the run seed)."""

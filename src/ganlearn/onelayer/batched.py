@@ -26,7 +26,7 @@ from ganlearn.config import ConfigError
 from ganlearn.errors import DivergenceError
 from ganlearn.onelayer.metrics import sigma_rel_error
 from ganlearn.onelayer.model import activation, conditioned_matrix
-from ganlearn.onelayer.train import OneLayerConfig, evaluation, result
+from ganlearn.onelayer.train import OneLayerConfig, average_sigma, evaluation, result
 from ganlearn.rng import make_generator
 
 __all__ = ["SHAPE_KEYS", "batch_key", "train_batched"]
@@ -99,12 +99,7 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
         with torch.no_grad():
             lr_t = lr_g / (1 + t / t0) ** power  # the LambdaLR schedule of the separate run
             W -= (lr_t * live)[:, None, None] * grad
-            sig = W @ W.transpose(1, 2)
-            if not c0.average or sigma_bar is None:
-                sigma_bar = sig.clone()
-            else:
-                w = 2.0 / (t + 2)
-                sigma_bar.mul_(1 - w).add_(sig, alpha=w)
+            sigma_bar = average_sigma(sigma_bar, W @ W.transpose(1, 2), t, c0.average)
         if (t + 1) % c0.eval_every == 0 or t + 1 == c0.steps:
             for r in range(R):
                 if not live[r]:

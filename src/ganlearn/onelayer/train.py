@@ -49,7 +49,7 @@ from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.rng import make_generator
 from ganlearn.sgda import SGDA, SGDAConfig
 
-__all__ = ["OneLayerConfig", "train", "evaluation", "result"]
+__all__ = ["OneLayerConfig", "train", "average_sigma", "evaluation", "result"]
 
 
 @dataclass(frozen=True)
@@ -164,12 +164,7 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
             g_opt.step()
             g_sched.step()
         with torch.no_grad():
-            sig = learner.sigma()
-            if not cfg.average or sigma_bar is None:
-                sigma_bar = sig.clone()
-            else:
-                w = 2.0 / (t + 2)
-                sigma_bar.mul_(1 - w).add_(sig, alpha=w)
+            sigma_bar = average_sigma(sigma_bar, learner.sigma(), t, cfg.average)
         if (t + 1) % cfg.eval_every == 0 or t + 1 == cfg.steps:
             err, tv = evaluation(cfg, sigma_bar, sigma_star, err0, t + 1, samples, curve, reached)
             if log is not None:
@@ -178,6 +173,15 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
                 break
     resolved = {"g_optimizer": g_optimizer, "lr_d": lr_d, "d_optimizer": "adam" if mlp else "sgd (exact ascent on A)"}
     return result(cfg, resolved, sigma_bar, target.W.detach(), curve, reached, samples, t + 1)
+
+
+def average_sigma(sigma_bar: torch.Tensor | None, sig: torch.Tensor, t: int, average: bool) -> torch.Tensor:
+    """The reported Sigma after step t: the polynomial-decay average (w = 2 / (t + 2)) of Sigma_t, or
+    Sigma_t itself without averaging. Works on a leading replica dimension too (the batched trainer)."""
+    if not average or sigma_bar is None:
+        return sig.clone()
+    w = 2.0 / (t + 2)
+    return sigma_bar.mul_(1 - w).add_(sig, alpha=w)
 
 
 def evaluation(cfg: OneLayerConfig, sigma_bar: torch.Tensor, sigma_star: torch.Tensor, err0: float, step: int,
