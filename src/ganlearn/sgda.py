@@ -84,12 +84,16 @@ class SGDA:
         g_params, d_params: the tensors each player updates (``requires_grad=True``).
         cfg: step sizes, inner steps, optimizer, mode.
         g_project, d_project: called under ``torch.no_grad()`` after each update of that player.
+        g_precondition: maps the generator's gradients to the direction the optimizer applies
+            (e.g. a Gauss-Newton solve, :mod:`ganlearn.gauss_newton`); None: the gradients.
         schedule: ``t -> scale``; step t uses step sizes ``scale * (lr_g, lr_d)`` (None: constant).
     """
 
     def __init__(self, g_params: Sequence[torch.Tensor], d_params: Sequence[torch.Tensor], cfg: SGDAConfig,
                  *, g_project: Projection | None = None, d_project: Projection | None = None,
-                 schedule: Callable[[int], float] | None = None):
+                 schedule: Callable[[int], float] | None = None,
+                 g_precondition: Callable[[Sequence[torch.Tensor]], Sequence[torch.Tensor]] | None = None):
+        self.g_precondition = g_precondition
         self.g_params, self.d_params, self.cfg = list(g_params), list(d_params), cfg
         self.g_opt = _make_optimizer(self.g_params, cfg.lr_g, cfg, cfg.optimizer)
         self.d_opt = _make_optimizer(self.d_params, cfg.lr_d, cfg,
@@ -115,6 +119,8 @@ class SGDA:
                 self.d_project()
 
     def _g_update(self, grads: Sequence[torch.Tensor]) -> None:
+        if self.g_precondition is not None:
+            grads = self.g_precondition(grads)
         _apply(self.g_opt, self.g_params, grads)
         if self.g_project is not None:
             with torch.no_grad():

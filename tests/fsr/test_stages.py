@@ -139,3 +139,43 @@ def test_warm_start_recovers_per_patch_features(gen):
         assert fr[f"level{lv}"]["cos_min"] > 0.999, fr
         assert fr_span[f"level{lv}"]["cos_min"] < 0.9  # the span alone is a rotated basis
 
+
+
+def _vvt_b_error(learner, target):
+    """Relative errors of V_1 V_1^T (per patch) and b_1: what the level-1 law depends on (the
+    rotation U of the latent drops out)."""
+    V, Vs = learner.V[0].detach(), target.net.V[0]
+    G, Gs = V @ V.transpose(-1, -2), Vs @ Vs.transpose(-1, -2)
+    return float((G - Gs).norm() / Gs.norm()), float((learner.b[0].detach() - target.net.b[0]).norm() / target.net.b[0].norm())
+
+
+def test_first_hidden_gauss_newton_learns_a_planted_first_layer_faster_than_adam(gen):
+    """Every layer but (V_1, b_1) exact: the moment game drives V_1 V_1^T and b_1 towards the truth
+    (they fix the law of ReLU(V_1 z - b_1); the rotation U of z drops out). Gauss-Newton (the
+    default) in 50 steps gets closer than the unpreconditioned Adam option in 4x the steps
+    (measured: V V^T error 0.85 -> 0.13 against 0.53; the rest is the moments' sampling noise at
+    this batch: 0.075 at 4x the batch)."""
+    from ganlearn.fsr.config import FirstHiddenStage
+    from ganlearn.fsr.stages import FirstHidden
+
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
+    specs = {"gauss_newton": FirstHiddenStage(steps=50, batch=2048, fake_batch=4096),
+             "adam": FirstHiddenStage(steps=200, batch=2048, fake_batch=4096, precondition="none", lr_half_life=100,
+                                      sgda=SGDAConfig(lr_g=0.02, lr_d=1.0, optimizer="adam", d_optimizer="sgd"))}
+    errors = {}
+    for name, spec in specs.items():
+        learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
+        random_v1 = (learner.V[0].detach().clone(), learner.b[0].detach().clone())
+        learner.load_state_dict(target.net.state_dict())
+        with torch.no_grad():
+            learner.V[0].copy_(random_v1[0])
+            learner.b[0].copy_(random_v1[1])
+        before = _vvt_b_error(learner, target)
+        g = torch.Generator().manual_seed(5)
+        runner = FirstHidden(spec, learner, data, g)
+        for t in range(spec.steps):
+            runner.step(t, g)
+        errors[name] = _vvt_b_error(learner, target)
+    assert before[0] > 0.5, before
+    assert max(errors["gauss_newton"]) < 0.2 and errors["gauss_newton"][0] < 0.5 * errors["adam"][0], errors
