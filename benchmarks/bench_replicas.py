@@ -1,14 +1,15 @@
-"""Replica batching for the one-layer SGDA (issue 15): R runs as one batched computation
-(``ganlearn.onelayer.batched.train_batched``) against the same R runs one after another
-(``ganlearn.onelayer.train.train``), side by side in one process, one torch thread (as a sweep
-worker runs), medians of ``--repeats``.
+"""Replica batching (issue 15): R runs as one batched computation against the same R runs one
+after another, side by side in one process, one torch thread (as a sweep worker runs), medians of
+``--repeats``. ``--problem onelayer``: the one-layer SGDA (``onelayer.batched.train_batched`` vs
+``onelayer.train.train``); ``--problem overparam``: GDA on the overparameterized GAN
+(``overparam.batched.train_batched`` vs ``overparam.gda.train``; m = 10, k = 50, seeds 0..R-1).
 
 Throughput is replica-steps per second. The sequential side runs min(R, --seq-max) runs and is
 charged per run (its cost is linear in R: the runs are independent and identical in size).
 
-    python benchmarks/bench_replicas.py [--d 8] [--steps 200] [--R 1 8 64 256] [--repeats 3]
+    python benchmarks/bench_replicas.py [--problem onelayer] [--d 8] [--steps 200] [--R 1 8 64 256] [--repeats 3]
 
-Writes benchmarks/results/bench_replicas.json and .md.
+Writes benchmarks/results/bench_replicas[_overparam].json and .md.
 """
 from __future__ import annotations
 
@@ -24,24 +25,38 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ganlearn.onelayer.batched import train_batched  # noqa: E402
-from ganlearn.onelayer.train import OneLayerConfig, train  # noqa: E402
+from ganlearn.onelayer import batched as onelayer_batched  # noqa: E402
+from ganlearn.onelayer.train import OneLayerConfig, train as onelayer_train  # noqa: E402
+from ganlearn.overparam import batched as overparam_batched  # noqa: E402
+from ganlearn.overparam.gda import train as overparam_train  # noqa: E402
+from ganlearn.overparam.model import OverparamConfig  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--problem", choices=["onelayer", "overparam"], default="onelayer")
     ap.add_argument("--d", type=int, default=8)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--R", type=int, nargs="+", default=[1, 8, 64, 256])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seq-max", type=int, default=8)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_replicas"))
+    ap.add_argument("--out", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
+    name = "bench_replicas" + ("" if a.problem == "onelayer" else "_" + a.problem)
+    a.out = a.out or str(Path(__file__).parent / "results" / name)
 
-    def cfgs(R):
-        return [OneLayerConfig(d=a.d, batch=a.batch, steps=a.steps, seed=s, eval_every=a.steps) for s in range(R)]
+    if a.problem == "onelayer":
+        train, train_batched = onelayer_train, onelayer_batched.train_batched
+
+        def cfgs(R):
+            return [OneLayerConfig(d=a.d, batch=a.batch, steps=a.steps, seed=s, eval_every=a.steps) for s in range(R)]
+    else:
+        train, train_batched = overparam_train, overparam_batched.train_batched
+
+        def cfgs(R):  # stop_below=0: every run takes all its steps, so the sides do equal work
+            return [OverparamConfig(m=10, k=50, steps=a.steps, seed=s, stop_below=0.0) for s in range(R)]
 
     rows = []
     for R in a.R:
@@ -60,15 +75,16 @@ def main() -> None:
                      "sequential_replica_steps_per_s": a.steps / s_run, "batched_replica_steps_per_s": R * a.steps / b_all,
                      "speedup": (R * s_run) / b_all, "sequential_runs_timed": seq_n})
         print(json.dumps(rows[-1]), flush=True)
-    meta = {"d": a.d, "batch": a.batch, "steps": a.steps, "repeats": a.repeats, "threads": 1,
+    meta = {"problem": a.problem, "d": a.d, "batch": a.batch, "steps": a.steps, "repeats": a.repeats, "threads": 1,
             "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    md = [f"# One-layer SGDA, R replicas batched vs one after another ({meta['date']})", "",
-          f"d = {a.d}, batch {a.batch}, {a.steps} steps, truncated-statistics D, 1 torch thread, "
-          f"median of {a.repeats}; torch {meta['torch']}.", "",
+    what = (f"One-layer SGDA: d = {a.d}, batch {a.batch}, {a.steps} steps, truncated-statistics D" if a.problem == "onelayer"
+            else f"Overparameterized GDA: m = 10, k = 50, n = 200, {a.steps} steps, linear D, LTV step")
+    md = [f"# {a.problem}: R replicas batched vs one after another ({meta['date']})", "",
+          f"{what}, 1 torch thread, median of {a.repeats}; torch {meta['torch']}.", "",
           "| R | sequential s / run | batched s (all R) | replica-steps/s sequential | batched | speed-up |",
           "|---|---|---|---|---|---|"]
     md += [f"| {r['R']} | {r['sequential_s_per_run']:.3f} | {r['batched_s_total']:.3f} | "

@@ -47,6 +47,10 @@ class SGDAConfig:
     optimizer: Literal["sgd", "adam"] = "sgd"
     d_optimizer: Literal["same", "sgd", "adam"] = "same"  # the discriminator's, if it differs
     mode: Literal["alternating", "simultaneous"] = "alternating"
+    # "fresh": every D and G evaluation draws its own batch (the theory's SGDA); "same": the G step
+    # re-uses the batch of the last D step (alternating mode), so D's fresh maximiser and G's
+    # gradient see the same samples (see fsr.stages.moments.FirstHidden for when that matters).
+    g_batch: Literal["fresh", "same"] = "fresh"
     beta1: float = 0.5  # Adam only
     beta2: float = 0.999  # Adam only
 
@@ -59,6 +63,8 @@ class SGDAConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.d_optimizer not in ("same", "sgd", "adam"):
             raise ValueError(f"d_optimizer must be 'same', 'sgd' or 'adam', got {self.d_optimizer!r}")
+        if self.g_batch not in ("fresh", "same"):
+            raise ValueError(f"g_batch must be 'fresh' or 'same', got {self.g_batch!r}")
         if self.mode not in ("alternating", "simultaneous"):
             raise ValueError(f"mode must be 'alternating' or 'simultaneous', got {self.mode!r}")
 
@@ -133,9 +139,14 @@ class SGDA:
             self._set_step_sizes()
         n_pure_d = cfg.n_d if cfg.mode == "alternating" else cfg.n_d - 1
         d_loss = None
+        reuse = cfg.g_batch == "same" and cfg.mode == "alternating"
         for _ in range(n_pure_d):
+            if reuse:  # the G step below re-draws exactly this (the last D step's) batch
+                state = generator.get_state()
             d_loss, _ = losses(generator)
             self._d_update(d_loss)
+        if reuse:
+            generator.set_state(state)
         d_loss_now, g_loss = losses(generator)
         if cfg.mode == "simultaneous":
             # Both players' gradients at the same point (theta, phi), then both updates.

@@ -46,7 +46,26 @@ def run(params: dict) -> dict:
     from ganlearn.overparam.gda import train
 
     cfg = config(params)
-    out = train(cfg)
+    return _cell_result(cfg, train(cfg))
+
+
+def batch_key(params: dict):
+    """Cells that can be trained as one replica batch (``ganlearn.overparam.batched``): same shape
+    but the seed, the width (padded, within a power of two) and the step size."""
+    from ganlearn.overparam.batched import batch_key as key
+
+    return key(config(params))
+
+
+def run_batch(params_list: list[dict]) -> list[dict]:
+    """The cells of one batch key trained together; each result as :func:`run` gives it."""
+    from ganlearn.overparam.batched import train_batched
+
+    cfgs = [config(p) for p in params_list]
+    return [_cell_result(c, out) for c, out in zip(cfgs, train_batched(cfgs))]
+
+
+def _cell_result(cfg, out: dict) -> dict:
     r = out.pop("residual")
     every = max(1, len(r) // 300)
     out["curve"] = [[t, r[t]] for t in range(0, len(r), every)] + [[len(r) - 1, r[-1]]]
@@ -150,11 +169,12 @@ EXPERIMENT = Experiment(
          "simultaneous GDA on n fixed latents and data points: convergence against the width k, for data "
          "dimensions m, with the LTV stability-rule step size and a fixed step (control)."),
     base=BASE, grid={"m": [5, 10, 20], "width_factor": [0.5, 1, 1.5, 2, 3, 5, 10, 30, 100],
-                     "step_rule": ["ltv", "fixed"]}, seeds=5, run=run, report=report, check=config)
+                     "step_rule": ["ltv", "fixed"]}, seeds=5, run=run, report=report, check=config,
+    run_batch=run_batch, batch_key=batch_key)
 GENERAL = Experiment(
     name="width-sweep-general",
     doc=("The broader class of Balaji et al.: a random-feature discriminator D(x) = <d, relu(B x)> (20 features) "
          "and a generator with two hidden layers, against the width, LTV step rule."),
     base={**BASE, "m": 10, "step_rule": "ltv"},
     grid={"model": ["random_features", "deep"], "width_factor": [1, 2, 3, 5, 10, 30, 100]}, seeds=3,
-    run=run, report=report, check=config)
+    run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key)

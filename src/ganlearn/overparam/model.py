@@ -101,11 +101,12 @@ class Problem:
         if cfg.train == "W":
             self.G.V.requires_grad_(False)
         self.params = [p for p in self.G.parameters() if p.requires_grad]
+        self.B = None  # the random features' matrix (random_features only)
         if cfg.discriminator == "linear":
             self.psi = lambda x: x
         else:
-            B = torch.randn(cfg.features, cfg.m, **kw) / cfg.m ** 0.5
-            self.psi = lambda x: torch.relu(x @ B.T)
+            self.B = torch.randn(cfg.features, cfg.m, **kw) / cfg.m ** 0.5
+            self.psi = lambda x: torch.relu(x @ self.B.T)
         self.target = self.psi(self.x).mean(0)
 
     def residual(self) -> torch.Tensor:
