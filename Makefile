@@ -26,8 +26,14 @@ EXP ?= width-sweep
 sweep: $(BIN)/ganlearn
 	$(BIN)/ganlearn sweep $(EXP) --out runs/sweep-$(EXP)
 
+# make bench [DEVICE=cuda]: the default run's wall time on DEVICE, replica batching (one-layer and
+# overparameterized, CPU, 1 thread) and peak memory; each writes benchmarks/results/<name>.json/.md
+DEVICE ?= cpu
 bench: $(BIN)/ganlearn
-	$(BIN)/python benchmarks/bench_run.py
+	$(BIN)/python benchmarks/bench_run.py --device $(DEVICE) --tag "$(if $(filter cpu,$(DEVICE)),,_$(DEVICE))"
+	$(BIN)/python benchmarks/bench_replicas.py --problem onelayer
+	$(BIN)/python benchmarks/bench_replicas.py --problem overparam
+	$(BIN)/python benchmarks/bench_memory.py
 
 clean:
 	rm -rf $(VENV) runs

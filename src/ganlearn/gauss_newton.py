@@ -11,7 +11,7 @@ iteration (``torch.func.jvp`` / ``vjp``), so J is never formed. In an SGDA momen
 discriminator sits at its exact inner maximum theta_D = gap / lambda, the generator's gradient is
 exactly J^T theta_D, so a preconditioned SGDA step ``theta <- theta - eta * x`` is Gauss-Newton on
 the moment gap: invariant to how the parameters are scaled, and fast where the curvature spans
-orders of magnitude (see ``fsr.stages.moments.FirstHidden``).
+orders of magnitude (see ``fsr.stages.first_hidden.FirstHidden``).
 """
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ class SGDAConfig:
     mode: Literal["alternating", "simultaneous"] = "alternating"
     # "fresh": every D and G evaluation draws its own batch (the theory's SGDA); "same": the G step
     # re-uses the batch of the last D step (alternating mode), so D's fresh maximiser and G's
-    # gradient see the same samples (see fsr.stages.moments.FirstHidden for when that matters).
+    # gradient see the same samples (see fsr.stages.first_hidden.FirstHidden for when that matters).
     g_batch: Literal["fresh", "same"] = "fresh"
     beta1: float = 0.5  # Adam only
     beta2: float = 0.999  # Adam only

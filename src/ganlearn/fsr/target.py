@@ -58,6 +58,11 @@ class FSRTarget:
         stage looks at low resolutions only; a real dataset would average-pool instead)."""
         return self.net(self.net.sample_latent(n, generator=generator), upto=upto)
 
+    def images(self, n: int, *, generator: torch.Generator, upto: int | None = None) -> list[torch.Tensor]:
+        """``n`` draws, images only (per level, ``(n, d_l, d)`` patches): the ``data`` callable a
+        stage takes, ``data(n, generator=g, upto=l)``; a learner never sees the hidden codes."""
+        return self.sample(n, generator=generator, upto=upto)[0]
+
     @torch.no_grad()
     def assumption_report(self, n: int = 20000, *, generator: torch.Generator) -> dict:
         """How well the target meets Assumption 2.2 (sparse, not-too-positively correlated codes)."""

@@ -23,13 +23,14 @@ from ganlearn.config import ConfigError, from_dict
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages.common import Data, schedule
 from ganlearn.fsr.stages.end_to_end import EndToEnd, EndToEndStage
-from ganlearn.fsr.stages.moments import FirstHidden, FirstHiddenStage, SuperResolution, SuperResolutionStage
+from ganlearn.fsr.stages.first_hidden import FirstHidden, FirstHiddenStage
+from ganlearn.fsr.stages.super_resolution import SuperResolution, SuperResolutionStage
 from ganlearn.fsr.stages.output_layer import OutputLayer, OutputLayerStage
 from ganlearn.fsr.stages.warm_start import WarmStart, WarmStartStage, nonnegative_rotation, truncated_patch_covariance
 
 __all__ = ["STAGE_KINDS", "Stage", "make_runner", "WarmStartStage", "OutputLayerStage", "FirstHiddenStage",
            "SuperResolutionStage", "EndToEndStage", "nonnegative_rotation", "truncated_patch_covariance", "Data",
-           "schedule", "stage_from_dict", "stage_name"]
+           "schedule", "stage_from_dict", "stage_name", "run_stage", "run_steps"]
 
 STAGE_KINDS: dict[str, type] = {
     "warm_start": WarmStartStage,
@@ -71,3 +72,21 @@ RUNNERS = {
 
 def make_runner(spec, learner: FSRNet, data: Data, generator: torch.Generator):
     return RUNNERS[spec.kind](spec, learner, data, generator)
+
+
+def run_steps(runner, generator: torch.Generator, *, progress: bool = False, desc: str = "stage") -> int:
+    """Run a stage runner (anything with ``n_steps``, ``samples_per_step`` and ``step(t, g)``: the
+    contract above, so a runner written in a script works too) to its end; returns the real
+    samples it consumed. No checkpoints: ``ganlearn.fsr.train`` is the resumable loop."""
+    from tqdm.auto import tqdm
+
+    for t in tqdm(range(runner.n_steps), desc=desc, disable=not progress, dynamic_ncols=True):
+        runner.step(t, generator)
+    return runner.n_steps * runner.samples_per_step
+
+
+def run_stage(spec, learner: FSRNet, data: Data, generator: torch.Generator, *, progress: bool = False) -> int:
+    """Train ``learner`` in place with one stage ``spec`` (a ``WarmStartStage``, ``FirstHiddenStage``,
+    ...) on real images from ``data(n, generator=g, upto=l)`` (e.g. ``FSRTarget.images``); returns
+    the real samples consumed."""
+    return run_steps(make_runner(spec, learner, data, generator), generator, progress=progress, desc=stage_name(spec))
