@@ -69,3 +69,8 @@ for v in verdicts(res):
     fmt = (lambda t: "/".join(f"{u:.3f}" for u in t)) if isinstance(value, tuple) else (lambda t: f"{t:.3f}")
     print(f"{'PASS' if v['pass'] else 'fail'}  {v['claim']}: {fmt(value)} (random init {fmt(rand)}, "
           f"threshold {v['threshold']})")
+for name, rec in res["layers"].items():  # sparsity on magnitudes (robust to many tiny activations)
+    t, r = rec["trained"]["codes"], rec["random"]["codes"]
+    print(f"{name}: Hoyer sparsity {t['hoyer_mean']:.3f} (random init {r['hoyer_mean']:.3f}), energy in the top "
+          f"{t['top']} channels {t['topk_energy_mean']:.3f} ({r['topk_energy_mean']:.3f}), clearly active "
+          f"{t['active_rel_mean']:.3f} ({r['active_rel_mean']:.3f})")

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganlearn.metrics.sparsity import coactivation_stats
+from ganlearn.metrics.sparsity import coactivation_stats, magnitude_sparsity
 from ganlearn.rng import make_generator
 from ganlearn.config import ConfigError
 
@@ -125,6 +125,7 @@ def code_stats(h: torch.Tensor, *, seed: int = 0, max_patches: int = 16, max_cha
     pj = torch.randperm(s * s, generator=gen)[:max_patches]
     pc = torch.randperm(c, generator=gen)[:max_channels]
     st = coactivation_stats(codes[:, pj][:, :, pc])
+    st |= magnitude_sparsity(codes[:, pj])  # Hoyer, top-k energy, clearly-active fraction (all channels)
     st["fire_rate_all"] = float((h > 0).double().mean())
     st["patches_used"], st["channels_used"] = int(len(pj)), int(len(pc))
     return st

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["coactivation_stats"]
+__all__ = ["coactivation_stats", "magnitude_sparsity"]
 
 
 @torch.no_grad()
@@ -58,3 +58,42 @@ def coactivation_stats(s: torch.Tensor, *, k_over_m: float | None = None) -> dic
     if k_over_m is not None:
         out["fire_rate_configured"] = k_over_m
     return out
+
+
+@torch.no_grad()
+def magnitude_sparsity(s: torch.Tensor, *, top: int | None = None, rel: float = 0.1) -> dict[str, float]:
+    """Sparsity of codes measured on magnitudes, robust to many tiny activations (which make the
+    firing rate Pr[S > 0] large while the code is, in energy, carried by a few channels; batch norm
+    pins that rate near 0.5 whatever is learned).
+
+    Args:
+        s: (n, n_patches, m) non-negative codes (one m-vector per sample and patch).
+        top: k of the top-k energy fraction (default ceil(m / 8), the default targets' k/m).
+        rel: threshold of the "clearly active" fraction, relative to a channel's typical value.
+
+    Returns:
+        hoyer_mean: mean over code vectors of Hoyer's (sqrt(m) - |s|_1 / |s|_2) / (sqrt(m) - 1):
+            1 for a single active channel, 0 for all channels equal (zero vectors left out);
+        topk_energy_mean: mean fraction of |s|_2^2 in the ``top`` largest channels (top / m for
+            all channels equal, 1 when at most ``top`` are active);
+        active_rel_mean: fraction of activations above ``rel`` times their channel's typical active
+            value E[x^2] / E[x] (per patch and channel): the firing rate without tiny activations;
+        top: the k used.
+    """
+    x = s.to(torch.float64).clamp_min(0)
+    m = x.shape[-1]
+    k = top if top is not None else max(1, -(-m // 8))
+    l1, l2 = x.sum(-1), x.norm(dim=-1)
+    nz = l2 > 0
+    hoyer = ((m ** 0.5 - l1[nz] / l2[nz]) / (m ** 0.5 - 1)) if m > 1 else torch.ones_like(l1[nz])
+    energy = x.pow(2)
+    topk = energy.topk(min(k, m), dim=-1).values.sum(-1)[nz] / energy.sum(-1)[nz]
+    # A channel's typical active value: its energy-weighted mean E[x^2] / E[x] (per patch), which
+    # the large activations set (a median of the positive values would be a tiny one when most are
+    # tiny); a channel that never fires has none (inf: nothing of it counts as active).
+    mean = x.mean(0)
+    typical = torch.where(mean > 0, energy.mean(0) / mean.clamp_min(1e-300), torch.full_like(mean, float("inf")))
+    active = (x > rel * typical[None]).to(torch.float64)
+    return {"hoyer_mean": float(hoyer.mean()) if hoyer.numel() else float("nan"),
+            "topk_energy_mean": float(topk.mean()) if topk.numel() else float("nan"),
+            "active_rel_mean": float(active.mean()), "top": k}
