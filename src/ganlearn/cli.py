@@ -122,7 +122,8 @@ def cmd_sweep(args) -> int:
     print(f"ganlearn: sweep {exp.name!r} into {out} with {args.workers} worker(s)", flush=True)
     try:
         stats = run_sweep(exp, out, overrides=args.set, seeds=args.seeds, workers=args.workers,
-                          progress=not args.no_progress, batch=args.batch)
+                          progress=not args.no_progress, batch=args.batch, backend=args.backend,
+                          address=args.address, gpus_per_task=args.gpus_per_task)
     except KeyboardInterrupt:
         print("\nganlearn: interrupted; finished cells are kept. Re-run the same command to run only "
               "the missing ones.", file=sys.stderr)
@@ -257,7 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--workers", type=int, default=2, help="parallel processes, one torch thread each (default 2)")
     w.add_argument("--batch", type=int, default=64,
                    help="train up to this many compatible cells as one replica-batched computation, where the "
-                        "experiment supports it (sample-complexity); 1: each cell on its own (default 64)")
+                        "experiment supports it (sample-complexity, width sweeps); 1: each cell on its own (default 64)")
+    w.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local processes (default) or Ray tasks (pip install 'ganlearn[ray]')")
+    w.add_argument("--address", help="with --backend ray: the Ray cluster to use (default: a local instance "
+                                     "with --workers CPUs)")
+    w.add_argument("--gpus-per-task", type=float, default=0.0,
+                   help="with --backend ray: GPUs (a fraction allowed) each task asks Ray for (default 0)")
     w.add_argument("--out", help="sweep directory (default: runs/sweep-EXPERIMENT); re-use it to resume")
     w.add_argument("--dry-run", action="store_true", help="print the resolved grid and the number of cells")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")

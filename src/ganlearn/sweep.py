@@ -260,20 +260,31 @@ def _units(exp: Experiment, todo: list, batch: int, workers: int) -> list[list]:
 
 
 def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None = None, seeds: int | None = None,
-              workers: int = 2, progress: bool = True, log: Callable[[str], None] = print, batch: int = 64) -> dict:
+              workers: int = 2, progress: bool = True, log: Callable[[str], None] = print, batch: int = 64,
+              backend: str = "local", address: str | None = None, gpus_per_task: float = 0.0) -> dict:
     """Run every cell of ``exp`` not yet finished in ``out``; write results.csv and the report.
     Returns {"finished": n, "failed": n, "ran": n, "skipped": n}. A KeyboardInterrupt stops the
     pending cells and propagates; what finished is on disk. One sweep process per ``out`` at a
     time (:class:`~ganlearn.io.RunLock`). ``batch``: at most this many compatible cells trained as
-    one replica-batched computation, where the experiment supports it (1: every cell on its own)."""
+    one replica-batched computation, where the experiment supports it (1: every cell on its own).
+    ``backend="ray"``: every unit of work is a Ray task (:mod:`ganlearn.sweep_ray`) on a local Ray
+    instance with ``workers`` CPUs, or on the cluster at ``address``; same files, same resume."""
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"--backend {backend!r} is not allowed: must be local or ray")
+    if address is not None and backend != "ray":
+        raise ConfigError(f"--address {address!r} needs --backend ray")
+    if not gpus_per_task >= 0:
+        raise ConfigError(f"--gpus-per-task {gpus_per_task!r} is not allowed: must be a number >= 0")
     out = Path(out)
     spec = resolve_spec(exp, overrides, seeds)
     check_cells(exp, spec)
     with RunLock(out):
-        return _run_sweep(exp, out, spec, workers, progress, log, batch)
+        return _run_sweep(exp, out, spec, workers, progress, log, batch,
+                          ray=(address, gpus_per_task) if backend == "ray" else None)
 
 
-def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: bool, log, batch: int) -> dict:
+def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: bool, log, batch: int,
+               ray: tuple | None = None) -> dict:
     cell_dir = out / "cells"
     cell_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
@@ -321,7 +332,11 @@ def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: b
             bar.update(len(unit))
 
     try:
-        if workers <= 1:
+        if ray is not None and units:
+            from ganlearn.sweep_ray import run_units
+
+            run_units(units, exp, finish, workers=workers, address=ray[0], gpus_per_task=ray[1])
+        elif workers <= 1:
             for unit in units:
                 try:
                     outcome = _timed_unit(exp.run, exp.run_batch, [p for _, p in unit])
@@ -359,6 +374,7 @@ def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: b
     with open(out / "history.jsonl", "a") as f:  # one line per invocation: wall time of the sweep itself
         f.write(json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t_start)),
                             "wall_seconds": round(time.time() - t_start, 1), "workers": workers,
-                            "batch": batch if exp.run_batch is not None else 1, **stats}) + "\n")
+                            "batch": batch if exp.run_batch is not None else 1,
+                            "backend": "ray" if ray is not None else "local", **stats}) + "\n")
     write_sweep_report(exp, out)
     return stats
