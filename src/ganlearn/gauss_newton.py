@@ -71,7 +71,9 @@ def jacobian_trace(f: Callable[..., torch.Tensor], params: Sequence[torch.Tensor
     n = sum(p.numel() for p in primals)
     total = torch.zeros((), dtype=primals[0].dtype, device=primals[0].device)
     for _ in range(probes):
-        v = tuple(torch.randn(p.shape, generator=generator, dtype=p.dtype, device=p.device) for p in primals)
+        # drawn on the generator's device (the training RNG lives on the CPU), then moved
+        v = tuple(torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device).to(p.device)
+                  for p in primals)
         _, jv = jvp(f, primals, v)
         total = total + jv.pow(2).sum()
     return total / (probes * n)
