@@ -33,6 +33,7 @@ bench: $(BIN)/ganlearn
 	$(BIN)/python benchmarks/bench_run.py --device $(DEVICE) --tag "$(if $(filter cpu,$(DEVICE)),,_$(DEVICE))"
 	$(BIN)/python benchmarks/bench_replicas.py --problem onelayer
 	$(BIN)/python benchmarks/bench_replicas.py --problem overparam
+	$(BIN)/python benchmarks/bench_plain.py
 	$(BIN)/python benchmarks/bench_memory.py
 
 clean:
