@@ -13,13 +13,13 @@ SGDA game against its own discriminator. The guarantee is up to a rotation U of 
 
 Stage by stage, with the error of every level after each stage (seconds on 2 CPU cores)::
 
-    import torch
     from ganlearn import fsr
+    from ganlearn.rng import make_generator
 
     cfg = fsr.TargetConfig(levels=2, base_grid=2, patch=2, channels=8, sparsity=1.5, latent_dim=12)
     target = fsr.FSRTarget(cfg, seed=0)
     learner = fsr.make_learner(cfg, fsr.LearnerConfig(), seed=0)
-    g = torch.Generator().manual_seed(0)
+    g = make_generator(0, "my.training")  # a named stream: any torch.Generator works
     for stage in fsr.tiny_stages(cfg.levels):
         fsr.run_stage(stage, learner, target.images, g)
         print(stage.kind, fsr.level_errors(learner, target))
