@@ -6,7 +6,7 @@ GAN loss; the built-in moment discriminator (Gauss-Newton) is run beside it for 
 
     python examples/fsr_custom_discriminator.py [--small]
 
-About 30 s on 2 CPU cores (--small: ~10 s).
+About 10 s on 2 idle CPU cores (measured; --small: less).
 """
 import argparse
 import copy
