@@ -13,6 +13,18 @@ from ganlearn.sgda import SGDAConfig
 TINY = TargetConfig(levels=2, base_grid=2, patch=2, colours=3, channels=8, sparsity=1.5, latent_dim=12)
 
 
+def _planted(target, layer: int):
+    """A learner equal to ``target`` except hidden layer ``layer`` (0-based: V, b), which keeps its
+    random initialisation: the set-up of the tests that one stage learns one planted layer."""
+    learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
+    random_layer = (learner.V[layer].detach().clone(), learner.b[layer].detach().clone())
+    learner.load_state_dict(target.net.state_dict())
+    with torch.no_grad():
+        learner.V[layer].copy_(random_layer[0])
+        learner.b[layer].copy_(random_layer[1])
+    return learner
+
+
 def test_warm_start_recovers_span_of_w_star_on_noiseless_target(gen):
     target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
     learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
@@ -76,12 +88,7 @@ def test_preconditioned_super_resolution_keeps_the_map_and_learns_a_planted_laye
     from ganlearn.fsr.stages import SuperResolution
 
     target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
-    learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
-    random_v2 = (learner.V[1].detach().clone(), learner.b[1].detach().clone())
-    learner.load_state_dict(target.net.state_dict())
-    with torch.no_grad():
-        learner.V[1].copy_(random_v2[0])
-        learner.b[1].copy_(random_v2[1])
+    learner = _planted(target, layer=1)
     data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
     spec = SuperResolutionStage(level=2, steps=400, batch=256)
     runner = SuperResolution(spec, learner, data, gen)
@@ -165,12 +172,7 @@ def test_first_hidden_gauss_newton_learns_a_planted_first_layer_faster_than_adam
                                       sgda=SGDAConfig(lr_g=0.02, lr_d=1.0, optimizer="adam", d_optimizer="sgd"))}
     errors = {}
     for name, spec in specs.items():
-        learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
-        random_v1 = (learner.V[0].detach().clone(), learner.b[0].detach().clone())
-        learner.load_state_dict(target.net.state_dict())
-        with torch.no_grad():
-            learner.V[0].copy_(random_v1[0])
-            learner.b[0].copy_(random_v1[1])
+        learner = _planted(target, layer=0)
         before = _vvt_b_error(learner, target)
         g = torch.Generator().manual_seed(5)
         runner = FirstHidden(spec, learner, data, g)

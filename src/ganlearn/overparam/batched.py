@@ -122,12 +122,8 @@ def train_batched(cfgs: list[OverparamConfig]) -> list[dict]:
         d_hist.append(d.norm(dim=1))
         r = b.residual()
         rd = r.detach()
-        if c0.mode == "simultaneous":
-            d_new = d + c0.mu * (-rd - d)
-            g_dir = d  # G's gradient -J^T d at the old d
-        else:
-            d_new = d + c0.mu * (-rd - d)
-            g_dir = d_new  # alternating: G sees the new d
+        d_new = d + c0.mu * (-rd - d)
+        g_dir = d if c0.mode == "simultaneous" else d_new  # alternating: G sees the new d
         # h = <d, -r> - |d|^2 / 2; G descends h: grad = -J^T d
         grads = torch.autograd.grad((-(g_dir * r)).sum(), b.params)
         d = torch.where(active[:, None] > 0, d_new, d)
