@@ -107,7 +107,7 @@ def test_one_layer_blow_up_is_caught():
     from ganlearn.onelayer.train import OneLayerConfig, train
 
     with pytest.raises(DivergenceError, match=r"step \d+: Sigma's relative error = .* more than 10 x"):
-        train(OneLayerConfig(d=4, lr_g=3.0, steps=400, decay_t0=1e9, eval_every=1))
+        train(OneLayerConfig(d=4, lr_g=30.0, steps=400, decay_t0=1e9, eval_every=1))
 
 
 def test_fsr_blow_up_ends_the_run_with_one_line(capsys, tmp_path):

@@ -131,6 +131,8 @@ def test_sample_complexity_cell_and_exponent_fit():
                "max_samples": 200_000, "tv_lower_samples": 500, "seed": 0})
     assert res["batch"] == 256 and res["N_eps=0.4"] is not None and res["N_eps=0.4"] % 256 == 0
     assert res["tv_upper_final"] <= 0.4 and 0 <= res["tv_lower_final"] <= 1
+    # the Gaussian TV is below the certificate, so it reaches eps no later
+    assert res["tv_gauss_final"] <= res["tv_upper_final"] and res["N_gauss_eps=0.4"] <= res["N_eps=0.4"]
 
 
 def test_fsr_scaling_cell_sets_width_and_budget():

@@ -14,11 +14,13 @@ def _close(a: float, b: float, rel: float = 1e-9) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b), 1e-300)
 
 
-def test_each_replica_equals_its_separate_run():
-    cfgs = [OneLayerConfig(d=4, steps=300, seed=0, condition=2.0, lr_g=0.3),
-            OneLayerConfig(d=4, steps=300, seed=1, condition=5.0, lr_g=0.2, decay_t0=100.0),
-            OneLayerConfig(d=4, steps=300, seed=2, condition=2.0, lr_g=0.3, ridge=2.0, lr_d=0.5),
-            OneLayerConfig(d=4, steps=300, seed=3, condition=3.0, lr_g=3.0, eval_every=25)]  # diverges
+@pytest.mark.parametrize("step_scale,lrs", [("curvature", (1.0, 0.7, 1.0, 30.0)), ("none", (0.3, 0.2, 0.3, 3.0))])
+def test_each_replica_equals_its_separate_run(step_scale, lrs):
+    kw = {"d": 4, "steps": 300, "step_scale": step_scale}
+    cfgs = [OneLayerConfig(**kw, seed=0, condition=2.0, lr_g=lrs[0]),
+            OneLayerConfig(**kw, seed=1, condition=5.0, lr_g=lrs[1], decay_t0=100.0),
+            OneLayerConfig(**kw, seed=2, condition=2.0, lr_g=lrs[2], ridge=2.0, lr_d=0.5),
+            OneLayerConfig(**kw, seed=3, condition=3.0, lr_g=lrs[3], eval_every=25)]  # diverges
     with pytest.raises(DivergenceError):
         train(cfgs[3])
     out = train_batched(cfgs)
@@ -28,8 +30,8 @@ def test_each_replica_equals_its_separate_run():
         assert a["steps"] == b["steps"] and a["samples"] == b["samples"]
         assert a["samples_to_eps"] == b["samples_to_eps"]
         assert len(a["curve"]) == len(b["curve"])
-        for (na, ea, ta), (nb, eb, tb) in zip(a["curve"], b["curve"]):
-            assert na == nb and _close(ea, eb) and _close(ta, tb)
+        for (na, ea, ta, ga), (nb, eb, tb, gb) in zip(a["curve"], b["curve"]):
+            assert na == nb and _close(ea, eb) and _close(ta, tb) and _close(ga, gb, 1e-6)
 
 
 def test_early_stops_at_eps_are_per_replica():
@@ -52,11 +54,12 @@ def test_sample_complexity_sweep_batched_equals_unbatched(tmp_path):
     from ganlearn.experiments import get
     from ganlearn.sweep import run_sweep
 
-    sets = ["d=[2,4]", "condition=[2.0]", "eps=[0.4,0.2]", "max_samples=60000", "tv_lower_samples=400"]
+    sets = ["d=[2,4]", "condition=[2.0]", "activation=[\"relu\",\"sigmoid\"]", "eps=[0.4,0.2]", "max_samples=60000",
+            "tv_lower_samples=400"]
     for name, batch in (("one", 1), ("batched", 64)):
         stats = run_sweep(get("sample-complexity"), tmp_path / name, overrides=sets, seeds=2, workers=1,
                           progress=False, log=lambda s: None, batch=batch)
-        assert stats["ran"] == 4 and stats["failed"] == 0
+        assert stats["ran"] == 8 and stats["failed"] == 0
     hist = [json.loads(ln) for ln in (tmp_path / "batched" / "history.jsonl").read_text().splitlines()]
     assert hist[-1]["batch"] == 64
     for f in sorted((tmp_path / "one" / "cells").glob("*.json")):

@@ -90,7 +90,8 @@ def test_mlp_discriminator_honours_its_config_and_learns():
     from ganlearn.onelayer.train import OneLayerConfig, train
 
     out = train(OneLayerConfig(d=3, discriminator="mlp", steps=2, eval_every=1))
-    assert out["resolved"] == {"g_optimizer": "adam", "lr_d": 1e-3, "d_optimizer": "adam"}
+    assert out["resolved"] == {"g_optimizer": "adam", "lr_d": 1e-3, "d_optimizer": "adam", "lr_g": 0.3,
+                               "step_scale": "none"}
     out = train(OneLayerConfig(d=3, discriminator="mlp", steps=2, eval_every=1, lr_d=0.01, g_optimizer="sgd"))
     assert out["resolved"]["lr_d"] == 0.01 and out["resolved"]["g_optimizer"] == "sgd"
     # The comparison GAN does learn on a tiny instance (Adam, non-saturating loss).
@@ -99,3 +100,54 @@ def test_mlp_discriminator_honours_its_config_and_learns():
     assert end < 0.5 * start, (start, end)
     with pytest.raises(ValueError, match="lr_d=nan is not allowed"):
         train(OneLayerConfig(lr_d=float("nan")))
+
+
+def test_curvature_ratio_is_four_for_an_invertible_activation(gen):
+    """For leaky ReLU the truncated statistic is z z^T, M(W) = W C W^T (C the probe batch's
+    covariance), and the Gauss-Newton curvature of 1/2 |M(W) - M|^2 at W has top eigenvalue
+    4 lambda_max(M) when C = I (J dW = dW W^T + W dW^T, maximised along the top eigenvector)."""
+    from ganlearn.onelayer.discriminators import truncated_stats
+    from ganlearn.onelayer.step_size import curvature_ratio
+
+    act = activation("leaky_relu")
+    w = conditioned_matrix(5, 4.0, generator=gen)
+    x = torch.randn(2000, 5, generator=gen, dtype=torch.float64)
+    x = x @ torch.linalg.inv(torch.linalg.cholesky(x.T @ x / 2000)).T  # exactly white: C = I
+    r = curvature_ratio(lambda y: truncated_stats(y, act), w, x, act, generator=gen, iters=200)
+    assert r == pytest.approx(4.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("act", ["leaky_relu", "sigmoid"])
+def test_invertible_activations_at_condition_10_learn_with_the_curvature_step(act):
+    """Issue 16: with the fixed step lr 0.3 these diverged (leaky ReLU NaN at step 25, d = 16,
+    kappa 10): their curvature is 4 lambda_max(Sigma*). In curvature units they learn; the fixed
+    step still blows up on the same small instance."""
+    from ganlearn.errors import DivergenceError
+    from ganlearn.onelayer.train import OneLayerConfig, train
+
+    kw = {"d": 6, "activation": act, "condition": 10.0, "steps": 600, "eval_every": 50, "batch": 1024}
+    out = train(OneLayerConfig(**kw))
+    assert out["sigma_rel_error"] < 0.05 and out["resolved"]["step_scale"] == "curvature"
+    assert 3.5 < out["resolved"]["curvature_ratio"] < 4.5
+    with pytest.raises(DivergenceError):
+        train(OneLayerConfig(**kw, step_scale="none", lr_g=0.3))  # the fixed step used until issue 16
+
+
+def test_gaussian_tv_matches_the_one_dimensional_closed_form():
+    """TV(N(0, s1^2), N(0, s2^2)) = 2 (Phi(x0 / s1) - Phi(x0 / s2)), x0 where the densities cross;
+    the Monte-Carlo estimate is within 4 standard errors, invariant under a rotation, and never
+    above the Devroye-Mehrabian-Reddad upper bound."""
+    from ganlearn.onelayer.metrics import gaussian_tv
+
+    s1, s2 = 1.0, 1.3
+    x0 = s1 * s2 * math.sqrt(2 * math.log(s2 / s1) / (s2**2 - s1**2))
+    phi = lambda v: 0.5 * (1 + math.erf(v / math.sqrt(2)))  # noqa: E731
+    exact = 2 * (phi(x0 / s1) - phi(x0 / s2))
+    est = gaussian_tv(torch.tensor([[s2**2]], dtype=torch.float64), torch.tensor([[s1**2]], dtype=torch.float64))
+    assert abs(est - exact) < 4 / (2 * math.sqrt(2 * 200_000)), (est, exact)
+    # In 3-D, a product with one differing coordinate has the same TV, in any orthonormal basis.
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    a, b = torch.diag(torch.tensor([s2**2, 1.0, 1.0], dtype=torch.float64)), torch.eye(3, dtype=torch.float64)
+    est3 = gaussian_tv(q @ a @ q.T, q @ b @ q.T, seed=1)
+    assert abs(est3 - exact) < 4 / (2 * math.sqrt(2 * 200_000)), (est3, exact)
+    assert est3 <= gaussian_tv_upper(q @ a @ q.T, b) and gaussian_tv(b, b) == 0.0

@@ -13,7 +13,7 @@ d x d matrix, a few hundred samples), so R runs cost about as much as one.
 
 Compatible configs share what fixes the tensor shapes and the loop: ``d``, ``activation``,
 ``discriminator`` (truncated or quadratic; the MLP comparison is not batched), ``batch``,
-``steps``, ``eval_every``, ``average``, ``stop_at_eps`` and the SGD generator step; they may differ
+``steps``, ``eval_every``, ``average``, ``stop_at_eps``, ``step_scale`` and the SGD generator step; they may differ
 in ``seed``, ``condition``, ``lr_g``, ``lr_d``, ``ridge``, ``decay_t0``, ``decay_power``, ``eps``
 and ``divergence_factor``. A replica that reaches its smallest eps (``stop_at_eps``) or diverges is
 frozen and its result recorded at that step; the batch stops when every replica has.
@@ -26,12 +26,15 @@ from ganlearn.config import ConfigError
 from ganlearn.errors import DivergenceError
 from ganlearn.onelayer.metrics import sigma_rel_error
 from ganlearn.onelayer.model import activation, conditioned_matrix
-from ganlearn.onelayer.train import OneLayerConfig, average_sigma, evaluation, result
+from ganlearn.onelayer.step_size import moment_scale
+from ganlearn.onelayer.train import (OneLayerConfig, average_sigma, curvature_scaled, evaluation, new_reached,
+                                     resolved_lr_g, result, step_curvature_ratio)
 from ganlearn.rng import make_generator
 
 __all__ = ["SHAPE_KEYS", "batch_key", "train_batched"]
 
-SHAPE_KEYS = ("d", "activation", "discriminator", "batch", "steps", "eval_every", "average", "stop_at_eps")
+SHAPE_KEYS = ("d", "activation", "discriminator", "batch", "steps", "eval_every", "average", "stop_at_eps",
+              "step_scale")
 
 
 def batch_key(cfg: OneLayerConfig) -> tuple | None:
@@ -70,7 +73,11 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
     W = torch.stack([torch.randn(d, d, generator=g, dtype=dt) / d ** 0.5 for g in gens]).requires_grad_(True)
     sigma_star = targets @ targets.transpose(1, 2)
     A = torch.zeros(R, d, d, dtype=dt)
-    lr_g = torch.tensor([c.lr_g for c in cfgs], dtype=dt)
+    lr_g = torch.tensor([resolved_lr_g(c) for c in cfgs], dtype=dt)
+    curv = curvature_scaled(c0)  # the same for every config of a batch key
+    # each replica's curvature-to-moment ratio, exactly as its separate run computes it
+    c_curv = torch.tensor([step_curvature_ratio(c, W[r].detach()) for r, c in enumerate(cfgs)], dtype=dt) if curv \
+        else None
     lr_d = torch.tensor([c.lr_d if c.lr_d is not None else 1.0 for c in cfgs], dtype=dt)
     ridge = torch.tensor([c.ridge for c in cfgs], dtype=dt)
     t0 = torch.tensor([c.decay_t0 for c in cfgs], dtype=dt)
@@ -83,21 +90,22 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
     live = torch.ones(R, dtype=torch.bool)  # replicas still training
     out: list[dict | None] = [None] * R
     curves = [[] for _ in range(R)]
-    reached = [{e: None for e in c.eps} for c in cfgs]
+    reached = [new_reached(c) for c in cfgs]
     samples, sigma_bar = 0, None
     kind = c0.discriminator
     for t in range(c0.steps):
         with torch.no_grad():  # ascent on A: exact inner max when lr_d * ridge = 1
             real = act.phi(torch.einsum("rnk,rjk->rnj", draw(), targets))
             fake = act.phi(torch.einsum("rnk,rjk->rnj", draw(), W))
-            gap = _stats(real, act, kind) - _stats(fake, act, kind)
-            A += lr_d[:, None, None] * (gap - ridge[:, None, None] * A)
+            m_real, m_fake = _stats(real, act, kind), _stats(fake, act, kind)
+            A += lr_d[:, None, None] * ((m_real - m_fake) - ridge[:, None, None] * A)
+            scale = c_curv * torch.maximum(moment_scale(m_real), moment_scale(m_fake)) if curv else 1.0
         samples += n
         y = act.phi(torch.einsum("rnk,rjk->rnj", draw(), W))  # fresh fakes for the generator
         loss = -(A * _stats(y, act, kind)).sum()
         grad, = torch.autograd.grad(loss, W)
         with torch.no_grad():
-            lr_t = lr_g / (1 + t / t0) ** power  # the LambdaLR schedule of the separate run
+            lr_t = lr_g / (1 + t / t0) ** power / scale  # the schedule of the separate run
             W -= (lr_t * live)[:, None, None] * grad
             sigma_bar = average_sigma(sigma_bar, W @ W.transpose(1, 2), t, c0.average)
         if (t + 1) % c0.eval_every == 0 or t + 1 == c0.steps:
@@ -111,9 +119,12 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
                     out[r] = {"diverged": True, "divergence": str(e)}
                     live[r] = False
                     continue
-                if c.stop_at_eps and reached[r][min(c.eps)] is not None or t + 1 == c0.steps:
+                if c.stop_at_eps and reached[r]["upper"][min(c.eps)] is not None or t + 1 == c0.steps:
                     resolved = {"g_optimizer": "sgd", "lr_d": c.lr_d if c.lr_d is not None else 1.0,
-                                "d_optimizer": "sgd (exact ascent on A)", "batched": True}
+                                "d_optimizer": "sgd (exact ascent on A)", "batched": True,
+                                "lr_g": float(lr_g[r]), "step_scale": "curvature" if curv else "none"}
+                    if curv:
+                        resolved["curvature_ratio"] = float(c_curv[r])
                     out[r] = result(c, resolved, sigma_bar[r].clone(), targets[r], curves[r], reached[r], samples,
                                     t + 1)
                     live[r] = False

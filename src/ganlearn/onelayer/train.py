@@ -16,11 +16,15 @@ kappa 2; the numbers are in the bullets below):
 * The generator's gradient uses a fake batch independent of the one in A. Re-using it biases the
   fixed point by O(1/B) (E[(M_hat - M) dM_hat] != 0); that bias held the TV bound at 0.13 for every
   sample budget at d = 8, B = 256, against 0.043 -> 0.029 (1M -> 4M samples) with the fresh batch.
-* Plain SGD for W (lr_g 0.3, polynomial decay power 0.6). On the population objective SGD at lr 0.3
-  converged for d = 2, 8, 32 within 500 steps; lr 1 stalled (d = 8) or diverged (d = 32). Adam is
-  available (g_optimizer="adam") but breaks the statistical scaling: its normalised step is ~lr
-  whatever the gradient noise, so the samples needed follow the lr schedule and hardly depend on
-  the batch or on d.
+* Plain SGD for W with its step size in curvature units (``step_scale="curvature"``, lr_g 1.0,
+  polynomial decay power 0.6; ``onelayer.step_size``): eta_t = lr_g decay(t) / (c lambda_t), c the
+  activation's curvature-to-moment ratio measured once at init, lambda_t the larger top eigenvalue
+  of the step's real and fake statistics. A fixed step (``step_scale="none"``, lr_g 0.3, the rule
+  until issue 16) suited ReLU at kappa 2 but is past the stability limit for leaky ReLU and sigmoid
+  at kappa 10, whose curvature is 4 lambda_max(Sigma*) (up to 17.7 at d = 32): those runs diverged.
+  Adam is available (g_optimizer="adam") but breaks the statistical scaling: its normalised step
+  is ~lr whatever the gradient noise, so the samples needed follow the lr schedule and hardly
+  depend on the batch or on d.
 * Iterate averaging in Sigma: the output is Sigma_bar, a polynomial-decay average of Sigma_t = W_t W_t^T
   (Sigma_bar <- (1 - w) Sigma_bar + w Sigma_t, w = 2 / (t + 2); Shamir & Zhang 2013), reported as the
   generator W_bar = eigen-sqrt(Sigma_bar), which has the same law. Averaging Sigma (not W) is invariant
@@ -42,8 +46,9 @@ from typing import Literal, Optional
 import torch
 
 from ganlearn.onelayer.discriminators import MLPDiscriminator, quadratic_stats, truncated_stats
-from ganlearn.onelayer.metrics import gaussian_tv_upper, sigma_rel_error
+from ganlearn.onelayer.metrics import gaussian_tv, gaussian_tv_upper, sigma_rel_error
 from ganlearn.onelayer.model import OneLayerGenerator, activation, conditioned_matrix
+from ganlearn.onelayer.step_size import moment_scale
 from ganlearn.config import check
 from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.rng import make_generator
@@ -60,7 +65,9 @@ class OneLayerConfig:
     discriminator: Literal["truncated", "quadratic", "mlp"] = "truncated"
     batch: int = 512  # real samples per step (and as many fake per player update)
     steps: int = 4000
-    lr_g: float = 0.3
+    # None: 1.0 with step_scale="curvature" (lr x curvature), else 0.3 (SGD with step_scale="none", Adam, mlp)
+    lr_g: Optional[float] = None
+    step_scale: Literal["curvature", "none"] = "curvature"  # SGD on W only (see onelayer.step_size)
     g_optimizer: Optional[Literal["sgd", "adam"]] = None  # None: sgd (truncated/quadratic), adam (mlp)
     decay_power: float = 0.6  # lr_g / (1 + t / decay_t0) ** decay_power
     lr_d: Optional[float] = None  # None: 1.0 (SGD on A; lr_d * ridge = 1 is the exact inner max), 1e-3 (mlp, Adam)
@@ -69,8 +76,15 @@ class OneLayerConfig:
     average: bool = True  # report the polynomial-decay average of Sigma_t
     mlp_hidden: int = 64
     eps: tuple = (0.4, 0.2, 0.1)  # record real samples to reach each TV upper bound
+    # ... and each Gaussian TV (tv_mc_samples > 0); empty: the same as eps. The Gaussian TV is 4-6x
+    # below the certificate at kappa 2 and 6-10x at kappa 10, so smaller values are informative.
+    eps_gauss: tuple = ()
     stop_at_eps: bool = False  # stop once the smallest eps is reached
     eval_every: int = 25
+    # Draws per Gaussian for the Monte-Carlo TV(N(0, Sigma), N(0, Sigma*)) at each evaluation
+    # (onelayer.metrics.gaussian_tv: exact TV for leaky ReLU and sigmoid, an upper bound for ReLU;
+    # standard error < 1 / (2 sqrt(2 n)) = 0.0025 at 20k, the same draws every time); 0: off.
+    tv_mc_samples: int = 20_000
     seed: int = 0
     # Stop (DivergenceError) when the reported Sigma's relative error exceeds this factor times
     # max(the initial learner's, 1); null: NaN/inf only. A run that learns has it falling from
@@ -89,14 +103,18 @@ class OneLayerConfig:
             bad("g_optimizer", self.g_optimizer, "one of sgd, adam")
         if self.discriminator not in ("truncated", "quadratic", "mlp"):
             bad("discriminator", self.discriminator, "one of truncated, quadratic, mlp")
+        if isinstance(self.tv_mc_samples, bool) or not isinstance(self.tv_mc_samples, int) or self.tv_mc_samples < 0:
+            bad("tv_mc_samples", self.tv_mc_samples, "an integer >= 0 (0: off)")
         for key in ("batch", "steps", "eval_every"):
             if getattr(self, key) < 1:
                 bad(key, getattr(self, key), "an integer >= 1")
         if self.decay_power < 0:
             bad("decay_power", self.decay_power, ">= 0")
+        if self.step_scale not in ("curvature", "none"):
+            bad("step_scale", self.step_scale, "one of curvature, none")
         for key in ("lr_g", "lr_d", "ridge", "decay_t0"):
             v = getattr(self, key)
-            if v is None and key == "lr_d":
+            if v is None and key in ("lr_d", "lr_g"):
                 continue
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 bad(key, getattr(self, key), "> 0")
@@ -104,11 +122,38 @@ class OneLayerConfig:
             bad("divergence_factor", self.divergence_factor, "null (off) or > 1")
         if not self.eps or any(not 0 < e for e in self.eps):
             bad("eps", self.eps, "a non-empty list of numbers > 0")
+        if any(not 0 < e for e in self.eps_gauss):
+            bad("eps_gauss", self.eps_gauss, "a list of numbers > 0 (empty: the same as eps)")
+
+
+def curvature_scaled(cfg: OneLayerConfig) -> bool:
+    """Whether the G step is in curvature units (linear discriminator, SGD on W, step_scale curvature)."""
+    return cfg.discriminator != "mlp" and (cfg.g_optimizer or "sgd") == "sgd" and cfg.step_scale == "curvature"
+
+
+def resolved_lr_g(cfg: OneLayerConfig) -> float:
+    if cfg.lr_g is not None:
+        return float(cfg.lr_g)
+    return 1.0 if curvature_scaled(cfg) else 0.3
+
+
+def step_curvature_ratio(cfg: OneLayerConfig, w0: torch.Tensor) -> float:
+    """c of ``onelayer.step_size`` at the learner's init, on its own probe stream (so the training
+    batches are the same with and without it); shared with the batched trainer."""
+    from ganlearn.onelayer.step_size import curvature_ratio
+
+    act = activation(cfg.activation)
+    stats = (lambda y: truncated_stats(y, act)) if cfg.discriminator == "truncated" else quadratic_stats
+    g = make_generator(cfg.seed, "onelayer.step_size")
+    x = torch.randn(max(cfg.batch, 4096), cfg.d, generator=g, dtype=w0.dtype)
+    return curvature_ratio(stats, w0, x, act, generator=g)
 
 
 def train(cfg: OneLayerConfig, *, log=None) -> dict:
     """Run SGDA; returns final metrics, the real samples needed per epsilon (None if never reached)
-    and the curve [(real samples, sigma_rel_error, tv_upper)] of the reported (averaged) Sigma."""
+    and the curve [(real samples, sigma_rel_error, tv_upper, tv_gauss)] of the reported (averaged)
+    Sigma (tv_gauss: the Monte-Carlo Gaussian TV, None with tv_mc_samples=0); ``samples_to_eps``
+    counts by the certificate tv_upper, ``samples_to_eps_gauss`` by tv_gauss."""
     cfg.validate()
     act = activation(cfg.activation)
     target = OneLayerGenerator(conditioned_matrix(cfg.d, cfg.condition, generator=make_generator(cfg.seed, "onelayer.target")),
@@ -121,6 +166,7 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
     mlp = cfg.discriminator == "mlp"
     g_optimizer = cfg.g_optimizer or ("adam" if mlp else "sgd")
     lr_d = cfg.lr_d if cfg.lr_d is not None else (1e-3 if mlp else 1.0)
+    lr_g, curv = resolved_lr_g(cfg), curvature_scaled(cfg)
 
     def decay(t: int) -> float:
         return 1.0 / (1 + t / cfg.decay_t0) ** cfg.decay_power
@@ -132,7 +178,7 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
                 bound = 1.0 / math.sqrt(prm.shape[-1]) if prm.dim() > 1 else 0.01
                 prm.copy_((torch.rand(prm.shape, generator=g, dtype=torch.float64) * 2 - 1) * bound)
         sgda = SGDA([learner.W], list(disc.parameters()),
-                    SGDAConfig(lr_g=cfg.lr_g, lr_d=lr_d, optimizer=g_optimizer, d_optimizer="adam",
+                    SGDAConfig(lr_g=lr_g, lr_d=lr_d, optimizer=g_optimizer, d_optimizer="adam",
                                beta1=0.5, beta2=0.999), schedule=decay)
         sp = torch.nn.functional.softplus
 
@@ -142,11 +188,11 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
     else:
         stats = (lambda y: truncated_stats(y, act)) if cfg.discriminator == "truncated" else quadratic_stats
         A = torch.zeros(cfg.d, cfg.d, dtype=torch.float64)
-        g_opt = torch.optim.SGD([learner.W], lr=cfg.lr_g) if g_optimizer == "sgd" else \
-            torch.optim.Adam([learner.W], lr=cfg.lr_g, betas=(0.5, 0.999))
-        g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, decay)
+        g_opt = torch.optim.SGD([learner.W], lr=lr_g) if g_optimizer == "sgd" else \
+            torch.optim.Adam([learner.W], lr=lr_g, betas=(0.5, 0.999))
+        c_curv = step_curvature_ratio(cfg, learner.W) if curv else None
 
-    reached: dict[float, int | None] = {e: None for e in cfg.eps}
+    reached = new_reached(cfg)
     curve, samples, sigma_bar = [], 0, None
     err0 = sigma_rel_error(learner.sigma().detach(), sigma_star)  # of the initial learner
     for t in range(cfg.steps):
@@ -155,23 +201,32 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
             samples += 2 * cfg.batch  # SGDA draws a real batch for each player's loss
         else:
             with torch.no_grad():  # ascent on A (SGD)
-                gap = stats(target.sample(cfg.batch, generator=g)) - stats(learner.sample(cfg.batch, generator=g))
-                A += lr_d * (gap - cfg.ridge * A)
+                m_real, m_fake = stats(target.sample(cfg.batch, generator=g)), stats(learner.sample(cfg.batch, generator=g))
+                A += lr_d * ((m_real - m_fake) - cfg.ridge * A)
+                # a tensor, not a float: no host synchronisation inside the step
+                scale = c_curv * torch.maximum(moment_scale(m_real), moment_scale(m_fake)) if curv else 1.0
             samples += cfg.batch
             loss = -(A * stats(learner.sample(cfg.batch, generator=g))).sum()  # descent on L, fresh fakes
             g_opt.zero_grad()
             loss.backward()
-            g_opt.step()
-            g_sched.step()
+            if curv:  # SGD with the curvature-scaled step
+                with torch.no_grad():
+                    learner.W -= (lr_g * decay(t) / scale) * learner.W.grad
+            else:
+                g_opt.param_groups[0]["lr"] = lr_g * decay(t)
+                g_opt.step()
         with torch.no_grad():
             sigma_bar = average_sigma(sigma_bar, learner.sigma(), t, cfg.average)
         if (t + 1) % cfg.eval_every == 0 or t + 1 == cfg.steps:
             err, tv = evaluation(cfg, sigma_bar, sigma_star, err0, t + 1, samples, curve, reached)
             if log is not None:
                 log(t + 1, samples, err, tv)
-            if cfg.stop_at_eps and reached[min(cfg.eps)] is not None:
+            if cfg.stop_at_eps and reached["upper"][min(cfg.eps)] is not None:
                 break
-    resolved = {"g_optimizer": g_optimizer, "lr_d": lr_d, "d_optimizer": "adam" if mlp else "sgd (exact ascent on A)"}
+    resolved = {"g_optimizer": g_optimizer, "lr_d": lr_d, "d_optimizer": "adam" if mlp else "sgd (exact ascent on A)",
+                "lr_g": lr_g, "step_scale": "curvature" if curv else "none"}
+    if curv:
+        resolved["curvature_ratio"] = c_curv
     return result(cfg, resolved, sigma_bar, target.W.detach(), curve, reached, samples, t + 1)
 
 
@@ -184,20 +239,30 @@ def average_sigma(sigma_bar: torch.Tensor | None, sig: torch.Tensor, t: int, ave
     return sigma_bar.mul_(1 - w).add_(sig, alpha=w)
 
 
+def new_reached(cfg: OneLayerConfig) -> dict:
+    """Samples at which each eps was first reached, by the certificate and by the Gaussian TV."""
+    return {"upper": {e: None for e in cfg.eps}, "gauss": {e: None for e in (cfg.eps_gauss or cfg.eps)}}
+
+
 def evaluation(cfg: OneLayerConfig, sigma_bar: torch.Tensor, sigma_star: torch.Tensor, err0: float, step: int,
                samples: int, curve: list, reached: dict) -> tuple[float, float]:
     """One evaluation of the reported Sigma: raises DivergenceError (NaN/inf, or the error beyond
     ``divergence_factor`` x the initial learner's), else appends (samples, error, TV bound) to
-    ``curve``, records the eps reached, and returns (error, TV bound). Shared with the batched trainer."""
+    ``curve``, records the eps reached (``reached["upper"]`` by the certificate, ``reached["gauss"]``
+    by the Monte-Carlo Gaussian TV), and returns (error, TV bound). Shared with the batched trainer."""
     where = f"one-layer SGDA ({cfg.activation}, d={cfg.d}, seed {cfg.seed}) step {step}"
     if not torch.isfinite(sigma_bar).all():
         raise DivergenceError(f"{where}: the learner's Sigma has NaN/inf entries; training stopped")
     err, tv = sigma_rel_error(sigma_bar, sigma_star), gaussian_tv_upper(sigma_bar, sigma_star)
     check_finite_and_bounded("Sigma's relative error", err, err0, cfg.divergence_factor, where)
-    curve.append((samples, err, tv))
+    tv_g = gaussian_tv(sigma_bar, sigma_star, n=cfg.tv_mc_samples, seed=cfg.seed) if cfg.tv_mc_samples else None
+    curve.append((samples, err, tv, tv_g))
     for e in cfg.eps:
-        if reached[e] is None and tv <= e:
-            reached[e] = samples
+        if reached["upper"][e] is None and tv <= e:
+            reached["upper"][e] = samples
+    for e in reached["gauss"]:
+        if tv_g is not None and reached["gauss"][e] is None and tv_g <= e:
+            reached["gauss"][e] = samples
     return err, tv
 
 
@@ -208,5 +273,7 @@ def result(cfg: OneLayerConfig, resolved: dict, sigma_bar: torch.Tensor, target_
     w_bar = evecs @ torch.diag(evals.clamp_min(0).sqrt())  # w_bar w_bar^T = Sigma_bar
     return {"config": asdict(cfg), "resolved": resolved, "sigma_rel_error": curve[-1][1], "tv_upper": curve[-1][2],
             "samples": samples, "steps": steps, "kappa": float(torch.linalg.cond(target_w)),
-            "samples_to_eps": {str(e): n for e, n in reached.items()}, "curve": curve, "learner_W": w_bar,
+            "tv_gauss": curve[-1][3],
+            "samples_to_eps": {str(e): n for e, n in reached["upper"].items()},
+            "samples_to_eps_gauss": {str(e): n for e, n in reached["gauss"].items()}, "curve": curve, "learner_W": w_bar,
             "target_W": target_w}
