@@ -19,6 +19,8 @@ def _close(a: dict, b: dict, tol: float) -> None:
 
 
 @pytest.mark.parametrize("extra", [{}, {"mode": "alternating"}, {"discriminator": "random_features"},
+                                   {"discriminator": "random_features", "feature_act": "tanh", "feature_scale": 3.0},
+                                   {"discriminator": "random_features", "feature_act": "softplus"},
                                    {"depth": 2}, {"train": "all"}])
 def test_batched_replicas_of_different_widths_and_seeds_equal_their_separate_runs(extra):
     """Widths 30 and 48 padded to 48, two seeds: every replica's residual curve, step size, spectrum

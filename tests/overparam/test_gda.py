@@ -58,6 +58,15 @@ def test_broader_class_runs_and_converges_when_wide():
     # measured at k = 200: residual 1.1% of the start after 100 steps, 0.4% after 500
     rf = train(OverparamConfig(m=3, d=3, n=50, k=200, steps=300, discriminator="random_features", features=4))
     assert rf["residual_final"] < 0.02 * rf["residual0"] and rf["rate_fitted"] < 1
+    # issue 16: with fewer features than the data dimension, smooth (tanh) or not, J J^T is well
+    # conditioned and GDA converges (measured: residual 8.5e-14 in 600 steps, s_min 0.028); with
+    # more features than m the feature means are nearly a linear function of G's mean, s_min(J J^T)
+    # collapses (5e-4 for tanh, p = 8) and 600 steps leave 3% of the residual
+    few = train(OverparamConfig(m=3, d=3, n=50, k=200, steps=600, discriminator="random_features", features=2,
+                                feature_act="tanh"))
+    many = train(OverparamConfig(m=3, d=3, n=50, k=200, steps=600, discriminator="random_features", features=8,
+                                 feature_act="tanh"))
+    assert few["success"] and not many["success"] and many["s_min0"] < 0.05 * few["s_min0"]
     deep = train(OverparamConfig(m=3, d=3, n=50, k=200, steps=300, depth=2))  # measured: tol at step 67
     assert deep["success"] and deep["rate_fitted"] < 0.9
 
@@ -73,5 +82,7 @@ def test_overparam_config_errors_name_the_field():
         OverparamConfig(mu=2.5).validate()
     with pytest.raises(ValueError, match="discriminator='mlp' is not allowed"):
         OverparamConfig(discriminator="mlp").validate()
+    with pytest.raises(ValueError, match="feature_act='gelu' is not allowed: must be one of relu, tanh, softplus"):
+        OverparamConfig(feature_act="gelu").validate()
     with pytest.raises(ValueError, match="k=0 is not allowed"):
         Problem(OverparamConfig(k=0))

@@ -7,7 +7,8 @@ from ganlearn.config import ConfigError
 def registry() -> dict:
     from ganlearn.experiments import fsr_scaling, fsr_shapes, image_width, sample_complexity, width_sweep
 
-    exps = [sample_complexity.EXPERIMENT, width_sweep.EXPERIMENT, width_sweep.GENERAL, fsr_scaling.EXPERIMENT,
+    exps = [sample_complexity.EXPERIMENT, width_sweep.EXPERIMENT, width_sweep.GENERAL, width_sweep.FEATURES,
+            fsr_scaling.EXPERIMENT,
             fsr_shapes.EXPERIMENT, image_width.EXPERIMENT]
     return {e.name: e for e in exps}
 

@@ -22,12 +22,13 @@ import numpy as np
 import torch
 
 from ganlearn.overparam.gda import block_radius, fitted_rate
-from ganlearn.overparam.model import OverparamConfig, Problem
+from ganlearn.overparam.model import FEATURE_ACTS, OverparamConfig, Problem
 
 __all__ = ["batch_key", "train_batched"]
 
 # What replicas of one batch must share (everything but the seed, the width k and the step size).
-SHARED = ("m", "d", "n", "depth", "act", "train", "discriminator", "features", "mu", "mode", "steps", "tol", "stop_below")
+SHARED = ("m", "d", "n", "depth", "act", "train", "discriminator", "features", "feature_act", "mu", "mode", "steps",
+          "tol", "stop_below")
 
 
 def batch_key(cfg: OverparamConfig) -> tuple:
@@ -74,7 +75,7 @@ class _Batch:
             h = self.act(h @ w.transpose(1, 2))
         if self.B is None:  # linear D: mean psi(G(z)) = V mean_i h_i, so average before V (m x fewer flops)
             return (h.mean(1, keepdim=True) @ self.V.transpose(1, 2)).squeeze(1) - self.target
-        g = torch.relu(h @ self.V.transpose(1, 2) @ self.B.transpose(1, 2))
+        g = FEATURE_ACTS[self.cfg.feature_act](h @ self.V.transpose(1, 2) @ self.B.transpose(1, 2))
         return g.mean(1) - self.target
 
     def jacobian(self) -> torch.Tensor:

@@ -2,7 +2,8 @@
 ``overparam.md`` section 1, on n fixed latents and n fixed data points.
 
     generator      G(z) = V phi(W_L ... phi(W_1 z))      (depth L = 1 is the theory's V phi(W z))
-    discriminator  D_d(x) = <d, psi(x)>,  psi = identity ("linear") or relu(B x) ("random_features")
+    discriminator  D_d(x) = <d, psi(x)>,  psi = identity ("linear") or f(B x) ("random_features";
+                   f = ``feature_act``: relu, or the smooth tanh / softplus)
     game           min_theta max_d  <d, mean psi(x_i) - mean psi(G(z_i))> - 1/2 |d|^2
     residual       r(theta) = mean psi(G(z_i)) - mean psi(x_i)   (d*(theta) = -r, value 1/2 |r|^2)
 
@@ -12,7 +13,11 @@ W_1 iid N(0, 1), deeper W_l iid N(0, 2/k) (He), z_i iid N(0, I_d), float64.
 
 Data (a design choice: the paper's synthetic set-up is unknown): x_i = xbar + 0.5 * N(0, I_m) / sqrt(m)
 with xbar a random unit vector. The linear discriminator sees only the mean xbar; the random-feature
-one sees the whole empirical law through mean relu(B x_i), B iid N(0, 1/m) with ``features`` rows.
+one sees the whole empirical law through mean f(B x_i), B iid N(0, feature_scale^2 / m) with
+``features`` rows. The theory's assumptions (overparam.md 1.2) ask for a Jacobian J = dr/dtheta that
+is Lipschitz near theta_0 and has sigma_min(J) bounded below: a ReLU feature map's J jumps whenever a
+feature's sign pattern on the generated points changes (not Lipschitz); tanh and softplus keep it
+smooth, which is what ``width-sweep-features`` compares.
 """
 from __future__ import annotations
 
@@ -24,7 +29,9 @@ import torch
 from ganlearn.config import check
 from ganlearn.rng import make_generator
 
-__all__ = ["OverparamConfig", "OneHiddenGenerator", "Problem"]
+__all__ = ["OverparamConfig", "OneHiddenGenerator", "Problem", "FEATURE_ACTS"]
+
+FEATURE_ACTS = {"relu": torch.relu, "tanh": torch.tanh, "softplus": torch.nn.functional.softplus}
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,8 @@ class OverparamConfig:
     train: Literal["W", "all"] = "W"  # W: hidden weights only (theory); all: V as well
     discriminator: Literal["linear", "random_features"] = "linear"
     features: int = 20  # random-feature discriminator: rows of B
+    feature_act: Literal["relu", "tanh", "softplus"] = "relu"  # random-feature discriminator: f in f(B x)
+    feature_scale: float = 1.0  # B iid N(0, feature_scale^2 / m): how far into f's nonlinearity B x reaches
     mu: float = 1.0  # discriminator (ascent) step; mu = 1 is the best response
     eta: float | None = None  # generator (descent) step; None: the stability rule below
     eta_scale: float = 0.25  # stability rule: eta = eta_scale / lambda_max(J_0 J_0^T)
@@ -55,6 +64,7 @@ class OverparamConfig:
                 bad(key, getattr(self, key), "an integer >= 1")
         for key, allowed in (("act", ("relu", "identity")), ("train", ("W", "all")),
                              ("discriminator", ("linear", "random_features")),
+                             ("feature_act", tuple(FEATURE_ACTS)),
                              ("mode", ("simultaneous", "alternating"))):
             if getattr(self, key) not in allowed:
                 bad(key, getattr(self, key), "one of " + ", ".join(allowed))
@@ -64,6 +74,8 @@ class OverparamConfig:
             bad("eta", self.eta, "> 0, or null for the stability rule")
         if not self.eta_scale > 0:
             bad("eta_scale", self.eta_scale, "> 0")
+        if not self.feature_scale > 0:
+            bad("feature_scale", self.feature_scale, "> 0")
         if not self.tol > 0:
             bad("tol", self.tol, "> 0")
 
@@ -105,8 +117,9 @@ class Problem:
         if cfg.discriminator == "linear":
             self.psi = lambda x: x
         else:
-            self.B = torch.randn(cfg.features, cfg.m, **kw) / cfg.m ** 0.5
-            self.psi = lambda x: torch.relu(x @ self.B.T)
+            self.B = torch.randn(cfg.features, cfg.m, **kw) * (cfg.feature_scale / cfg.m ** 0.5)
+            f = FEATURE_ACTS[cfg.feature_act]
+            self.psi = lambda x: f(x @ self.B.T)
         self.target = self.psi(self.x).mean(0)
 
     def residual(self) -> torch.Tensor:
