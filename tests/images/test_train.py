@@ -130,3 +130,25 @@ def test_image_width_experiment_tiny(tmp_path):
     assert (tmp_path / "image_width_curves.png").exists() and (tmp_path / "samples_k2.png").exists()
     rec = json.loads(next((tmp_path / "cells").glob("*.json")).read_text())
     assert [r[0] for r in rec["result"]["curve"]] == [2, 4]
+
+
+def test_sparsity_claims_cell_compares_trained_with_random_init_over_time(tmp_path):
+    """Issue 16, item 3: every evaluation logs the codes' sparsity measures; the experiment's cell
+    holds trained and random-init values per layer and the curve from step 0 (the random init)."""
+    from ganlearn.experiments import get
+    from ganlearn.sweep import run_sweep
+
+    sets = ["data=\"digits\"", "resolution=8", "steps=20", "eval_every=10", "width=4", "probe_n=200", "eval_n=200",
+            "arch=[\"fsr\"]", "g_norm=[\"none\"]"]
+    st = run_sweep(get("sparsity-claims"), tmp_path / "s", overrides=sets, seeds=2, workers=1, progress=False,
+                   log=lambda s: None)
+    assert st["ran"] == 2 and st["failed"] == 0
+    cell = json.loads(sorted((tmp_path / "s" / "cells").glob("*.json"))[0].read_text())["result"]
+    assert [p["step"] for p in cell["over_time"]] == [0, 10, 20]
+    for name, rec in cell["layers"].items():
+        for side in ("trained", "random"):
+            v = rec[side]
+            assert 0 <= v["fire_rate"] <= 1 and 0 <= v["hoyer"] <= 1 and 0 < v["topk_energy"] <= 1
+        assert 0 <= cell["over_time"][-1]["codes"][name]["hoyer"] <= 1
+    report = (tmp_path / "s" / "report.md").read_text()
+    assert "trained - random" in report and "sparsity_over_time.png" in report

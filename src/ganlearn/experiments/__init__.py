@@ -5,11 +5,12 @@ from ganlearn.config import ConfigError
 
 
 def registry() -> dict:
-    from ganlearn.experiments import fsr_scaling, fsr_shapes, image_width, sample_complexity, width_sweep
+    from ganlearn.experiments import (fsr_scaling, fsr_shapes, image_width, sample_complexity, sparsity_claims,
+                                      width_sweep)
 
     exps = [sample_complexity.EXPERIMENT, width_sweep.EXPERIMENT, width_sweep.GENERAL, width_sweep.FEATURES,
             fsr_scaling.EXPERIMENT,
-            fsr_shapes.EXPERIMENT, image_width.EXPERIMENT]
+            fsr_shapes.EXPERIMENT, image_width.EXPERIMENT, sparsity_claims.EXPERIMENT]
     return {e.name: e for e in exps}
 
 

@@ -37,7 +37,7 @@ from ganlearn.config import ConfigError
 
 __all__ = [
     "THRESHOLDS", "capture", "ridge_r2", "fsr_r2", "code_stats", "filter_stats", "filter_tiles",
-    "probe_generator", "d_first_layer_rate", "verdicts",
+    "probe_generator", "d_first_layer_rate", "verdicts", "code_sparsity",
 ]
 
 THRESHOLDS = {"r2": 0.8, "fire_rate": 0.25, "pair_ratio": 1.5, "triple_ratio": 1.5 ** 2, "edge_colour_gain": 2.0}
@@ -129,6 +129,28 @@ def code_stats(h: torch.Tensor, *, seed: int = 0, max_patches: int = 16, max_cha
     st["fire_rate_all"] = float((h > 0).double().mean())
     st["patches_used"], st["channels_used"] = int(len(pj)), int(len(pc))
     return st
+
+
+@torch.no_grad()
+def code_sparsity(g: nn.Module, z_dim: int, *, seed: int, n: int = 256, device: str = "cpu") -> dict:
+    """Per hidden layer of ``g`` (its ``hidden_layers()``): the firing rate Pr[h > 0] and the
+    magnitude measures of :func:`~ganlearn.metrics.sparsity.magnitude_sparsity` (Hoyer, top-k energy,
+    clearly-active fraction) over all patch codes, on ``n`` fixed latents (stream ``images.eval.codes``
+    of ``seed``, the same at every call): cheap enough to log at every evaluation, so the measures
+    can be followed over training time. {} for a generator without named hidden layers."""
+    if not hasattr(g, "hidden_layers"):
+        return {}
+    z = torch.randn(n, z_dim, generator=make_generator(seed, "images.eval.codes")).to(device)
+    was_training = g.training
+    hidden, _ = capture(g.eval(), z, g.hidden_layers())
+    g.train(was_training)
+    out = {}
+    for name, h in hidden.items():
+        b, c, s, _ = h.shape
+        ms = magnitude_sparsity(h.permute(0, 2, 3, 1).reshape(b, s * s, c))
+        out[name] = {"fire_rate": float((h > 0).double().mean()), "hoyer": ms["hoyer_mean"],
+                     "topk_energy": ms["topk_energy_mean"], "active_rel": ms["active_rel_mean"], "top": ms["top"]}
+    return out
 
 
 def filter_stats(w: torch.Tensor) -> dict:

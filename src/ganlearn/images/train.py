@@ -40,6 +40,7 @@ from ganlearn.images import data as datamod
 from ganlearn.images.config import DEFAULT_RESOLUTION, ImageGANConfig, make_config  # noqa: F401 (re-exported)
 from ganlearn.images import metrics as M
 from ganlearn.images.nets import build
+from ganlearn.images.probe import code_sparsity
 from ganlearn.errors import UserError, check_finite_and_bounded
 from ganlearn.io import (RunLock, append_jsonl, atomic_write_text, flatten_optimizer, load_checkpoint,
                          load_flat_optimizer, load_latest_checkpoint, save_checkpoint)
@@ -148,6 +149,8 @@ def evaluate(g_ema: torch.nn.Module, real: torch.Tensor, cfg: ImageGANConfig, st
     idx = torch.randperm(len(real), generator=make_generator(cfg.seed, "images.eval.real"))[:n]
     fake = sample(g_ema, n, cfg.z_dim, seed=cfg.seed, stream="images.eval.fake", device=device)
     rec = {"step": step, "images_seen": images_seen, **_scores(real[idx], fake, cfg)}
+    # the hidden codes' sparsity measures (issue 16: followed over training time, not only at the end)
+    rec["codes"] = code_sparsity(g_ema, cfg.z_dim, seed=cfg.seed, device=device)
     for k, v in (baseline or {}).items():
         if k != "meta":
             rec[f"{k}_real"] = v
