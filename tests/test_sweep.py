@@ -195,3 +195,20 @@ def test_fsr_shapes_tiny_grid_trains_every_level_of_every_cell(tmp_path):
                  ("graph", row["neighbourhood"])}
     assert len(seen) == 2 + 2 + 2 + 3  # every value of every axis ran
     assert "Every level trained in every cell: **yes**" in (tmp_path / "report.md").read_text()
+
+
+def test_width_sweep_features_reports_the_conditions_per_feature_map(tmp_path):
+    """Issue 16, item 2: one report row per (f, scale, p, width) with s_min at start and end, and a
+    verdict per (f, scale, p)."""
+    from ganlearn.experiments import get
+    from ganlearn.sweep import run_sweep
+
+    sets = ["width_factor=[2,10]", "features=[3]", "feature_scale=[1.0]", "steps=60", "n=40", "m=4"]
+    st = run_sweep(get("width-sweep-features"), tmp_path / "w", overrides=sets, seeds=1, workers=1, progress=False,
+                   log=lambda s: None)
+    assert st["ran"] == 6 and st["failed"] == 0
+    report = (tmp_path / "w" / "report.md").read_text()
+    for a in ("relu", "tanh", "softplus"):
+        assert f"| {a} | 1 | 3 | no |" in report or f"| {a} | 1 | 3 | yes |" in report
+    cell = json.loads(sorted((tmp_path / "w" / "cells").glob("feature_act=tanh*.json"))[0].read_text())["result"]
+    assert cell["s_min0"] > 0 and cell["s_min_end"] > 0 and cell["k"] in (8, 40)

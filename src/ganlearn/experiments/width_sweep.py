@@ -186,9 +186,11 @@ def report_features(out: Path, cells: list[dict], spec: dict) -> str:
     acts = [a for a in ("relu", "tanh", "softplus") if any(c["params"]["feature_act"] == a for c in cells)]
     ps = sorted({c["params"]["features"] for c in cells})
     scales = sorted({c["params"].get("feature_scale", 1.0) for c in cells})
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    # one row of panels per feature map, one line per (scale of B, p)
+    fig, grid = plt.subplots(len(acts), 3, figsize=(15, 3.6 * len(acts)), squeeze=False)
     rows, verdict = [], []
     for a, sc, p in [(a, sc, p) for a in acts for sc in scales for p in ps]:
+        axes = grid[acts.index(a)]
         if True:
             ks, succ, smin0, smin_end = [], [], [], []
             for f in sorted({c["params"]["width_factor"] for c in cells}):
@@ -208,8 +210,8 @@ def report_features(out: Path, cells: list[dict], spec: dict) -> str:
             if not ks:
                 continue
             m = cells[0]["params"]["m"]
-            style = {"relu": "-o", "tanh": "--s", "softplus": ":^"}[a]
-            lab = f"{a}, scale {sc:g}, p={p}"
+            style = "-o" if sc == scales[0] else "--s"
+            lab = f"scale {sc:g}, p={p}"
             axes[0].semilogx(np.array(ks) / m, succ, style, label=lab)
             axes[1].loglog(np.array(ks) / m, np.maximum(smin0, 1e-16), style, label=lab)
             axes[2].loglog(np.array(ks) / m, np.maximum(np.array(smin_end) / np.maximum(smin0, 1e-300), 1e-6), style,
@@ -218,10 +220,11 @@ def report_features(out: Path, cells: list[dict], spec: dict) -> str:
             holds = succ[-1] == 1 and all(b >= a_ - 1e-9 for a_, b in zip(succ, succ[1:]))
             first = next((k for k, sc in zip(ks, succ) if sc == 1), None)
             verdict.append([a, sc, p, "yes" if holds else "no", first])
-    for ax, t in zip(axes, ["success fraction", "s_min(J0 J0^T)", "s_min(J_T J_T^T) / s_min(J0 J0^T)"]):
-        ax.set_xlabel("width k / m")
-        ax.set_title(t)
-        ax.legend(fontsize=5, ncol=2)
+    for a, axes in zip(acts, grid):
+        for ax, t in zip(axes, ["success fraction", "s_min(J0 J0^T)", "s_min(J_T J_T^T) / s_min(J0 J0^T)"]):
+            ax.set_xlabel("width k / m")
+            ax.set_title(f"f = {a}: {t}")
+            ax.legend(fontsize=6, ncol=2)
     return "\n".join([
         f"![features]({save(fig, out / 'features.png')})", "",
         "Medians over seeds per feature map f, number of features p and width k: success = residual < tol at the "
