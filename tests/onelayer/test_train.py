@@ -151,3 +151,23 @@ def test_gaussian_tv_matches_the_one_dimensional_closed_form():
     est3 = gaussian_tv(q @ a @ q.T, q @ b @ q.T, seed=1)
     assert abs(est3 - exact) < 4 / (2 * math.sqrt(2 * 200_000)), (est3, exact)
     assert est3 <= gaussian_tv_upper(q @ a @ q.T, b) and gaussian_tv(b, b) == 0.0
+
+
+def test_relu_tv_is_half_the_gaussian_tv_in_one_dimension_and_below_it_in_general():
+    """relu(z) for z ~ N(0, s^2): the atoms at 0 are equal (1/2 each), so the ReLU TV is half the
+    Gaussian TV (the two laws agree on the negative half-line). In 3-D, censoring can only hide
+    differences: relu TV <= Gaussian TV, and 0 between equal laws."""
+    from ganlearn.onelayer.metrics import gaussian_tv, relu_tv
+
+    s1, s2 = 1.0, 1.3
+    x0 = s1 * s2 * math.sqrt(2 * math.log(s2 / s1) / (s2**2 - s1**2))
+    phi = lambda v: 0.5 * (1 + math.erf(v / math.sqrt(2)))  # noqa: E731
+    exact = 2 * (phi(x0 / s1) - phi(x0 / s2))
+    est = relu_tv(torch.tensor([[s2**2]], dtype=torch.float64), torch.tensor([[s1**2]], dtype=torch.float64), n=20000)
+    assert abs(est - exact / 2) < 4 / (2 * math.sqrt(2 * 20000)), (est, exact / 2)
+    w = conditioned_matrix(3, 3.0, generator=torch.Generator().manual_seed(0))
+    s_star = w @ w.T
+    s = s_star + 0.3 * torch.diag(torch.tensor([1.0, -0.5, 0.2], dtype=torch.float64))
+    r, g = relu_tv(s, s_star, n=3000), gaussian_tv(s, s_star)
+    assert 0 < r <= g + 0.02, (r, g)
+    assert relu_tv(s_star, s_star, n=500) < 1e-4  # 0 up to the CDF integration error

@@ -5,7 +5,7 @@ import torch
 
 from ganlearn.rng import default_init_rng, make_generator
 
-__all__ = ["sigma_rel_error", "gaussian_tv_upper", "gaussian_tv", "classifier_tv_lower"]
+__all__ = ["sigma_rel_error", "gaussian_tv_upper", "gaussian_tv", "relu_tv", "classifier_tv_lower"]
 
 
 def sigma_rel_error(sigma: torch.Tensor, sigma_star: torch.Tensor) -> float:
@@ -47,6 +47,65 @@ def gaussian_tv(sigma: torch.Tensor, sigma_star: torch.Tensor, *, n: int = 200_0
     for a, b in ((lp, lq), (lq, lp)):
         z = torch.randn(n, d, generator=g, dtype=torch.float64) @ a.T
         total += float((1 - (log_density(z, b) - log_density(z, a)).clamp_max(0).exp()).mean())
+    return total / 2
+
+
+def _relu_log_density(y: "np.ndarray", sigma: "np.ndarray") -> "np.ndarray":
+    """log density of y = relu(z), z ~ N(0, Sigma), w.r.t. Lebesgue measure on the positive
+    coordinates times counting measure on the zero ones: the Gaussian density of y_S (S = the
+    positive coordinates) times Pr(z_{S^c} <= 0 | z_S = y_S), an orthant probability of the
+    conditional Gaussian (scipy's multivariate normal CDF), grouped by sign pattern."""
+    import numpy as np
+    from scipy.stats import multivariate_normal, norm
+
+    n, d = y.shape
+    out = np.empty(n)
+    pos = y > 0
+    patterns, inverse = np.unique(pos, axis=0, return_inverse=True)
+    for k, pat in enumerate(patterns):
+        rows = np.nonzero(inverse.reshape(-1) == k)[0]
+        s, c = np.nonzero(pat)[0], np.nonzero(~pat)[0]
+        ys = y[np.ix_(rows, s)]
+        logp = np.zeros(len(rows))
+        mu = np.zeros((len(rows), len(c)))
+        cov = sigma[np.ix_(c, c)]
+        if len(s):
+            sss = sigma[np.ix_(s, s)]
+            logp += multivariate_normal(np.zeros(len(s)), sss, allow_singular=True).logpdf(ys).reshape(-1)
+            if len(c):
+                a = np.linalg.solve(sss, sigma[np.ix_(s, c)])  # (|S|, |S^c|)
+                mu = ys @ a
+                cov = cov - sigma[np.ix_(c, s)] @ a
+        if len(c) == 1:
+            logp += norm.logcdf(-mu[:, 0] / np.sqrt(max(cov[0, 0], 1e-300)))
+        elif len(c) > 1:
+            cov = (cov + cov.T) / 2 + 1e-12 * np.eye(len(c)) * np.trace(cov) / len(c)
+            # seeded: the CDF is a randomised quasi-Monte-Carlo integral (error ~1e-6)
+            prob = multivariate_normal(np.zeros(len(c)), cov, allow_singular=True, seed=0).cdf(-mu)
+            logp += np.log(np.clip(np.atleast_1d(prob), 1e-300, None))
+        out[rows] = logp
+    return out
+
+
+def relu_tv(sigma: torch.Tensor, sigma_star: torch.Tensor, *, n: int = 5000, seed: int = 0) -> float:
+    """Monte-Carlo value of TV(relu(z), relu(z*)), z ~ N(0, Sigma), z* ~ N(0, Sigma*): the TV of
+    the one-layer ReLU laws themselves (the ``gaussian_tv`` of the pre-activations is only an upper
+    bound on it: censoring hides the negative half-space). The densities are exact (orthant
+    probabilities of the censored coordinates, scipy); the average of E_P[(1 - q/p)_+] and
+    E_Q[(1 - p/q)_+] over n draws each has standard error below 1 / (2 sqrt(2n)), 0.005 at 5000.
+    Cost: one multivariate normal CDF per draw and law (about 10 s at d = 4, n = 5000), so it is a
+    check for small d, not a per-step metric. In one dimension it is half the Gaussian TV (the atoms at
+    0 are equal; the tests use that)."""
+    import numpy as np
+
+    g = make_generator(seed, "relu_tv")
+    a, b = sigma.double().numpy(), sigma_star.double().numpy()
+    total = 0.0
+    for p_cov, q_cov in ((a, b), (b, a)):
+        z = torch.randn(n, a.shape[0], generator=g, dtype=torch.float64).numpy() @ np.linalg.cholesky(
+            p_cov + 1e-12 * np.eye(a.shape[0]) * np.trace(p_cov) / a.shape[0]).T
+        y = np.maximum(z, 0)
+        total += float(np.mean(1 - np.exp(np.minimum(_relu_log_density(y, q_cov) - _relu_log_density(y, p_cov), 0))))
     return total / 2
 
 
