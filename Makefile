@@ -21,7 +21,8 @@ run: $(BIN)/ganlearn
 test: $(BIN)/ganlearn
 	$(BIN)/python -m pytest -q
 
-# make sweep EXP=width-sweep (or sample-complexity, width-sweep-general, fsr-scaling); resumable
+# make sweep EXP=width-sweep (or any of `ganlearn sweep --list`: sample-complexity, width-sweep-general,
+# width-sweep-features, fsr-scaling, fsr-shapes, image-width, sparsity-claims); resumable
 EXP ?= width-sweep
 sweep: $(BIN)/ganlearn
 	$(BIN)/ganlearn sweep $(EXP) --out runs/sweep-$(EXP)
