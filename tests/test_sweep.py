@@ -141,6 +141,16 @@ def test_fsr_scaling_cell_sets_width_and_budget():
     res = run({"preset": "tiny", "width": 1.25, "budget": 0.1, "seed": 0})
     assert res["learner_channels"] == 10 and res["target_channels"] == 8
     assert 0 < res["samples_seen"] < 60_000 and res["coupled_rel_error"] >= 0
+    # the budget scales the real and (unless scale_fake=false) the generated batches of every stage
+    from ganlearn.experiments.fsr_scaling import config
+    from ganlearn.fsr.config import resolve
+
+    base = resolve("default")
+    both = config({"preset": "default", "width": 1.0, "budget": 2.0, "seed": 0})[0]
+    real = config({"preset": "default", "width": 1.0, "budget": 2.0, "seed": 0, "scale_fake": False})[0]
+    for b, st, sr in zip(base.stages, both.stages, real.stages):
+        if hasattr(b, "fake_batch"):
+            assert st.fake_batch == 2 * b.fake_batch and sr.fake_batch == b.fake_batch and st.batch == 2 * b.batch
 
 
 def test_fsr_scaling_report_fits_the_power_law_per_level(tmp_path):
