@@ -137,16 +137,20 @@ def resolved_lr_g(cfg: OneLayerConfig) -> float:
     return 1.0 if curvature_scaled(cfg) else 0.3
 
 
+def stats_fn(cfg: OneLayerConfig):
+    """The linear discriminator's statistic E_batch T(y) for this config (truncated or quadratic)."""
+    act = activation(cfg.activation)
+    return (lambda y: truncated_stats(y, act)) if cfg.discriminator == "truncated" else quadratic_stats
+
+
 def step_curvature_ratio(cfg: OneLayerConfig, w0: torch.Tensor) -> float:
     """c of ``onelayer.step_size`` at the learner's init, on its own probe stream (so the training
     batches are the same with and without it); shared with the batched trainer."""
     from ganlearn.onelayer.step_size import curvature_ratio
 
-    act = activation(cfg.activation)
-    stats = (lambda y: truncated_stats(y, act)) if cfg.discriminator == "truncated" else quadratic_stats
     g = make_generator(cfg.seed, "onelayer.step_size")
     x = torch.randn(max(cfg.batch, 4096), cfg.d, generator=g, dtype=w0.dtype)
-    return curvature_ratio(stats, w0, x, act, generator=g)
+    return curvature_ratio(stats_fn(cfg), w0, x, activation(cfg.activation), generator=g)
 
 
 def train(cfg: OneLayerConfig, *, log=None) -> dict:
@@ -186,7 +190,7 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
             real, fake = target.sample(cfg.batch, generator=gen), learner.sample(cfg.batch, generator=gen)
             return sp(-disc(real)).mean() + sp(disc(fake.detach())).mean(), sp(-disc(fake)).mean()
     else:
-        stats = (lambda y: truncated_stats(y, act)) if cfg.discriminator == "truncated" else quadratic_stats
+        stats = stats_fn(cfg)
         A = torch.zeros(cfg.d, cfg.d, dtype=torch.float64)
         g_opt = torch.optim.SGD([learner.W], lr=lr_g) if g_optimizer == "sgd" else \
             torch.optim.Adam([learner.W], lr=lr_g, betas=(0.5, 0.999))
