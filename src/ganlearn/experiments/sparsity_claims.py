@@ -60,7 +60,7 @@ def _layer_values(rec: dict) -> dict:
 
 def run(params: dict) -> dict:
     from ganlearn.images.probe import code_sparsity
-    from ganlearn.images.probe_report import run_probe
+    from ganlearn.images.probe_report import calibrate_bn, random_init, run_probe
     from ganlearn.images.train import load_generator, train
 
     cfg, n = config(params)
@@ -72,23 +72,10 @@ def run(params: dict) -> dict:
     layers = {name: {"trained": _layer_values(rec["trained"]), "random": _layer_values(rec["random"]),
                      "shape": rec["shape"]} for name, rec in probe["layers"].items()}
     # step 0 of the curve: the probe's random-init network, measured as training measures its EMA generator
-    g0 = _random_init(cfg, shape)
+    g0 = calibrate_bn(random_init(cfg, shape, seed=cfg.seed)[0], cfg.z_dim, seed=cfg.seed)
     start = {"step": 0, "codes": code_sparsity(g0, cfg.z_dim, seed=cfg.seed)}
     return {"swd_avg": res["swd_avg"], "swd_avg_real": res.get("swd_avg_real"), "layers": layers,
             "over_time": [start] + [{"step": c["step"], "codes": c["codes"]} for c in curve if "codes" in c]}
-
-
-def _random_init(cfg, shape: list):
-    """The random-init generator ``ganlearn probe`` compares with (stream probe.random_init of the
-    seed, batch-norm statistics calibrated on its own samples)."""
-    from ganlearn.images.nets import build
-    from ganlearn.images.probe_report import calibrate_bn
-    from ganlearn.rng import default_init_rng
-
-    with default_init_rng(cfg.seed, "probe.random_init"):
-        g0, _ = build(cfg.arch, resolution=shape[-1], channels=shape[1], width=cfg.width, d_width=cfg.d_width or None,
-                      z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
-    return calibrate_bn(g0, cfg.z_dim, seed=cfg.seed)
 
 
 def _verdict(diffs: list[float], random_vals: list[float], sign: int) -> str:

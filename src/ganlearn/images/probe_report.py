@@ -23,7 +23,7 @@ from ganlearn.plots import md_table, plt, save, save_png, tile
 from ganlearn.rng import default_init_rng, make_generator
 from ganlearn.config import ConfigError
 
-__all__ = ["calibrate_bn", "run_probe"]
+__all__ = ["calibrate_bn", "random_init", "run_probe"]
 
 
 @torch.no_grad()
@@ -52,15 +52,21 @@ def _load(checkpoint: str, *, module: str | None, layers: list[str] | None, z_di
         with default_init_rng(seed, "probe.random_init"):
             g0 = factory()
         return g.eval(), g0, None, None, layers, z_dim, None
-    from ganlearn.images.nets import build
     from ganlearn.images.train import load_generator
 
     g, d, cfg, meta = load_generator(checkpoint)
-    shape = meta["data_shape"]
-    with default_init_rng(seed, "probe.random_init"):
-        g0, d0 = build(cfg.arch, resolution=shape[-1], channels=shape[1], width=cfg.width,
-                       d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
+    g0, d0 = random_init(cfg, meta["data_shape"], seed=seed)
     return g, g0, d, d0.eval(), layers or g.hidden_layers(), cfg.z_dim, (cfg, meta)
+
+
+def random_init(cfg, shape, *, seed: int):
+    """(G, D) of the run's architecture freshly initialised (stream ``probe.random_init`` of
+    ``seed``): the baseline every probe compares with. ``shape``: the data shape (n, C, R, R)."""
+    from ganlearn.images.nets import build
+
+    with default_init_rng(seed, "probe.random_init"):
+        return build(cfg.arch, resolution=shape[-1], channels=shape[1], width=cfg.width,
+                     d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
 
 
 def run_probe(checkpoint: str, data: str | None, out: str | Path, *, n: int = 2000, seed: int = 0,
