@@ -222,3 +222,16 @@ def test_width_sweep_features_reports_the_conditions_per_feature_map(tmp_path):
         assert f"| {a} | 1 | 3 | no |" in report or f"| {a} | 1 | 3 | yes |" in report
     cell = json.loads(sorted((tmp_path / "w" / "cells").glob("feature_act=tanh*.json"))[0].read_text())["result"]
     assert cell["s_min0"] > 0 and cell["s_min_end"] > 0 and cell["k"] in (8, 40)
+
+
+def test_units_respect_the_batch_limit_and_start_longest_first():
+    from ganlearn.sweep import _units
+
+    exp = Experiment(name="t", doc="", base={}, grid={}, seeds=1, run=lambda p: {}, run_batch=lambda ps: [{}] * len(ps),
+                     batch_key=lambda p: p["size"], batch_limit=lambda p: 2 if p["size"] == "big" else 64,
+                     cost=lambda p: {"big": 100.0, "small": 1.0}[p["size"]])
+    todo = [(f"s{i}", {"size": "small"}) for i in range(6)] + [(f"b{i}", {"size": "big"}) for i in range(5)]
+    units = _units(exp, todo, batch=64, workers=1)
+    assert [len(u) for u in units] == [2, 2, 1, 6]  # big ones at most 2 per unit, and first
+    assert all(p["size"] == "big" for u in units[:3] for _, p in u)
+    assert sorted(c for u in units for c, _ in u) == sorted(c for c, _ in todo)

@@ -74,6 +74,12 @@ class Experiment:
     # batch_key(params) -> a hashable key, equal for cells that can share a batch (None: never).
     run_batch: Callable[[list], list] | None = None
     batch_key: Callable[[dict], object] | None = None
+    # batch_limit(params) -> the most cells of this one's key worth batching (where the replicas'
+    # tensors outgrow the cache, a batched step costs more than the runs one after another).
+    batch_limit: Callable[[dict], int] | None = None
+    # cost(params) -> a relative estimate of one cell's time: units start longest first, so that
+    # the long ones do not end up alone at the tail of a sweep (None: grid order).
+    cost: Callable[[dict], float] | None = None
 
 
 def resolve_spec(exp: Experiment, overrides: list[str] | None = None, seeds: int | None = None) -> dict:
@@ -242,9 +248,10 @@ def _timed_unit(run, run_batch, params_list: list) -> list:
 
 def _units(exp: Experiment, todo: list, batch: int, workers: int) -> list[list]:
     """Group the cells to run into units: compatible cells (same ``exp.batch_key``) in batches of
-    at most ``batch``, and small enough that every worker gets one; the rest one cell per unit."""
+    at most ``batch`` (and ``exp.batch_limit``), and small enough that every worker gets one; the
+    rest one cell per unit. With ``exp.cost`` the units come longest first."""
     if batch <= 1 or exp.run_batch is None or exp.batch_key is None:
-        return [[c] for c in todo]
+        return _longest_first(exp, [[c] for c in todo])
     groups: dict = {}
     units = []
     for cid, params in todo:
@@ -254,9 +261,18 @@ def _units(exp: Experiment, todo: list, batch: int, workers: int) -> list[list]:
         else:
             groups.setdefault(json.dumps(key, sort_keys=True, default=str), []).append((cid, params))
     for g in groups.values():
-        size = max(1, min(batch, math.ceil(len(g) / max(1, workers))))
+        limit = exp.batch_limit(g[0][1]) if exp.batch_limit is not None else batch
+        size = max(1, min(batch, limit, math.ceil(len(g) / max(1, workers))))
         units += [g[i:i + size] for i in range(0, len(g), size)]
-    return units
+    return _longest_first(exp, units)
+
+
+def _longest_first(exp: Experiment, units: list[list]) -> list[list]:
+    """Units by decreasing estimated time (a batch costs about its longest cell), if the
+    experiment estimates costs; a stable sort, so equal costs keep the grid order."""
+    if exp.cost is None:
+        return units
+    return sorted(units, key=lambda u: -max(exp.cost(p) for _, p in u))
 
 
 def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None = None, seeds: int | None = None,

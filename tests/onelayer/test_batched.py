@@ -68,3 +68,16 @@ def test_sample_complexity_sweep_batched_equals_unbatched(tmp_path):
         assert a["steps"] == b["steps"] and a["samples"] == b["samples"]
         assert _close(a["sigma_rel_error_final"], b["sigma_rel_error_final"], 1e-8)
         assert {k: v for k, v in a.items() if k.startswith("N_eps")} == {k: v for k, v in b.items() if k.startswith("N_eps")}
+
+
+@pytest.mark.parametrize("act,disc", [("leaky_relu", "truncated"), ("sigmoid", "truncated"), ("relu", "quadratic"),
+                                      ("leaky_relu", "quadratic"), ("sigmoid", "quadratic")])
+def test_closed_form_generator_step_equals_autograd(act, disc):
+    """The batched trainer's closed-form G gradient (every activation, both statistics) gives the
+    trajectory of the separate run's autograd step."""
+    cfgs = [OneLayerConfig(d=3, steps=60, eval_every=20, activation=act, discriminator=disc, seed=s) for s in (0, 1)]
+    for c, b in zip(cfgs, train_batched(cfgs)):
+        a = train(c)
+        assert a["steps"] == b["steps"]
+        for (na, ea, ta, _), (nb, eb, tb, _) in zip(a["curve"], b["curve"]):
+            assert na == nb and _close(ea, eb) and _close(ta, tb)

@@ -87,6 +87,21 @@ def batch_key(params: dict):
     return key(config(params)[0])
 
 
+def batch_limit(params: dict) -> int:
+    """Replicas per batch: at most 2^18 numbers in one (replicas, batch, d) tensor (measured with
+    ``benchmarks/bench_replicas.py``, one thread: 16 replicas at d = 16, batch 1024 ran 2.0x the
+    runs one after another, 64 of them 0.8x; at d = 32, batch 4096, 2 replicas 1.0x, 5 of them 0.9x:
+    there one replica's float64 matrix products already keep the core busy)."""
+    cfg = config(params)[0]
+    return max(1, 2 ** 18 // (cfg.batch * cfg.d))
+
+
+def cost(params: dict) -> float:
+    """Relative time of a cell: its sample budget times d^2 (one sample's matrix products)."""
+    cfg, _, max_samples, _ = config(params)
+    return float(max_samples) * cfg.d ** 2
+
+
 def run_batch(params_list: list[dict]) -> list[dict]:
     """The cells of one batch key trained together; each result as :func:`run` gives it (a
     diverged replica: ``{"diverged": true, "divergence": ...}``, what the sweep records when
@@ -221,4 +236,5 @@ EXPERIMENT = Experiment(
          "truncated-moment discriminator with fresh samples each step: real samples needed to reach TV eps (the "
          "certificate and the Gaussian TV), for several d, eps and condition numbers of W*, against the paper's "
          "O~(d^2/eps^2)."),
-    base=BASE, grid=GRID, seeds=5, run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key)
+    base=BASE, grid=GRID, seeds=5, run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key,
+    batch_limit=batch_limit, cost=cost)

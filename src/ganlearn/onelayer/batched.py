@@ -20,15 +20,17 @@ frozen and its result recorded at that step; the batch stops when every replica 
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from ganlearn.config import ConfigError
 from ganlearn.errors import DivergenceError
 from ganlearn.onelayer.metrics import sigma_rel_error
-from ganlearn.onelayer.model import activation, conditioned_matrix
-from ganlearn.onelayer.step_size import moment_scale
+from ganlearn.onelayer.model import activation, conditioned_matrix, latents
+from ganlearn.onelayer.step_size import moment_scale, power_ratio
 from ganlearn.onelayer.train import (OneLayerConfig, average_sigma, curvature_scaled, evaluation, new_reached,
-                                     resolved_lr_g, result, step_curvature_ratio)
+                                     resolved_lr_g, result, stats_fn)
 from ganlearn.rng import make_generator
 
 __all__ = ["SHAPE_KEYS", "batch_key", "train_batched"]
@@ -47,15 +49,46 @@ def batch_key(cfg: OneLayerConfig) -> tuple | None:
 def _stats(y: torch.Tensor, act, kind: str) -> torch.Tensor:
     """Batched E_batch T(y): (R, n, d) -> (R, d, d) (see ``onelayer.discriminators``)."""
     if kind == "truncated":
-        p, mask = act.invert(y)
-        y = p * mask
+        y, _ = act.invert(y)  # already 0 off the set
     return torch.einsum("rni,rnj->rij", y, y) / y.shape[1]
+
+
+def _generator_grad(A: torch.Tensor, x: torch.Tensor, W: torch.Tensor, act, kind: str) -> torch.Tensor:
+    """grad_W of -<A, E_batch T(phi(W x))> for each replica, in closed form (what autograd gives
+    the separate run, without building its graph: a third of the batched step's time went to the
+    backward pass). With T = p p^T, p = h(z), z = W x: dL/dz = -(A + A^T) p h'(z) / n and
+    dL/dW = sum_n dL/dz_n x_n^T. h is psi(phi(z)) on the truncation set (h' = its mask: psi inverts
+    phi there) for the truncated statistic, phi itself for the quadratic one."""
+    z = torch.einsum("rnk,rjk->rnj", x, W)
+    y = act.phi(z)
+    if kind == "truncated":
+        p, mask = act.invert(y)  # p is 0 off the set
+        dp = mask.to(z.dtype)
+    else:
+        p, dp = y, act.dphi(z, y)
+    gz = torch.einsum("rni,rij->rnj", p, A + A.transpose(1, 2)) * dp
+    return -torch.einsum("rnj,rnk->rjk", gz, x) / x.shape[1]
+
+
+def _curvature_ratios(cfgs: list[OneLayerConfig], W: torch.Tensor) -> torch.Tensor:
+    """c of ``onelayer.step_size`` for every replica, as its separate run computes it (the same probe
+    stream, batch and start), the power iterations run together under ``torch.func.vmap``."""
+    c0 = cfgs[0]
+    xs, vs = [], []
+    for r, c in enumerate(cfgs):
+        g = make_generator(c.seed, "onelayer.step_size")
+        xs.append(torch.randn(max(c.batch, 4096), c.d, generator=g, dtype=W.dtype))
+        vs.append(torch.randn(W.shape[1:], generator=g, dtype=W.dtype))
+    fn = partial(power_ratio, stats_fn(c0), activation(c0.activation))
+    return torch.func.vmap(fn)(W.detach(), torch.stack(xs), torch.stack(vs))
 
 
 def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
     """Train every config (compatible, see :func:`batch_key`) as one batch; return one result per
     config, as :func:`~ganlearn.onelayer.train.train` returns it. A diverged replica's result is
-    ``{"diverged": True, "divergence": message}`` (its separate run raises DivergenceError)."""
+    ``{"diverged": True, "divergence": message}`` (its separate run raises DivergenceError).
+    A replica that stops (eps reached, diverged) leaves the batch: the tensors shrink to the live
+    replicas, so a batch whose replicas stop at different steps costs what its live replicas do."""
     if not cfgs:
         return []
     for c in cfgs:
@@ -70,65 +103,65 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
     targets = torch.stack([conditioned_matrix(d, c.condition, generator=make_generator(c.seed, "onelayer.target"))
                            for c in cfgs])
     gens = [make_generator(c.seed, "onelayer.train") for c in cfgs]
-    W = torch.stack([torch.randn(d, d, generator=g, dtype=dt) / d ** 0.5 for g in gens]).requires_grad_(True)
+    W = torch.stack([torch.randn(d, d, generator=g, dtype=dt) / d ** 0.5 for g in gens])
     sigma_star = targets @ targets.transpose(1, 2)
     A = torch.zeros(R, d, d, dtype=dt)
     lr_g = torch.tensor([resolved_lr_g(c) for c in cfgs], dtype=dt)
     curv = curvature_scaled(c0)  # the same for every config of a batch key
     # each replica's curvature-to-moment ratio, exactly as its separate run computes it
-    c_curv = torch.tensor([step_curvature_ratio(c, W[r].detach()) for r, c in enumerate(cfgs)], dtype=dt) if curv \
-        else None
+    c_curv = _curvature_ratios(cfgs, W) if curv else torch.ones(R, dtype=dt)
     lr_d = torch.tensor([c.lr_d if c.lr_d is not None else 1.0 for c in cfgs], dtype=dt)
     ridge = torch.tensor([c.ridge for c in cfgs], dtype=dt)
     t0 = torch.tensor([c.decay_t0 for c in cfgs], dtype=dt)
     power = torch.tensor([c.decay_power for c in cfgs], dtype=dt)
-    err0 = [sigma_rel_error(W[r].detach() @ W[r].detach().T, sigma_star[r]) for r in range(R)]
+    err0 = [sigma_rel_error(W[r] @ W[r].T, sigma_star[r]) for r in range(R)]
+    idx = list(range(R))  # the original index of each live replica (row of the tensors above)
 
-    def draw() -> torch.Tensor:  # one (R, n, d) standard normal batch, each replica from its own stream
-        return torch.stack([torch.randn(n, d, generator=g, dtype=dt) for g in gens])
+    def draw() -> torch.Tensor:  # one (R_live, n, d) standard normal batch, each replica from its own stream
+        return torch.stack([latents(n, d, generator=gens[r], dtype=dt) for r in idx])
 
-    live = torch.ones(R, dtype=torch.bool)  # replicas still training
     out: list[dict | None] = [None] * R
     curves = [[] for _ in range(R)]
     reached = [new_reached(c) for c in cfgs]
     samples, sigma_bar = 0, None
     kind = c0.discriminator
     for t in range(c0.steps):
-        with torch.no_grad():  # ascent on A: exact inner max when lr_d * ridge = 1
+        with torch.no_grad():
+            # ascent on A: exact inner max when lr_d * ridge = 1
             real = act.phi(torch.einsum("rnk,rjk->rnj", draw(), targets))
             fake = act.phi(torch.einsum("rnk,rjk->rnj", draw(), W))
             m_real, m_fake = _stats(real, act, kind), _stats(fake, act, kind)
             A += lr_d[:, None, None] * ((m_real - m_fake) - ridge[:, None, None] * A)
-            scale = c_curv * torch.maximum(moment_scale(m_real), moment_scale(m_fake)) if curv else 1.0
-        samples += n
-        y = act.phi(torch.einsum("rnk,rjk->rnj", draw(), W))  # fresh fakes for the generator
-        loss = -(A * _stats(y, act, kind)).sum()
-        grad, = torch.autograd.grad(loss, W)
-        with torch.no_grad():
+            scale = c_curv * torch.maximum(moment_scale(m_real), moment_scale(m_fake)) if curv else c_curv
+            samples += n
+            grad = _generator_grad(A, draw(), W, act, kind)  # fresh fakes for the generator
             lr_t = lr_g / (1 + t / t0) ** power / scale  # the schedule of the separate run
-            W -= (lr_t * live)[:, None, None] * grad
+            W -= lr_t[:, None, None] * grad
             sigma_bar = average_sigma(sigma_bar, W @ W.transpose(1, 2), t, c0.average)
         if (t + 1) % c0.eval_every == 0 or t + 1 == c0.steps:
-            for r in range(R):
-                if not live[r]:
-                    continue
+            keep = []
+            for row, r in enumerate(idx):
                 c = cfgs[r]
                 try:
-                    evaluation(c, sigma_bar[r], sigma_star[r], err0[r], t + 1, samples, curves[r], reached[r])
+                    evaluation(c, sigma_bar[row], sigma_star[row], err0[r], t + 1, samples, curves[r], reached[r])
                 except DivergenceError as e:
                     out[r] = {"diverged": True, "divergence": str(e)}
-                    live[r] = False
                     continue
                 if c.stop_at_eps and reached[r]["upper"][min(c.eps)] is not None or t + 1 == c0.steps:
                     resolved = {"g_optimizer": "sgd", "lr_d": c.lr_d if c.lr_d is not None else 1.0,
                                 "d_optimizer": "sgd (exact ascent on A)", "batched": True,
-                                "lr_g": float(lr_g[r]), "step_scale": "curvature" if curv else "none"}
+                                "lr_g": float(lr_g[row]), "step_scale": "curvature" if curv else "none"}
                     if curv:
-                        resolved["curvature_ratio"] = float(c_curv[r])
-                    out[r] = result(c, resolved, sigma_bar[r].clone(), targets[r], curves[r], reached[r], samples,
-                                    t + 1)
-                    live[r] = False
-            if not live.any():
+                        resolved["curvature_ratio"] = float(c_curv[row])
+                    out[r] = result(c, resolved, sigma_bar[row].clone(), targets[row], curves[r], reached[r],
+                                    samples, t + 1)
+                    continue
+                keep.append(row)
+            if not keep:
                 break
+            if len(keep) < len(idx):  # drop the stopped replicas from every per-replica tensor
+                rows = torch.tensor(keep)
+                targets, W, A, sigma_star, sigma_bar = (x[rows] for x in (targets, W, A, sigma_star, sigma_bar))
+                lr_g, c_curv, lr_d, ridge, t0, power = (x[rows] for x in (lr_g, c_curv, lr_d, ridge, t0, power))
+                idx = [idx[row] for row in keep]
     return out
-

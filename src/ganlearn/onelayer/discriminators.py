@@ -20,8 +20,7 @@ __all__ = ["truncated_stats", "quadratic_stats", "relu_second_moment", "MLPDiscr
 
 def truncated_stats(y: torch.Tensor, act: Activation) -> torch.Tensor:
     """E_batch T(y): (d, d), T_ij = psi(y_i) psi(y_j) on the set where both coordinates invert."""
-    p, mask = act.invert(y)
-    p = p * mask
+    p, _ = act.invert(y)  # already 0 off the set
     return p.T @ p / y.shape[0]
 
 

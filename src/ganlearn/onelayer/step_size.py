@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch.func import jvp, vjp
 
-__all__ = ["curvature_ratio", "moment_scale"]
+__all__ = ["curvature_ratio", "moment_scale", "power_ratio"]
 
 
 def curvature_ratio(stats, w: torch.Tensor, x: torch.Tensor, act, *, generator: torch.Generator,
@@ -41,20 +41,24 @@ def curvature_ratio(stats, w: torch.Tensor, x: torch.Tensor, act, *, generator: 
     """lambda_max(J^T J) / lambda_max(M(W)) at ``w`` on the probe batch ``x`` (n, d), where
     M(W) = stats(phi(x W^T)) and J = dM/dW; power iteration from a random start drawn from
     ``generator``."""
-    w = w.detach()
+    v = torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device)
+    return float(power_ratio(stats, act, w.detach(), x, v, iters))
 
-    def moments(v: torch.Tensor) -> torch.Tensor:
-        return stats(act.phi(x @ v.T))
+
+def power_ratio(stats, act, w: torch.Tensor, x: torch.Tensor, v: torch.Tensor, iters: int = 30) -> torch.Tensor:
+    """The power iteration of :func:`curvature_ratio` from the start ``v``, as a tensor: pure, so
+    ``torch.func.vmap`` runs it for a stack of replicas (the batched trainer) with the same result."""
+    def moments(u: torch.Tensor) -> torch.Tensor:
+        return stats(act.phi(x @ u.T))
 
     m, pull = vjp(moments, w)
-    v = torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device)
     lam = torch.zeros((), dtype=w.dtype)
     for _ in range(iters):
         v = v / v.norm().clamp_min(torch.finfo(w.dtype).tiny)
         _, jv = jvp(moments, (w,), (v,))
         v = pull(jv)[0]
         lam = v.norm()
-    return float(lam / moment_scale(m).clamp_min(torch.finfo(w.dtype).tiny))
+    return lam / moment_scale(m).clamp_min(torch.finfo(w.dtype).tiny)
 
 
 def moment_scale(m: torch.Tensor) -> torch.Tensor:
