@@ -7,7 +7,11 @@ after another, side by side in one process, one torch thread (as a sweep worker 
 Throughput is replica-steps per second. The sequential side runs min(R, --seq-max) runs and is
 charged per run (its cost is linear in R: the runs are independent and identical in size).
 
-    python benchmarks/bench_replicas.py [--problem onelayer] [--d 8] [--steps 200] [--R 1 8 64 256] [--repeats 3]
+    python benchmarks/bench_replicas.py [--problem onelayer] [--sizes 4x256 8x512 16x1024] [--steps 200]
+                                        [--R 1 8 64 256] [--repeats 3]
+
+``--sizes DxBATCH ...`` (one-layer only): the problem sizes, each a table row group; the
+sample-complexity sweep uses batch max(256, 4 d^2), so 4x256 and 8x256 are its small cells.
 
 Writes benchmarks/results/bench_replicas[_overparam].json and .md.
 """
@@ -35,8 +39,7 @@ from ganlearn.overparam.model import OverparamConfig  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--problem", choices=["onelayer", "overparam"], default="onelayer")
-    ap.add_argument("--d", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--sizes", nargs="+", default=["4x256", "8x512", "16x1024"])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--R", type=int, nargs="+", default=[1, 8, 64, 256])
     ap.add_argument("--repeats", type=int, default=3)
@@ -47,47 +50,51 @@ def main() -> None:
     name = "bench_replicas" + ("" if a.problem == "onelayer" else "_" + a.problem)
     a.out = a.out or str(Path(__file__).parent / "results" / name)
 
+    sizes = [tuple(int(v) for v in sz.split("x")) for sz in a.sizes] if a.problem == "onelayer" else [(10, 200)]
     if a.problem == "onelayer":
         train, train_batched = onelayer_train, onelayer_batched.train_batched
 
-        def cfgs(R):
-            return [OneLayerConfig(d=a.d, batch=a.batch, steps=a.steps, seed=s, eval_every=a.steps) for s in range(R)]
+        def cfgs(R, d, batch):
+            return [OneLayerConfig(d=d, batch=batch, steps=a.steps, seed=s, eval_every=a.steps) for s in range(R)]
     else:
         train, train_batched = overparam_train, overparam_batched.train_batched
 
-        def cfgs(R):  # stop_below=0: every run takes all its steps, so the sides do equal work
+        def cfgs(R, d, batch):  # stop_below=0: every run takes all its steps, so the sides do equal work
             return [OverparamConfig(m=10, k=50, steps=a.steps, seed=s, stop_below=0.0) for s in range(R)]
 
     rows = []
-    for R in a.R:
-        seq_n = min(R, a.seq_max)
-        seq, bat = [], []
-        for _ in range(a.repeats):
-            t = time.perf_counter()
-            for c in cfgs(seq_n):
-                train(c)
-            seq.append((time.perf_counter() - t) / seq_n)  # seconds per run
-            t = time.perf_counter()
-            train_batched(cfgs(R))
-            bat.append(time.perf_counter() - t)  # seconds for all R
-        s_run, b_all = statistics.median(seq), statistics.median(bat)
-        rows.append({"R": R, "sequential_s_per_run": s_run, "batched_s_total": b_all,
-                     "sequential_replica_steps_per_s": a.steps / s_run, "batched_replica_steps_per_s": R * a.steps / b_all,
-                     "speedup": (R * s_run) / b_all, "sequential_runs_timed": seq_n})
-        print(json.dumps(rows[-1]), flush=True)
-    meta = {"problem": a.problem, "d": a.d, "batch": a.batch, "steps": a.steps, "repeats": a.repeats, "threads": 1,
+    for d, batch in sizes:
+        for R in a.R:
+            seq_n = min(R, a.seq_max)
+            seq, bat = [], []
+            for _ in range(a.repeats):
+                t = time.perf_counter()
+                for c in cfgs(seq_n, d, batch):
+                    train(c)
+                seq.append((time.perf_counter() - t) / seq_n)  # seconds per run
+                t = time.perf_counter()
+                train_batched(cfgs(R, d, batch))
+                bat.append(time.perf_counter() - t)  # seconds for all R
+            s_run, b_all = statistics.median(seq), statistics.median(bat)
+            rows.append({"d": d, "batch": batch, "R": R, "sequential_s_per_run": s_run, "batched_s_total": b_all,
+                         "sequential_replica_steps_per_s": a.steps / s_run,
+                         "batched_replica_steps_per_s": R * a.steps / b_all,
+                         "speedup": (R * s_run) / b_all, "sequential_runs_timed": seq_n})
+            print(json.dumps(rows[-1]), flush=True)
+    meta = {"problem": a.problem, "sizes": a.sizes if a.problem == "onelayer" else None, "steps": a.steps, "repeats": a.repeats, "threads": 1,
             "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    what = (f"One-layer SGDA: d = {a.d}, batch {a.batch}, {a.steps} steps, truncated-statistics D" if a.problem == "onelayer"
+    what = (f"One-layer SGDA, {a.steps} steps, truncated-statistics D (ReLU), curvature-unit step" if a.problem == "onelayer"
             else f"Overparameterized GDA: m = 10, k = 50, n = 200, {a.steps} steps, linear D, LTV step")
     md = [f"# {a.problem}: R replicas batched vs one after another ({meta['date']})", "",
           f"{what}, 1 torch thread, median of {a.repeats}; torch {meta['torch']}.", "",
-          "| R | sequential s / run | batched s (all R) | replica-steps/s sequential | batched | speed-up |",
-          "|---|---|---|---|---|---|"]
-    md += [f"| {r['R']} | {r['sequential_s_per_run']:.3f} | {r['batched_s_total']:.3f} | "
+          "| d | batch | R | sequential s / run | batched s (all R) | replica-steps/s sequential | batched | speed-up |",
+          "|---|---|---|---|---|---|---|---|"]
+    md += [f"| {r['d'] if a.problem == 'onelayer' else '-'} | {r['batch'] if a.problem == 'onelayer' else '-'} | {r['R']} | "
+           f"{r['sequential_s_per_run']:.3f} | {r['batched_s_total']:.3f} | "
            f"{r['sequential_replica_steps_per_s']:.0f} | {r['batched_replica_steps_per_s']:.0f} | {r['speedup']:.1f}x |"
            for r in rows]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")

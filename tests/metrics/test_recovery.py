@@ -75,3 +75,21 @@ def test_error_split_puts_the_error_where_the_layer_is_wrong(perturbed):
     else:
         assert inherited == pytest.approx(direct, rel=1e-12) and own < 1e-25
         assert split["amplification_level2"] > 0
+
+
+def test_amplification_references_are_one_for_a_linear_isometry():
+    """The random-error references of error_split against a closed form: a layer that is a scaled
+    isometry of the codes magnifies every error direction alike, so the learned error's
+    amplification and both references are exactly 1 (the same squared norm by construction)."""
+    from ganlearn.metrics.recovery import error_split
+
+    g = torch.Generator().manual_seed(0)
+    n, J, m = 500, 3, 4
+    s1 = torch.relu(torch.randn(n, J, m, generator=g, dtype=torch.float64))
+    s1_learned = s1 + 0.01 * torch.randn(n, J, m, generator=g, dtype=torch.float64)
+    layer = lambda lv, s: 3.0 * s  # noqa: E731
+    x_t = [s1, layer(2, s1)]
+    split = error_split(layer, layer, [s1_learned, None], [s1, None], x_t, [[list(range(m))]], m,
+                        generator=torch.Generator().manual_seed(1))
+    for key in ("amplification_level2", "amplification_iso_level2", "amplification_support_level2"):
+        assert split[key] == pytest.approx(1.0, rel=1e-12), key

@@ -90,7 +90,8 @@ def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) ->
             x_t, s_t = tnet(z @ ut.T)
             out |= error_split(lambda lv, s: learner.decode(lv, learner.hidden(lv, s)),
                                lambda lv, s: tnet.decode(lv, tnet.hidden(lv, s)),
-                               s_l, s_t, x_t, fr["perms"], learner.shape.channels)
+                               s_l, s_t, x_t, fr["perms"], learner.shape.channels,
+                               generator=make_generator(cfg.seed, "fsr.eval.amplification"))
     x_t, _ = _samples(tnet, cfg.n_samples, g)
     x_l, s_l = _samples(learner, cfg.n_samples, g)
     levels = range(1, L + 1) if final else [L]

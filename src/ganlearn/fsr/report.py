@@ -120,7 +120,8 @@ def _table(summary: dict) -> str:
     extra = sorted(k for k in final if k.startswith(("coupled_rel_error_level", "feature_cosine_min_level",
                                                      "hidden_rel_error_level", "sliced_w2_level",
                                                      "own_rel_error_level", "inherited_rel_error_level",
-                                                     "amplification_level")))
+                                                     "amplification_level", "amplification_iso_level",
+                                                     "amplification_support_level")))
     has_b = "baseline" in summary
     lines = ["| metric | staged (FSR algorithm) |" + (" end-to-end baseline |" if has_b else ""),
              "|---|---|" + ("---|" if has_b else "")]

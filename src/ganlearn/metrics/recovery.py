@@ -136,7 +136,7 @@ def _match_index(perm: np.ndarray, n: int, J: int, device) -> torch.Tensor:
 
 def error_split(learner_layer: Callable, target_layer: Callable, learner_codes: Sequence[torch.Tensor],
                 target_codes: Sequence[torch.Tensor], target_images: Sequence[torch.Tensor],
-                perms: list[np.ndarray], m_learner: int) -> dict:
+                perms: list[np.ndarray], m_learner: int, generator: torch.Generator | None = None) -> dict:
     """Each level's coupled error split into what its own layer adds and what it inherits.
 
     ``*_layer(level, parent_codes) -> images of that level`` apply one network's layer (hidden layer
@@ -150,6 +150,13 @@ def error_split(learner_layer: Callable, target_layer: Callable, learner_codes: 
       an exact layer l would make of the learned parents;
     * ``amplification_level{l}``: inherited error / the parents' hidden-code error, i.e. how much the
       true layer magnifies its input's relative error (a property of the target, not of training).
+
+    With a ``generator``, two references for the amplification: the true layer's gain on a random
+    error of the same size (the same squared norm over the batch) in place of the learned one,
+    ``amplification_iso_level{l}`` (Gaussian on every code coordinate) and
+    ``amplification_support_level{l}`` (Gaussian on the coordinates where the true parent code is
+    active, where a learned sparse code errs). An amplification near these says that the learned
+    parents' error is not aimed at directions the layer magnifies: the magnification is the target's.
     """
     out: dict = {}
     for level in range(2, len(target_codes) + 1):
@@ -168,4 +175,10 @@ def error_split(learner_layer: Callable, target_layer: Callable, learner_codes: 
         out[f"inherited_rel_error_level{level}"] = inherited
         parent_err = float((learned_in_true - s_t).pow(2).sum((1, 2)).mean() / s_t.pow(2).sum((1, 2)).mean())
         out[f"amplification_level{level}"] = inherited / parent_err if parent_err > 0 else float("nan")
+        if generator is not None and parent_err > 0:
+            err_sq = (learned_in_true - s_t).pow(2).sum()
+            for name, mask in (("iso", torch.ones_like(s_t)), ("support", (s_t > 0).to(s_t.dtype))):
+                xi = torch.randn(s_t.shape, generator=generator, dtype=s_t.dtype).to(s_t.device) * mask
+                xi = xi * (err_sq / xi.pow(2).sum().clamp_min(torch.finfo(s_t.dtype).tiny)).sqrt()
+                out[f"amplification_{name}_level{level}"] = rel(target_layer(level, s_t + xi)) / parent_err
     return out
