@@ -81,3 +81,16 @@ def test_closed_form_generator_step_equals_autograd(act, disc):
         assert a["steps"] == b["steps"]
         for (na, ea, ta, _), (nb, eb, tb, _) in zip(a["curve"], b["curve"]):
             assert na == nb and _close(ea, eb) and _close(ta, tb)
+
+
+def test_latents_are_float32_normals_returned_in_float64():
+    import torch
+
+    from ganlearn.onelayer.model import latents
+
+    x = latents(200_000, 2, generator=torch.Generator().manual_seed(0))
+    assert x.dtype == torch.float64
+    assert torch.equal(x, torch.randn(200_000, 2, generator=torch.Generator().manual_seed(0)).double())
+    # N(0, I) to the sampling error (sd of the mean 0.0022, of the variance 0.0032)
+    assert x.mean(0).abs().max() < 0.01 and (x.var(0) - 1).abs().max() < 0.015
+    assert abs(float(x[:, 0] @ x[:, 1]) / 200_000) < 0.01

@@ -88,12 +88,13 @@ def batch_key(params: dict):
 
 
 def batch_limit(params: dict) -> int:
-    """Replicas per batch: at most 2^18 numbers in one (replicas, batch, d) tensor (measured with
-    ``benchmarks/bench_replicas.py``, one thread: 16 replicas at d = 16, batch 1024 ran 2.0x the
-    runs one after another, 64 of them 0.8x; at d = 32, batch 4096, 2 replicas 1.0x, 5 of them 0.9x:
-    there one replica's float64 matrix products already keep the core busy)."""
+    """Replicas per batch: at most 2^17 numbers in one (replicas, batch, d) tensor. Measured with
+    ``benchmarks/bench_replicas.py`` (one thread, batched over sequential replica-steps/s): d = 4,
+    batch 256: 2.7x at 64 replicas (2^16 numbers), 1.9x at 256 (2^18); d = 16, batch 1024: 1.3-2.0x
+    at 8-16 replicas, 0.8x at 64 (2^20); d = 32, batch 4096: 1.0x at 2, 0.9x at 5 -- one replica's
+    float64 matrix products there already keep the core busy, and large stacks fall out of cache."""
     cfg = config(params)[0]
-    return max(1, 2 ** 18 // (cfg.batch * cfg.d))
+    return max(1, 2 ** 17 // (cfg.batch * cfg.d))
 
 
 def cost(params: dict) -> float:
