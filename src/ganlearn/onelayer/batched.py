@@ -15,8 +15,8 @@ Compatible configs share what fixes the tensor shapes and the loop: ``d``, ``act
 ``discriminator`` (truncated or quadratic; the MLP comparison is not batched), ``batch``,
 ``steps``, ``eval_every``, ``average``, ``stop_at_eps``, ``step_scale`` and the SGD generator step; they may differ
 in ``seed``, ``condition``, ``lr_g``, ``lr_d``, ``ridge``, ``decay_t0``, ``decay_power``, ``eps``
-and ``divergence_factor``. A replica that reaches its smallest eps (``stop_at_eps``) or diverges is
-frozen and its result recorded at that step; the batch stops when every replica has.
+and ``divergence_factor``. A replica that reaches its smallest eps (``stop_at_eps``) or diverges has
+its result recorded at that step and leaves the batch; the batch stops when every replica has.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from ganlearn.errors import DivergenceError
 from ganlearn.onelayer.metrics import sigma_rel_error
 from ganlearn.onelayer.model import activation, conditioned_matrix, latents
 from ganlearn.onelayer.step_size import moment_scale, power_ratio
-from ganlearn.onelayer.train import (OneLayerConfig, average_sigma, curvature_scaled, evaluation, new_reached,
-                                     resolved_lr_g, result, stats_fn)
+from ganlearn.onelayer.train import (OneLayerConfig, average_sigma, curvature_probe, curvature_scaled, evaluation,
+                                     new_reached, resolved_lr_g, result, stats_fn)
 from ganlearn.rng import make_generator
 
 __all__ = ["SHAPE_KEYS", "batch_key", "train_batched"]
@@ -72,14 +72,9 @@ def _generator_grad(A: torch.Tensor, x: torch.Tensor, W: torch.Tensor, act, kind
 
 def _curvature_ratios(cfgs: list[OneLayerConfig], W: torch.Tensor) -> torch.Tensor:
     """c of ``onelayer.step_size`` for every replica, as its separate run computes it (the same probe
-    stream, batch and start), the power iterations run together under ``torch.func.vmap``."""
-    c0 = cfgs[0]
-    xs, vs = [], []
-    for r, c in enumerate(cfgs):
-        g = make_generator(c.seed, "onelayer.step_size")
-        xs.append(torch.randn(max(c.batch, 4096), c.d, generator=g, dtype=W.dtype))
-        vs.append(torch.randn(W.shape[1:], generator=g, dtype=W.dtype))
-    fn = partial(power_ratio, stats_fn(c0), activation(c0.activation))
+    batch and start), the power iterations run together under ``torch.func.vmap``."""
+    xs, vs = zip(*(curvature_probe(c, W.shape[1:], W.dtype) for c in cfgs))
+    fn = partial(power_ratio, stats_fn(cfgs[0]), activation(cfgs[0].activation))
     return torch.func.vmap(fn)(W.detach(), torch.stack(xs), torch.stack(vs))
 
 

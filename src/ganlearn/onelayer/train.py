@@ -147,14 +147,21 @@ def stats_fn(cfg: OneLayerConfig):
     return (lambda y: truncated_stats(y, act)) if cfg.discriminator == "truncated" else quadratic_stats
 
 
-def step_curvature_ratio(cfg: OneLayerConfig, w0: torch.Tensor) -> float:
-    """c of ``onelayer.step_size`` at the learner's init, on its own probe stream (so the training
-    batches are the same with and without it); shared with the batched trainer."""
-    from ganlearn.onelayer.step_size import curvature_ratio
-
+def curvature_probe(cfg: OneLayerConfig, shape: torch.Size, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probe batch x and the power iteration's start v of ``onelayer.step_size``, from the
+    run's own stream ``onelayer.step_size`` (so the training batches are the same with and without
+    it); shared with the batched trainer, which runs every replica's probe under one vmap."""
     g = make_generator(cfg.seed, "onelayer.step_size")
-    x = torch.randn(max(cfg.batch, 4096), cfg.d, generator=g, dtype=w0.dtype)
-    return curvature_ratio(stats_fn(cfg), w0, x, activation(cfg.activation), generator=g)
+    x = torch.randn(max(cfg.batch, 4096), cfg.d, generator=g, dtype=dtype)
+    return x, torch.randn(shape, generator=g, dtype=dtype)
+
+
+def step_curvature_ratio(cfg: OneLayerConfig, w0: torch.Tensor) -> float:
+    """c of ``onelayer.step_size`` at the learner's init."""
+    from ganlearn.onelayer.step_size import power_ratio
+
+    x, v = curvature_probe(cfg, w0.shape, w0.dtype)
+    return float(power_ratio(stats_fn(cfg), activation(cfg.activation), w0.detach(), x, v))
 
 
 def train(cfg: OneLayerConfig, *, log=None) -> dict:
