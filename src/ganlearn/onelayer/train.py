@@ -31,7 +31,7 @@ kappa 2; the numbers are in the bullets below):
   under W -> W Q, which moves freely along its orbit. Without averaging the last iterate sits at a
   noise floor set by the step size.
 * Latents are drawn in float32 and used in float64 (``onelayer.model.latents``): float64 normals
-  cost 5.7x as much to draw on a CPU and were a third of a step; the rounding (6e-8) and the tail
+  cost 5.7x as much to draw on a CPU and were about a quarter of a run; the rounding (6e-8) and the tail
   cut at 5.77 sd are far below any batch's sampling error. (Before issue 15 the draws were float64:
   the same law, other numbers for each seed.)
 * Samples consumed N counts target (real) samples only, one batch per step: the generator's
