@@ -28,13 +28,14 @@ sweep: $(BIN)/ganlearn
 	$(BIN)/ganlearn sweep $(EXP) --out runs/sweep-$(EXP)
 
 # make bench [DEVICE=cuda]: the default run's wall time on DEVICE, replica batching (one-layer and
-# overparameterized, CPU, 1 thread) and peak memory; each writes benchmarks/results/<name>.json/.md
+# overparameterized, CPU, 1 thread), ganlearn vs plain eager loops (the three problems on CPU; FSR
+# on DEVICE) and peak memory; each writes benchmarks/results/<name>.json/.md
 DEVICE ?= cpu
 bench: $(BIN)/ganlearn
 	$(BIN)/python benchmarks/bench_run.py --device $(DEVICE) --tag "$(if $(filter cpu,$(DEVICE)),,_$(DEVICE))"
 	$(BIN)/python benchmarks/bench_replicas.py --problem onelayer
 	$(BIN)/python benchmarks/bench_replicas.py --problem overparam
-	$(BIN)/python benchmarks/bench_plain.py
+	$(BIN)/python benchmarks/bench_plain.py --device $(DEVICE)
 	$(BIN)/python benchmarks/bench_memory.py
 
 clean:

@@ -32,6 +32,7 @@ def test_overrides_apply_with_types():
     ("stages.3.whiten=false", "stages.3.precondition=True is not allowed"),
     ("stages.3.whiten_ridge=0", "stages.3.whiten_ridge=0.0 is not allowed: must be > 0"),
     ("noequals", "must look like key=value"),
+    ("learner.channels=12", "learner.channels=12 is not allowed: must be null or >= target.channels = 16"),
 ])
 def test_bad_values_are_rejected_naming_the_key(override, needle):
     with pytest.raises(ConfigError) as e:

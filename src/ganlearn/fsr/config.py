@@ -190,6 +190,11 @@ class RunConfig:
         d = self.target.colours * self.target.patch ** 2
         check(m_learner <= d, "learner.channels", self.learner.channels,
               f"null or <= the patch dimension d = {d} (W is column-orthonormal)")
+        # A narrower learner cannot represent the target (the paper's learner has its structure,
+        # §2.2), and every feature metric matches each true feature to its own learned one: before
+        # this check such a run trained to the end and then failed in its evaluation.
+        check(m_learner >= self.target.channels, "learner.channels", self.learner.channels,
+              f"null or >= target.channels = {self.target.channels} (a learned channel for every true one)")
         if self.learner.sparsity is not None:
             check(self.learner.sparsity < m_learner, "learner.sparsity", self.learner.sparsity,
                   f"null or in (0, learner channels = {m_learner})")
