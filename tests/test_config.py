@@ -119,3 +119,22 @@ def test_stages_are_addressed_by_name_in_overrides():
 def test_non_finite_numbers_are_rejected(value):
     with pytest.raises(ConfigError, match="must be a finite number"):
         resolve("default", overrides=[f"stages.first_hidden.ridge={value}"])
+
+
+def test_sparser_targets_get_proportionally_larger_moment_stage_batches():
+    """The derived stage list scales GAN_FirstHidden's and GAN_ForwardSuperResolution's batches by
+    (2/16) / (k/m) for codes sparser than the default's (rounded up to 256), never below the
+    defaults; an explicit stage override still wins, and the learner's own sparsity counts."""
+    def batches(*ovs):
+        return [(getattr(s, "batch", None), getattr(s, "fake_batch", None)) for s in resolve("default", overrides=list(ovs)).stages]
+
+    default = batches()
+    assert default == [(None, None), (8192, 16384), (1024, 1024), (1024, 1024)]
+    assert batches("target.sparsity=4.0") == default
+    assert batches("target.sparsity=1.0") == [(None, None), (16384, 32768), (2048, 2048), (2048, 2048)]
+    assert batches("target.sparsity=1.5")[1] == (11008, 22016)  # 8192 * 4/3 = 10923 -> 11008
+    assert batches("target.channels=32", "target.sparsity=4.0") == default  # the rate k/m, not k
+    assert batches("target.sparsity=1.0", "learner.sparsity=2.0") == default
+    assert batches("target.sparsity=1.0", "stages.first_hidden.batch=100")[1] == (100, 32768)
+    from ganlearn.fsr.config import RunConfig, TargetConfig
+    assert [getattr(s, "batch", None) for s in RunConfig(target=TargetConfig(sparsity=1.0)).stages][1] == 16384
