@@ -18,7 +18,8 @@ from ganlearn.fsr.stages import (STAGE_KINDS, EndToEndStage, FirstHiddenStage, O
 from ganlearn.sgda import SGDAConfig
 
 __all__ = ["TargetConfig", "LearnerConfig", "EvalConfig", "BaselineConfig", "RunConfig", "PRESETS", "resolve",
-           "default_stages", "tiny_stages", "scale_batches", "fire_rate", "REFERENCE_FIRE_RATE", "untrained_levels", "load_json", "WarmStartStage", "OutputLayerStage",
+           "default_stages", "tiny_stages", "scale_batches", "fire_rate_of", "REFERENCE_FIRE_RATE", "untrained_levels",
+           "load_json", "WarmStartStage", "OutputLayerStage",
            "FirstHiddenStage", "SuperResolutionStage", "EndToEndStage", "STAGE_KINDS"]
 
 
@@ -142,7 +143,7 @@ def default_stages(levels: int = 3, fire_rate: float | None = None) -> list:
 REFERENCE_FIRE_RATE = 2 / 16
 
 
-def fire_rate(target: TargetConfig, learner: LearnerConfig) -> float:
+def fire_rate_of(target: TargetConfig, learner: LearnerConfig) -> float:
     """k/m of the learner's codes: ``learner.sparsity`` over its channels, else the target's k/m
     (the same assumption the learner's initial biases are calibrated with, ``make_learner``)."""
     if learner.sparsity is not None:
@@ -218,7 +219,8 @@ class RunConfig:
 
     def __post_init__(self):
         if self.stages is None:
-            object.__setattr__(self, "stages", default_stages(self.target.levels, fire_rate(self.target, self.learner)))
+            object.__setattr__(self, "stages",
+                               default_stages(self.target.levels, fire_rate_of(self.target, self.learner)))
 
     def validate(self) -> "RunConfig":
         self.target.validate()
@@ -307,7 +309,8 @@ def resolve(preset: str = "default", config_file: str | Path | None = None, over
     if not explicit_stages:  # the stage list follows the (overridden) target
         levels = _convert(d["target"]["levels"], int, "target.levels")
         check(1 <= levels <= MAX_LEVELS, "target.levels", levels, f"an integer in 1..{MAX_LEVELS}")
-        rate = fire_rate(from_dict(TargetConfig, d["target"], "target"), from_dict(LearnerConfig, d["learner"], "learner"))
+        rate = fire_rate_of(from_dict(TargetConfig, d["target"], "target"),
+                            from_dict(LearnerConfig, d["learner"], "learner"))
         d["stages"] = to_dict(STAGE_FACTORIES[preset](levels, rate))
     for ov in stage_ovs:
         d = apply_stage_override(d, ov)

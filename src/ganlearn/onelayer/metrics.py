@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ganlearn.onelayer.model import latents
 from ganlearn.rng import default_init_rng, make_generator
 
 __all__ = ["sigma_rel_error", "gaussian_tv_upper", "gaussian_tv", "relu_tv", "classifier_tv_lower"]
@@ -40,8 +41,6 @@ def gaussian_tv(sigma: torch.Tensor, sigma_star: torch.Tensor, *, n: int = 200_0
     direction costs one (n, d) x (d, d) product (before: a product and two triangular solves over
     the n draws); u is drawn in float32 and used in float64 (``onelayer.model.latents``: 5.7x
     cheaper draws, the same law to 6e-8). The same draws every call for a given ``seed``."""
-    from ganlearn.onelayer.model import latents
-
     g = make_generator(seed, "gaussian_tv")
     sig, sig_star = sigma.double(), sigma_star.double()
     d = sig.shape[0]
