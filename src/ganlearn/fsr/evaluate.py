@@ -80,7 +80,8 @@ def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) ->
     ut0 = procrustes_latent_map(learner.V[0], tnet.V[0], fr["perms"][0]).to(device=tnet.W[0].device,
                                                                            dtype=tnet.W[0].dtype)
     ce, ut = coupled_error(learner, tnet, ut0=ut0, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
-                           fit_steps=cfg.fit_steps if final else 0, generator=g, return_u=True)
+                           fit_steps=cfg.fit_steps if final else 0, generator=g,
+                           select_generator=make_generator(cfg.seed, "fsr.eval.select"), return_u=True)
     out |= ce
     if final and L > 1:  # own vs inherited error per level, on fresh coupled latents
         z = torch.randn(cfg.n_samples, ut.shape[1], generator=make_generator(cfg.seed, "fsr.eval.split"),

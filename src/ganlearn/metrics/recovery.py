@@ -68,6 +68,7 @@ def procrustes_latent_map(V1_learned: torch.Tensor, V1_true: torch.Tensor, perm1
 
 def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, perms: list[np.ndarray],
                   n_fit: int, n_eval: int, fit_steps: int, generator: torch.Generator,
+                  select_generator: torch.Generator | None = None,
                   return_u: bool = False) -> dict | tuple[dict, torch.Tensor]:
     """The theorem's coupled relative error, with U fitted on ``n_fit`` latents and the error
     measured on ``n_eval`` fresh ones.
@@ -75,8 +76,13 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
     ``learner`` and ``target`` map latents to (images, codes) per level; ``ut0`` (latent_true,
     latent_learned) is the starting U^T (e.g. :func:`procrustes_latent_map`), and sets the dtype
     and device of the latents. U^T is refined by Adam on the Stiefel manifold
-    (U^T = U0^T expm(A - A^T)) for ``fit_steps`` steps; the better of the two on the fitting set is
-    kept. ``target`` should not require gradients of its own parameters (only U^T is fitted).
+    (U^T = U0^T expm(A - A^T)) for ``fit_steps`` steps; the better of the two on ``n_fit`` fresh
+    latents (from ``select_generator``, else drawn from ``generator`` after the others) is kept.
+    Why fresh ones: the refined U can overfit its fitting set. Measured (stop 25, default preset
+    with ``target.sparsity=0.5``, codes firing 1/32 of the time, seed 0): the refined U won on the
+    fitting set but gave 0.426 on the evaluation latents against 0.255 for the starting U, and the
+    run reported 0.426. ``target`` should not require gradients of its own parameters (only U^T is
+    fitted).
 
     Returns: ``coupled_rel_error`` (all levels together), ``coupled_rel_error_level{l}``,
     ``w2_upper`` (the root of the numerator, an upper bound on W_2), ``hidden_rel_error_level{l}``
@@ -104,9 +110,15 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
             opt.zero_grad()
             val.backward()
             opt.step()
+        z_sel = torch.randn(n_fit, m0_l, generator=select_generator or generator, dtype=dt).to(dev)
         with torch.no_grad():
             ut = ut0 @ torch.linalg.matrix_exp(a - a.T)
-            if loss(ut, z_fit) < loss(ut0, z_fit):
+            x_l_sel = _flat(learner(z_sel)[0])
+
+            def held_out(u: torch.Tensor) -> torch.Tensor:
+                return (_flat(target(z_sel @ u.T)[0]) - x_l_sel).pow(2).sum(1).mean()
+
+            if held_out(ut) < held_out(ut0):
                 best, how = ut, "refined"
     with torch.no_grad():
         x_l, s_l = learner(z_ev)
