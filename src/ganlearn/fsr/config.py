@@ -157,11 +157,12 @@ def scale_batches(stages: list, rate: float | None) -> list:
 
     Why (measured, stop 25): the moment stages' noise follows the number of samples in which a
     channel is active, i.e. batch x k/m, so a sparser target needs proportionally larger batches.
-    Default preset, seed 0, ``target.sparsity=1.0`` (half the default rate): coupled error 0.195
-    (levels 0.053 / 0.096 / 0.206) with the default batches, 0.082 (0.026 / 0.047 / 0.086) with
-    them doubled (373 s -> 754 s on one thread). Denser targets keep the defaults (k = 4: 0.039 in
-    the shape experiment): their steps, not their samples, were tuned. The warm start is not
-    scaled: its recovery of W was exact (worst cosine 1.000) on the sparser target."""
+    Default preset, seed 0, ``target.sparsity=1.0`` (half the default rate): coupled error 0.170
+    (levels 0.035 / 0.075 / 0.180) with the default batches, 0.072 (0.019 / 0.039 / 0.076) with
+    them doubled (373 s -> 754 s on one thread); k = 1.5 with the rule: 0.036. Denser targets keep
+    the defaults (k = 4: 0.039 in the shape experiment). At k = 0.5 (x 4) the rule is not enough
+    (0.255): GAN_FirstHidden still improved at its last step, so it needs more steps as well. The
+    warm start is not scaled: its recovery of W was exact (worst cosine 1.000) on these targets."""
     if rate is None or not rate > 0 or rate >= REFERENCE_FIRE_RATE:
         return stages
     factor = REFERENCE_FIRE_RATE / rate
