@@ -248,38 +248,29 @@ def bench_fsr(a) -> tuple[dict, list[str]]:
     target, learner, spec = fsr_setup(a.device)
     state = {k: v.clone() for k, v in learner.state_dict().items()}
 
-    def ganlearn_run(batch: int) -> None:
+    def ganlearn_run(batch: int) -> float:
         learner.load_state_dict(state)
         g = torch.Generator().manual_seed(0)
         runner = make_runner(dataclasses.replace(spec, batch=batch), learner, target.images, g)
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()  # the stage's set-up (whitening, scales) excluded
         for t in range(steps):
             out = runner.step(t, g)
         float(out["g_loss"])  # one read at the end (a device run waits for its queue here)
-        times.append((time.perf_counter() - t0) / steps)
+        return (time.perf_counter() - t0) / steps
 
-    def plain_run() -> None:
+    def plain_run() -> float:
         learner.load_state_dict(state)
         t0 = time.perf_counter()
         plain_fsr(target, learner, spec, steps, 0)
-        times.append((time.perf_counter() - t0) / steps)
+        return (time.perf_counter() - t0) / steps
 
-    rows = {}
-    for name, fn in (("plain", plain_run), ("ganlearn", lambda: ganlearn_run(spec.batch))):
-        times = []  # each run's own per-step time, its set-up (whitening, scales) excluded
+    def median_step(fn) -> float:
         fn()  # untimed warm-up (see timed)
-        times = []
-        for _ in range(a.repeats):
-            fn()
-        rows[name] = statistics.median(times)
-    per_batch = {}
-    for batch in (64, 256, spec.batch):
-        times = []
-        for _ in range(a.repeats):
-            ganlearn_run(batch)
-        per_batch[batch] = statistics.median(times)
-    for batch, s in per_batch.items():
-        rows[f"ganlearn, batch {batch}"] = s
+        return statistics.median(fn() for _ in range(a.repeats))
+
+    per_batch = {batch: median_step(lambda: ganlearn_run(batch)) for batch in (64, 256, spec.batch)}
+    rows = {"plain": median_step(plain_run), "ganlearn": per_batch[spec.batch]}
+    rows |= {f"ganlearn, batch {batch}": s for batch, s in per_batch.items()}
     head = ("FSR GAN_ForwardSuperResolution (default preset, level 3): ganlearn vs a plain eager loop",
             f"64 patches, m = 16, cross graph (q = 81), Adam both players, batch {spec.batch} real pairs per player "
             f"(drawn from the target inside the step), {steps} steps per run, the stage's set-up excluded; "

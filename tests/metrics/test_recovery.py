@@ -39,7 +39,6 @@ def test_coupled_error_is_zero_for_a_permuted_rotated_copy_of_the_target():
     assert out2["coupled_rel_error"] > 0.1
 
 
-
 def test_the_refined_rotation_is_kept_only_if_it_is_better_on_held_out_latents():
     """A rotated copy of the target, coupled from a perturbed start U0: the refinement moves toward
     the true rotation and is kept; started at the true rotation (error exactly 0), nothing can beat
