@@ -45,9 +45,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seq-max", type=int, default=8)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--device", default="cpu", help="overparam only: where both sides train (on a device, "
+                    "the sequential side is the batched trainer at R = 1, run after run: the single-run trainer is "
+                    "CPU only)")
     a = ap.parse_args()
+    if a.device != "cpu" and a.problem != "overparam":
+        ap.error(f"--device {a.device}: only --problem overparam runs on a device")
     torch.set_num_threads(1)
-    name = "bench_replicas" + ("" if a.problem == "onelayer" else "_" + a.problem)
+    name = ("bench_replicas" + ("" if a.problem == "onelayer" else "_" + a.problem)
+            + ("" if a.device == "cpu" else "_" + a.device.split(":")[0]))
     a.out = a.out or str(Path(__file__).parent / "results" / name)
 
     sizes = [tuple(int(v) for v in sz.split("x")) for sz in a.sizes] if a.problem == "onelayer" else [(10, 200)]
@@ -58,10 +64,19 @@ def main() -> None:
             return [OneLayerConfig(d=d, batch=batch, steps=a.steps, seed=s, eval_every=a.steps) for s in range(R)]
     else:
         train, train_batched = overparam_train, overparam_batched.train_batched
+        if a.device != "cpu":
+            def train(c):
+                return overparam_batched.train_batched([c], a.device)
+
+            def train_batched(cs):
+                return overparam_batched.train_batched(cs, a.device)
 
         def cfgs(R, d, batch):  # stop_below=0: every run takes all its steps, so the sides do equal work
             return [OverparamConfig(m=10, k=50, steps=a.steps, seed=s, stop_below=0.0) for s in range(R)]
 
+    # untimed warm-up of both sides: the process's one-time costs (imports, kernel loading, allocator)
+    train(cfgs(1, *sizes[0])[0])
+    train_batched(cfgs(2, *sizes[0]))
     rows = []
     for d, batch in sizes:
         for R in a.R:
@@ -82,7 +97,7 @@ def main() -> None:
                          "speedup": (R * s_run) / b_all, "sequential_runs_timed": seq_n})
             print(json.dumps(rows[-1]), flush=True)
     meta = {"problem": a.problem, "sizes": a.sizes if a.problem == "onelayer" else None, "steps": a.steps, "repeats": a.repeats, "threads": 1,
-            "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+            "device": a.device, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +105,7 @@ def main() -> None:
     what = (f"One-layer SGDA, {a.steps} steps, truncated-statistics D (ReLU), curvature-unit step" if a.problem == "onelayer"
             else f"Overparameterized GDA: m = 10, k = 50, n = 200, {a.steps} steps, linear D, LTV step")
     md = [f"# {a.problem}: R replicas batched vs one after another ({meta['date']})", "",
-          f"{what}, 1 torch thread, median of {a.repeats}; torch {meta['torch']}.", "",
+          f"{what}, device {a.device}, 1 torch thread, median of {a.repeats}; torch {meta['torch']}.", "",
           "| d | batch | R | sequential s / run | batched s (all R) | replica-steps/s sequential | batched | speed-up |",
           "|---|---|---|---|---|---|---|---|"]
     md += [f"| {r['d'] if a.problem == 'onelayer' else '-'} | {r['batch'] if a.problem == 'onelayer' else '-'} | {r['R']} | "

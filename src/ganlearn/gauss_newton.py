@@ -20,6 +20,8 @@ from typing import Callable, Sequence
 import torch
 from torch.func import jvp, vjp
 
+from ganlearn.rng import to_device
+
 __all__ = ["conjugate_gradient", "gauss_newton_direction", "jacobian_trace"]
 
 Tensors = tuple[torch.Tensor, ...]
@@ -72,7 +74,7 @@ def jacobian_trace(f: Callable[..., torch.Tensor], params: Sequence[torch.Tensor
     total = torch.zeros((), dtype=primals[0].dtype, device=primals[0].device)
     for _ in range(probes):
         # drawn on the generator's device (the training RNG lives on the CPU), then moved
-        v = tuple(torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device).to(p.device)
+        v = tuple(to_device(torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device), p.device)
                   for p in primals)
         _, jv = jvp(f, primals, v)
         total = total + jv.pow(2).sum()

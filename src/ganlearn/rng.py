@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from ganlearn.errors import ConfigError
 
-__all__ = ["stream_seed", "make_generator", "numpy_rng", "default_init_rng"]
+__all__ = ["stream_seed", "make_generator", "numpy_rng", "default_init_rng", "to_device"]
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -40,6 +40,21 @@ def make_generator(seed: int, stream: str, device: str | torch.device = "cpu") -
     g = torch.Generator(device=device)
     g.manual_seed(stream_seed(seed, stream))
     return g
+
+
+def to_device(t: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """``t`` (drawn on the CPU training RNG) on ``device`` without a host-device synchronisation:
+    a plain ``.to("cuda")`` from pageable memory copies and then waits for the whole GPU queue
+    (``cudaMemcpy`` semantics; ``torch.cuda.set_sync_debug_mode`` reports it), so every latent
+    draw would stall the step. The draw is staged in page-locked memory (PyTorch's caching host
+    allocator, which keeps the block until the copy has run) and copied asynchronously on the
+    current stream, which orders it before the kernels that read it."""
+    device = torch.device(device)
+    if t.device == device or (device.type == t.device.type and device.index is None):
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def numpy_rng(seed: int, stream: str) -> np.random.Generator:

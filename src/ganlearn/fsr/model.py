@@ -21,6 +21,7 @@ from torch import nn
 
 from ganlearn.fsr.geometry import Geometry
 from ganlearn.config import ConfigError
+from ganlearn.rng import to_device
 
 __all__ = [
     "Shape", "FSRNet", "random_orthonormal", "polar", "edge_colour_atoms", "init_hidden",
@@ -119,10 +120,11 @@ class FSRNet(nn.Module):
 
     def sample_latent(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
         """z ~ N(0, I) drawn on the generator's device (the training RNG lives on the CPU, so a run
-        draws the same latents whatever device it trains on), then moved to the network's."""
+        draws the same latents whatever device it trains on), then moved to the network's without a
+        host-device synchronisation (:func:`ganlearn.rng.to_device`)."""
         p = self.W[0]
         z = torch.randn(n, self.shape.latent_dim, generator=generator, dtype=p.dtype, device=generator.device)
-        return z.to(p.device)
+        return to_device(z, p.device)
 
 
 # ----------------------------------------------------------------------------------------------

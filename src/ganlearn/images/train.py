@@ -45,7 +45,7 @@ from ganlearn.errors import UserError, check_finite_and_bounded
 from ganlearn.io import (RunLock, append_jsonl, atomic_write_text, flatten_optimizer, load_checkpoint,
                          load_flat_optimizer, load_latest_checkpoint, save_checkpoint)
 from ganlearn.plots import save_png, tile
-from ganlearn.rng import default_init_rng, make_generator
+from ganlearn.rng import default_init_rng, make_generator, to_device
 
 __all__ = [
     "DEFAULT_RESOLUTION", "ImageGANConfig", "make_config", "init_distributed", "rank_device",
@@ -250,11 +250,12 @@ def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank
 
     def real_batch(step: int, k: int) -> list[torch.Tensor]:
         gen = step_generator(cfg.seed, step, rank, f"real{k}")
-        x = real[torch.randint(0, len(real), (per_rank,), generator=gen)].to(device)
+        x = to_device(real[torch.randint(0, len(real), (per_rank,), generator=gen)], device)
         return datamod.pyramid(x, levels)
 
     def latents(step: int, k: int) -> torch.Tensor:
-        return torch.randn(per_rank, cfg.z_dim, generator=step_generator(cfg.seed, step, rank, f"latent{k}")).to(device)
+        z = torch.randn(per_rank, cfg.z_dim, generator=step_generator(cfg.seed, step, rank, f"latent{k}"))
+        return to_device(z, device)
 
     def checkpoint(step: int) -> None:
         if rank != 0:

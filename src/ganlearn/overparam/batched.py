@@ -40,7 +40,7 @@ def batch_key(cfg: OverparamConfig) -> tuple:
 class _Batch:
     """The replicas' padded tensors: x, z (R, n, .), Ws [(R, K, d), (R, K, K) ...], V (R, m, K)."""
 
-    def __init__(self, cfgs: list[OverparamConfig]):
+    def __init__(self, cfgs: list[OverparamConfig], device: str | torch.device = "cpu"):
         c0 = cfgs[0]
         for c in cfgs:
             for k in SHARED:
@@ -50,22 +50,23 @@ class _Batch:
         probs = [Problem(c) for c in cfgs]
         K = max(c.k for c in cfgs)
         self.ks = [c.k for c in cfgs]
-        self.x = torch.stack([p.x for p in probs])
-        self.z = torch.stack([p.z for p in probs])
-        self.target = torch.stack([p.target for p in probs])  # (R, p)
+        # drawn on the CPU from each seed's stream (the separate run's draws), then moved
+        self.x = torch.stack([p.x for p in probs]).to(device)
+        self.z = torch.stack([p.z for p in probs]).to(device)
+        self.target = torch.stack([p.target for p in probs]).to(device)  # (R, p)
         ws = []
         for layer in range(c0.depth):
             w = torch.zeros(len(cfgs), K, c0.d if layer == 0 else K, dtype=torch.float64)
             for i, p in enumerate(probs):
                 src = p.G.Ws[layer].detach()
                 w[i, :src.shape[0], :src.shape[1]] = src
-            ws.append(w.requires_grad_(True))
+            ws.append(w.to(device).requires_grad_(True))
         V = torch.zeros(len(cfgs), c0.m, K, dtype=torch.float64)
         for i, p in enumerate(probs):
             V[i, :, :p.G.V.shape[1]] = p.G.V.detach()
-        self.Ws, self.V = ws, V.requires_grad_(c0.train == "all")
+        self.Ws, self.V = ws, V.to(device).requires_grad_(c0.train == "all")
         self.params = self.Ws + ([self.V] if c0.train == "all" else [])
-        self.B = torch.stack([p.B for p in probs]) if c0.discriminator == "random_features" else None
+        self.B = torch.stack([p.B for p in probs]).to(device) if c0.discriminator == "random_features" else None
         self.act = torch.relu if c0.act == "relu" else (lambda t: t)
 
     def residual(self) -> torch.Tensor:
@@ -104,26 +105,29 @@ def _masked_step(params, grads, lr, active) -> None:
         p.sub_(torch.where(active.reshape(shape) > 0, lr.reshape(shape) * g, torch.zeros_like(g)))
 
 
-def train_batched(cfgs: list[OverparamConfig]) -> list[dict]:
-    """Train the replicas together; returns one result per config, as ``gda.train`` gives it."""
+def train_batched(cfgs: list[OverparamConfig], device: str | torch.device = "cpu") -> list[dict]:
+    """Train the replicas together; returns one result per config, as ``gda.train`` gives it.
+
+    ``device``: where the batch trains (float64 everywhere; on a GPU the steps never wait for the
+    host, except one check every 50 steps whether any replica is still running)."""
     for c in cfgs:
         c.validate()
-    b = _Batch(cfgs)
+    b = _Batch(cfgs, device)
     c0, R = b.cfg, len(cfgs)
-    spec0 = b.spectrum()
+    spec0 = b.spectrum().cpu()
     eta = torch.tensor([c.eta if c.eta is not None else c.eta_scale / float(s[-1]) for c, s in zip(cfgs, spec0)],
-                       dtype=torch.float64)
+                       dtype=torch.float64).to(device)
     rho_pred = [float(block_radius(s.numpy(), float(e), c0.mu, c0.mode).max()) for s, e in zip(spec0, eta)]
     theta0 = b.flat().clone()
     d = torch.zeros_like(b.target)
-    active = torch.ones(R, dtype=torch.float64)
+    active = torch.ones(R, dtype=torch.float64, device=device)
     r0 = None
     # Preallocated histories written in place: appending one small tensor per step (the first
     # version) pinned freed step temporaries in the heap, and glibc's arena grew by ~1 MB a step
     # (23 GB RSS and an OOM kill for 3000 steps of R = 15 replicas at k = 1000, issue 16).
-    res_hist = torch.zeros(c0.steps, R, dtype=torch.float64)
-    d_hist = torch.zeros(c0.steps, R, dtype=torch.float64)
-    act_hist = torch.zeros(c0.steps, R, dtype=torch.float64)
+    res_hist = torch.zeros(c0.steps, R, dtype=torch.float64, device=device)
+    d_hist = torch.zeros(c0.steps, R, dtype=torch.float64, device=device)
+    act_hist = torch.zeros(c0.steps, R, dtype=torch.float64, device=device)
     steps_run = 0
     for t in range(c0.steps):
         d_hist[t] = d.norm(dim=1)
@@ -146,13 +150,13 @@ def train_batched(cfgs: list[OverparamConfig]) -> list[dict]:
         if t % 50 == 49 and not bool(active.any()):  # every replica stopped: nothing left to run
             break
     with torch.no_grad():
-        r_end = b.residual().norm(dim=1)
-    d_end = d.norm(dim=1)
-    spec_end = b.spectrum()
-    theta = b.flat()
-    res = res_hist[:steps_run].numpy()  # (T, R)
-    dn = d_hist[:steps_run].numpy()
-    alive = act_hist[:steps_run].numpy() > 0  # replica i took step t
+        r_end = b.residual().norm(dim=1).cpu()
+    d_end = d.norm(dim=1).cpu()
+    spec_end = b.spectrum().cpu()
+    theta, theta0, eta = b.flat().cpu(), theta0.cpu(), eta.cpu()
+    res = res_hist[:steps_run].cpu().numpy()  # (T, R)
+    dn = d_hist[:steps_run].cpu().numpy()
+    alive = act_hist[:steps_run].cpu().numpy() > 0  # replica i took step t
     outs = []
     for i, c in enumerate(cfgs):
         n_steps = int(alive[:, i].sum())  # steps taken: up to and including the stopping one

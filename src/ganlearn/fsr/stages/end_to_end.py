@@ -12,6 +12,7 @@ from ganlearn.sgda import SGDAConfig
 from ganlearn.fsr.discriminators import MLPDiscriminator
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages.common import Data
+from ganlearn.rng import to_device
 from ganlearn.sgda import SGDA
 
 __all__ = ["EndToEndStage", "EndToEnd"]
@@ -62,7 +63,7 @@ class EndToEnd:
         def losses(g: torch.Generator):
             real = self.data(s.batch, generator=g)
             fake, _ = L(L.sample_latent(s.batch, generator=g))
-            eps = torch.rand(s.batch, 1, 1, generator=g, dtype=real[0].dtype).to(real[0].device)
+            eps = to_device(torch.rand(s.batch, 1, 1, generator=g, dtype=real[0].dtype), real[0].device)
             mixed = [(eps * r + (1 - eps) * f.detach()).requires_grad_(True) for r, f in zip(real, fake)]
             grads = torch.autograd.grad(D(mixed).sum(), mixed, create_graph=True)
             gnorm = torch.cat([gr.flatten(1) for gr in grads], 1).norm(dim=1)
