@@ -10,6 +10,7 @@
 # 2. what `make bench DEVICE=cuda` measures on the GPU: the default run's wall time, ganlearn vs
 #    the plain eager loop (FSR; overparameterized with R = 256 replicas), R = 1 .. 256 replicas
 #    batched vs one after another, achieved FLOP/s and bytes against the measured peaks.
+# PARTS="tests run ..." runs only the parts named (default: all of them, in the order below).
 # Each part has a time limit, cut to what is left of BUDGET seconds, so the whole ends in time;
 # everything prints to $OUT/log.txt and the results (benchmarks/results/*_cuda.*, the default run's
 # summary and report) are packed into $OUT/results.tar.gz.
@@ -17,6 +18,7 @@ set -u
 OUT=${OUT:-runs/gpu_check}
 PY=${PY:-python3}
 BUDGET=${BUDGET:-420}
+PARTS=${PARTS:-env tests run plain roofline replicas profile sweeps}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 deadline=$(( $(date +%s) + BUDGET ))
@@ -27,6 +29,7 @@ summary=()
 part() {  # part NAME LIMIT_S COMMAND...
     local name=$1 limit=$2
     shift 2
+    [[ " $PARTS " == *" $name "* ]] || return 0
     local left=$(( deadline - $(date +%s) ))
     (( limit > left )) && limit=$left
     if (( limit < 10 )); then
@@ -48,6 +51,10 @@ part run 200 $PY benchmarks/bench_run.py --device cuda --tag _cuda
 part plain 150 $PY benchmarks/bench_plain.py --problem all --device cuda --R 256
 part roofline 90 $PY benchmarks/bench_roofline.py --device cuda
 part replicas 90 $PY benchmarks/bench_replicas.py --problem overparam --device cuda --R 1 8 64 256
+part profile 60 $PY benchmarks/profile_fsr_step.py --device cuda
+# the default sweeps on this machine's CPU cores, one worker per core (their trainers are CPU ones)
+part sweeps 150 bash -c "time $PY -m ganlearn.cli sweep width-sweep --workers $(nproc) --no-progress --out runs/gpu-sweep-width \
+    && time $PY -m ganlearn.cli sweep sample-complexity --workers $(nproc) --no-progress --out runs/gpu-sweep-sc"
 
 run_dir=$(ls -td runs/bench-* 2>/dev/null | head -1)
 tar czf "$OUT/results.tar.gz" benchmarks/results/*cuda* ${run_dir:+$run_dir/summary.json $run_dir/report.md \

@@ -27,7 +27,7 @@ def test_fsr_run_on_cuda(tmp_path):
 
 def test_image_gan_step_on_cuda(tmp_path):
     assert main(["train-images", "--data", "digits", "--steps", "2", "--width", "4", "--device", "cuda",
-                 "--out", str(tmp_path), "--no-progress", "--set", "eval_every=2", "--set", "eval_n=64"]) == 0
+                 "--out", str(tmp_path), "--no-progress", "--set", "eval_every=2", "--set", "eval_n=160"]) == 0
     assert (tmp_path / "metrics.jsonl").exists()
 
 
@@ -68,6 +68,10 @@ def test_fsr_steps_do_not_synchronise():
         runner.step(0, rng)
         if runner.n_steps > 1:
             found[spec.kind] = _sync_sites(lambda: [runner.step(t, rng) for t in (1, 2)])
+            # resumed from a checkpoint (its tensors loaded onto the GPU, as load_latest_checkpoint does)
+            resumed = make_runner(spec, learner, target.images, rng)
+            resumed.load_state_dict({k: v.to("cuda") for k, v in runner.state_dict().items()})
+            found[spec.kind + " (resumed)"] = _sync_sites(lambda: [resumed.step(t, rng) for t in (3, 4)])
     assert set(found) >= {"first_hidden", "super_resolution", "end_to_end"}
     assert not any(found.values()), f"host-device synchronisations inside a step: {found}"
 

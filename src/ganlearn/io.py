@@ -189,7 +189,9 @@ def load_flat_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[s
     for key, v in tensors.items():
         if key.startswith(prefix + "."):
             i, k = key[len(prefix) + 1:].split(".", 1)
-            state.setdefault(int(i), {})[k] = v
+            # Adam's step count stays on the CPU (where the optimizer keeps it unless capturable):
+            # loaded onto a GPU with the checkpoint, it would cost a host sync per parameter per step
+            state.setdefault(int(i), {})[k] = v.cpu() if k == "step" else v
     sd = opt.state_dict()
     opt.load_state_dict({"state": state, "param_groups": param_groups if param_groups is not None
                          else sd["param_groups"]})

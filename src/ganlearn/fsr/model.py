@@ -200,7 +200,7 @@ def init_hidden(net: FSRNet, *, k: float, n_calibration: int, generator: torch.G
         net.b[i].zero_()
         # Patches in chunks and codes kept in float32, so calibration memory stays about
         # 2 * n_calibration * d_l * m * 4 bytes (the shape benchmark's 5-level target included).
-        s_next = torch.empty(s.shape[0], net.V[i].shape[0], net.shape.channels, dtype=s.dtype)
+        s_next = torch.empty(s.shape[0], net.V[i].shape[0], net.shape.channels, dtype=s.dtype, device=s.device)
         chunk = max(1, CALIBRATION_CHUNK // max(1, s.shape[0] * net.shape.channels))
         for j0 in range(0, net.V[i].shape[0], chunk):
             js = slice(j0, j0 + chunk)

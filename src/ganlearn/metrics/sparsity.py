@@ -30,14 +30,14 @@ def coactivation_stats(s: torch.Tensor, *, k_over_m: float | None = None) -> dic
     p = a.mean(0)  # (J, m)
     pair = torch.einsum("njr,njs->jrs", a, a) / n  # (J, m, m)
     base2 = p[:, :, None] * p[:, None, :]
-    off = ~torch.eye(m, dtype=torch.bool)[None].expand(J, m, m)
+    off = ~torch.eye(m, dtype=torch.bool, device=a.device)[None].expand(J, m, m)
     ok2 = off & (base2 > 1.0 / n)
     ratio2 = (pair / base2.clamp_min(1e-12))[ok2]
     # Three-wise: E[a_r a_s a_t] per patch, one r at a time: a three-operand einsum can build an
     # (n, J, m, m) temporary (2.6 GB for n = 20000, J = 64, m = 16, measured), this loop (n, J, m).
     triple = torch.stack([torch.einsum("njs,njt->jst", a * a[:, :, r, None], a) for r in range(m)], dim=1) / n
     base3 = p[:, :, None, None] * p[:, None, :, None] * p[:, None, None, :]
-    idx = torch.arange(m)
+    idx = torch.arange(m, device=a.device)
     distinct = (idx[:, None, None] != idx[None, :, None]) & (idx[:, None, None] != idx[None, None, :]) \
         & (idx[None, :, None] != idx[None, None, :])
     ok3 = distinct[None].expand(J, m, m, m) & (base3 > 1.0 / n)
