@@ -30,15 +30,15 @@ subprocess.run(cmd, check=True)
 total = time.time() - t0
 summary = json.loads((run_dir / "summary.json").read_text())
 keys = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top", "sliced_w2_floor_top",
-        "samples_seen", "wall_seconds")
+        "samples_seen", "wall_seconds", "eval_seconds")
 result = {
     "what": "ganlearn run --preset default (staged + baseline + report), excluding environment set-up",
     "command": " ".join(["python"] + cmd[1:]), "run_dir": str(run_dir),  # no machine-specific path
     "device": args.device, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
     "machine": platform.machine(), "python": sys.version.split()[0], "torch": torch.__version__,
     "total_wall_seconds": total,
-    "staged": {k: summary[k] for k in keys},
-    "baseline": {k: summary["baseline"][k] for k in keys} if "baseline" in summary else None,
+    "staged": {k: summary["final"].get(k) for k in keys},
+    "baseline": {k: summary["baseline"]["final"].get(k) for k in keys} if "baseline" in summary else None,
 }
 out = Path(__file__).parent / "results" / f"bench_run{args.tag}.json"
 out.parent.mkdir(exist_ok=True)

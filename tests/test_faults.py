@@ -50,6 +50,7 @@ def _summary(run_dir: Path) -> dict:
     s = json.loads((run_dir / "summary.json").read_text())
     s.pop("wall_seconds")
     s["final"].pop("wall_seconds")
+    s["final"].pop("eval_seconds")
     return s
 
 

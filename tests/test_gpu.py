@@ -87,3 +87,28 @@ def test_overparam_batched_on_cuda_matches_cpu():
         assert b["eta"] == pytest.approx(a["eta"], rel=1e-9)
         assert b["residual"] == pytest.approx(a["residual"], rel=1e-6, abs=1e-12)
         assert b["steps_to_tol"] == a["steps_to_tol"]
+
+
+def test_evaluation_on_the_gpu_matches_the_cpu():
+    """eval.device="train" on a GPU: the same metrics as the CPU evaluation (float64 both) up to
+    round-off, and the same numbers twice (deterministic algorithms)."""
+    import dataclasses
+
+    from ganlearn.fsr.config import resolve
+    from ganlearn.fsr.evaluate import evaluate
+    from ganlearn.fsr.loop import build
+    from ganlearn.fsr.stages import run_stage
+    from ganlearn.rng import make_generator
+
+    cfg = dataclasses.replace(resolve("tiny"), device="cuda")
+    target, learner = build(cfg)
+    run_stage(cfg.stages[0], learner, target.images, make_generator(0, "test.gpu"))  # the warm start
+    ev_cpu = dataclasses.replace(cfg.eval, fit_steps=20)
+    ev_gpu = dataclasses.replace(ev_cpu, device="train")
+    cpu = evaluate(learner, target, ev_cpu, final=True)
+    gpu, again = (evaluate(learner, target, ev_gpu, final=True) for _ in range(2))
+    assert gpu == again
+    assert gpu["u_fit"] == cpu["u_fit"]
+    for key in ("coupled_rel_error", "coupled_rel_error_level1", "feature_cosine_min", "sliced_w2_top",
+                "learner_fire_rate_mean_level1"):
+        assert gpu[key] == pytest.approx(cpu[key], rel=1e-6), key

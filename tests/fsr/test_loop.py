@@ -66,7 +66,7 @@ def test_resume_after_interruption_is_bitwise_equal(tmp_path, monkeypatch):
         assert torch.equal(wa[k], wb[k]), k
     la = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
     lb = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
-    strip = lambda ln: {k: v for k, v in json.loads(ln).items() if k != "wall_seconds"}
+    strip = lambda ln: {k: v for k, v in json.loads(ln).items() if k not in ("wall_seconds", "eval_seconds")}
     assert [strip(x) for x in la] == [strip(x) for x in lb]
 
 
@@ -100,7 +100,7 @@ def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, 
 
 def _strip_wall(d):
     if isinstance(d, dict):
-        return {k: _strip_wall(v) for k, v in d.items() if k != "wall_seconds"}
+        return {k: _strip_wall(v) for k, v in d.items() if k not in ("wall_seconds", "eval_seconds")}
     return d
 
 
@@ -160,3 +160,19 @@ def test_evaluation_is_a_function_of_the_parameters():
     finally:
         torch.set_num_threads(n)
     assert a == b
+
+
+def test_eval_device_is_validated_and_train_means_the_training_device_on_a_cpu_run():
+    import dataclasses
+
+    from ganlearn.config import ConfigError
+    from ganlearn.fsr.config import resolve
+    from ganlearn.fsr.evaluate import evaluate
+    from ganlearn.fsr.loop import build
+
+    with pytest.raises(ConfigError, match="eval.device='gpu'"):
+        resolve("tiny", overrides=['eval.device="gpu"'])
+    cfg = resolve("tiny", overrides=['eval.device="train"', "eval.fit_steps=3"])
+    target, learner = build(cfg)
+    assert evaluate(learner, target, cfg.eval, final=True) == evaluate(
+        learner, target, dataclasses.replace(cfg.eval, device="cpu"), final=True)

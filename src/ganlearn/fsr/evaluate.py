@@ -18,23 +18,35 @@ __all__ = ["deterministic", "sliced_w2_floor", "evaluate", "is_finite_module"]
 
 
 @contextlib.contextmanager
-def deterministic():
+def deterministic(device: str | torch.device = "cpu"):
     """One intra-op thread while evaluating: a multi-threaded float reduction sums in an order
     that changes from call to call, and the rotation fit of the coupled error amplifies that
     (measured: the same learner evaluated four times in one process gave coupled error 0.93988,
-    0.93921, 0.93948, 0.93921 on 2 threads, 0.9392108 every time on one)."""
+    0.93921, 0.93948, 0.93921 on 2 threads, 0.9392108 every time on one). On a GPU, PyTorch's
+    deterministic algorithms instead (the gathers' backward sums by sorting, not by atomics);
+    ``warn_only``: an operation without a deterministic version warns rather than fails."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
+    gpu = torch.device(device).type != "cpu"
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if gpu:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
         torch.set_num_threads(n)
+        if gpu:
+            torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
-def _float64(net: FSRNet) -> FSRNet:
-    """A float64 CPU copy: metrics are computed in float64 on the CPU whatever the training dtype
-    and device, so they are a function of the parameters alone."""
-    return copy.deepcopy(net).to(device="cpu", dtype=torch.float64).requires_grad_(False)
+def _eval_device(cfg: EvalConfig, net: FSRNet) -> torch.device:
+    return torch.device("cpu") if cfg.device == "cpu" else next(net.parameters()).device
+
+
+def _float64(net: FSRNet, device: str | torch.device = "cpu") -> FSRNet:
+    """A float64 copy on ``device``: metrics are computed in float64 whatever the training dtype
+    (on the CPU by default, so they are a function of the parameters alone; see EvalConfig.device)."""
+    return copy.deepcopy(net).to(device=device, dtype=torch.float64).requires_grad_(False)
 
 
 @torch.no_grad()
@@ -45,8 +57,9 @@ def _samples(net: FSRNet, n: int, g: torch.Generator):
 def sliced_w2_floor(target: FSRTarget, cfg: EvalConfig) -> dict[str, float]:
     """The sliced-W2 estimator on two independent target samples of the evaluation size: the
     value a perfect learner would get (the estimator's bias at this n)."""
-    with deterministic():
-        tnet = _float64(target.net)
+    dev = _eval_device(cfg, target.net)
+    with deterministic(dev):
+        tnet = _float64(target.net, dev)
         g = make_generator(cfg.seed, "fsr.eval.floor")
         a, _ = _samples(tnet, cfg.n_samples, g)
         b, _ = _samples(tnet, cfg.n_samples, g)
@@ -57,14 +70,16 @@ def sliced_w2_floor(target: FSRTarget, cfg: EvalConfig) -> dict[str, float]:
 def evaluate(learner: FSRNet, target: FSRTarget, cfg: EvalConfig, *, final: bool) -> dict:
     """Metrics of ``learner`` against ``target``: a deterministic function of the two networks'
     parameters and ``cfg`` (float64 copies on the CPU, one thread, a fixed evaluation RNG), so a
-    resumed run, a second evaluation and ``ganlearn report`` give the same numbers.
+    resumed run, a second evaluation and ``ganlearn report`` give the same numbers
+    (``cfg.device="train"``: on the training device instead, see :class:`EvalConfig`).
 
     In-loop evaluations (``final=False``) use the Procrustes rotation only and the top level's
     sliced W2; the final one refines U for ``cfg.fit_steps`` steps and adds every level's sliced
     W2 and the learner's sparsity / co-activation statistics.
     """
-    with deterministic():
-        return _evaluate(_float64(learner), _float64(target.net), cfg, final=final)
+    dev = _eval_device(cfg, learner)
+    with deterministic(dev):
+        return _evaluate(_float64(learner, dev), _float64(target.net, dev), cfg, final=final)
 
 
 def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) -> dict:
@@ -85,7 +100,7 @@ def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) ->
     out |= ce
     if final and L > 1:  # own vs inherited error per level, on fresh coupled latents
         z = torch.randn(cfg.n_samples, ut.shape[1], generator=make_generator(cfg.seed, "fsr.eval.split"),
-                        dtype=ut.dtype)
+                        dtype=ut.dtype).to(ut.device)
         with torch.no_grad():
             _, s_l = learner(z)
             x_t, s_t = tnet(z @ ut.T)

@@ -48,6 +48,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
     rng = make_generator(cfg.seed, f"fsr.train.{label}")  # data, latents, minibatches
     data = (lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0])
     start_stage, start_step, samples_seen, wall_before = 0, 0, 0, 0.0
+    eval_seconds = 0.0  # of the wall time, the part spent evaluating (the rest is training and checkpoints)
     runner_state = None
 
     # Resume.
@@ -59,6 +60,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
         rng.set_state(tensors["rng"].cpu())
         start_stage, start_step = meta["stage"], meta["step"]
         samples_seen, wall_before = meta["samples_seen"], meta["wall_seconds"]
+        eval_seconds = meta.get("eval_seconds", 0.0)
         runner_state = {k[7:]: v for k, v in tensors.items() if k.startswith("runner.")}
         if start_step >= getattr(stages[start_stage], "steps", 1):  # that stage had finished
             start_stage, start_step, runner_state = start_stage + 1, 0, None
@@ -105,7 +107,9 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
                     # channels), which changes nothing (measured: learner m = 32 for 16, seed 0, norm
                     # 140 -> 14360 in 200 steps while the run went on to learn the target).
                     final = end_of_stage and si == len(stages) - 1
+                    t_eval = time.time()
                     metrics = evaluate(learner, target, cfg.eval, final=final)
+                    eval_seconds += time.time() - t_eval
                     # a random learner's coupled error is ~1; one far above is a blown-up learner
                     check_finite_and_bounded("coupled_rel_error", metrics["coupled_rel_error"], 1.0,
                                              cfg.divergence_factor, where)
@@ -116,7 +120,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
                 if final:
                     metrics |= floor
                 record = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": samples_seen,
-                          "wall_seconds": wall_before + time.time() - t0,
+                          "wall_seconds": wall_before + time.time() - t0, "eval_seconds": eval_seconds,
                           **{k: float(v) for k, v in out.items()}, **metrics}
                 append_jsonl(metrics_path, record)
             if (t + 1) % cfg.checkpoint_every == 0 or end_of_stage:
@@ -124,7 +128,8 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
                 tensors |= {f"runner.{k}": v for k, v in runner.state_dict().items()}
                 tensors["rng"] = rng.get_state()
                 meta = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": samples_seen,
-                        "wall_seconds": wall_before + time.time() - t0, "label": label}
+                        "wall_seconds": wall_before + time.time() - t0, "eval_seconds": eval_seconds,
+                        "label": label}
                 global_index = sum(getattr(s, "steps", 1) for s in stages[:si]) + t + 1
                 last_good = save_checkpoint(run_dir, global_index, tensors, meta)
     bar.close()
@@ -133,6 +138,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
         metrics["sliced_w2_floor_top"] = floor[f"sliced_w2_floor_level{target.n_levels}"]
     metrics["samples_seen"] = samples_seen
     metrics["wall_seconds"] = wall_before + time.time() - t0
+    metrics["eval_seconds"] = eval_seconds
     return metrics
 
 
