@@ -18,7 +18,7 @@ set -u
 OUT=${OUT:-runs/gpu_check}
 PY=${PY:-python3}
 BUDGET=${BUDGET:-420}
-PARTS=${PARTS:-env tests run run_eval_gpu plain roofline replicas profile sweeps}
+PARTS=${PARTS:-env tests run run_eval_cpu plain roofline replicas profile sweeps}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 deadline=$(( $(date +%s) + BUDGET ))
@@ -47,9 +47,9 @@ part() {  # part NAME LIMIT_S COMMAND...
 part env 30 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv;
     $PY -c 'import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name())'"
 part tests 180 $PY -m pytest -q -rs -p no:cacheprovider tests/test_gpu.py tests/test_rng.py
-part run 300 $PY benchmarks/bench_run.py --device cuda --tag _cuda
-# the same with the metrics computed on the GPU (eval.device="train") instead of one CPU thread
-part run_eval_gpu 200 $PY benchmarks/bench_run.py --device cuda --tag _cuda_eval_gpu --set 'eval.device="train"'
+part run 200 $PY benchmarks/bench_run.py --device cuda --tag _cuda
+# the same with the metrics computed on one CPU thread (eval.device="cpu") instead of the GPU
+part run_eval_cpu 400 $PY benchmarks/bench_run.py --device cuda --tag _cuda_eval_cpu --set 'eval.device="cpu"'
 part plain 150 $PY benchmarks/bench_plain.py --problem all --device cuda --R 256
 part roofline 90 $PY benchmarks/bench_roofline.py --device cuda
 part replicas 90 $PY benchmarks/bench_replicas.py --problem overparam --device cuda --R 1 8 64 256

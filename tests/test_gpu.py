@@ -103,7 +103,7 @@ def test_evaluation_on_the_gpu_matches_the_cpu():
     cfg = dataclasses.replace(resolve("tiny"), device="cuda")
     target, learner = build(cfg)
     run_stage(cfg.stages[0], learner, target.images, make_generator(0, "test.gpu"))  # the warm start
-    ev_cpu = dataclasses.replace(cfg.eval, fit_steps=20)
+    ev_cpu = dataclasses.replace(cfg.eval, fit_steps=20, device="cpu")
     ev_gpu = dataclasses.replace(ev_cpu, device="train")
     cpu = evaluate(learner, target, ev_cpu, final=True)
     gpu, again = (evaluate(learner, target, ev_gpu, final=True) for _ in range(2))

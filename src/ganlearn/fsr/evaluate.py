@@ -69,9 +69,10 @@ def sliced_w2_floor(target: FSRTarget, cfg: EvalConfig) -> dict[str, float]:
 
 def evaluate(learner: FSRNet, target: FSRTarget, cfg: EvalConfig, *, final: bool) -> dict:
     """Metrics of ``learner`` against ``target``: a deterministic function of the two networks'
-    parameters and ``cfg`` (float64 copies on the CPU, one thread, a fixed evaluation RNG), so a
-    resumed run, a second evaluation and ``ganlearn report`` give the same numbers
-    (``cfg.device="train"``: on the training device instead, see :class:`EvalConfig`).
+    parameters and ``cfg`` (float64 copies, a fixed evaluation RNG; on the CPU one thread, on a GPU
+    deterministic algorithms), so a resumed run, a second evaluation and ``ganlearn report`` give
+    the same numbers. Computed on the training device unless ``cfg.device="cpu"``; a GPU's
+    numbers equal the CPU's to ~1e-6 relative (see :class:`~ganlearn.fsr.config.EvalConfig`).
 
     In-loop evaluations (``final=False``) use the Procrustes rotation only and the top level's
     sliced W2; the final one refines U for ``cfg.fit_steps`` steps and adds every level's sliced
