@@ -70,6 +70,42 @@ def test_the_refined_rotation_is_kept_only_if_it_is_better_on_held_out_latents()
     assert overfit["u_fit"] == "procrustes" and overfit["coupled_rel_error"] == run(start, 3, 0)["coupled_rel_error"]
 
 
+def test_the_rotation_fit_in_code_space_is_the_image_space_fit():
+    """U fitted on s^T (W*^T W*) s - 2 s^T W*^T x (codes only) is the U fitted on ||W* s - x||^2
+    (images): the same objective up to a constant, for any linear output layer; here W* is made
+    neither orthonormal nor shared-looking (scaled and perturbed per level)."""
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for W in target.net.W:
+            W.mul_(1.3).add_(0.1 * torch.randn(W.shape, generator=g, dtype=W.dtype))
+    learner = _copy(target)
+    q = torch.linalg.qr(torch.randn(TINY.latent_dim, TINY.latent_dim, generator=g, dtype=torch.float64))[0]
+    with torch.no_grad():
+        learner.V[0].copy_(target.net.V[0] @ q)
+        learner.V[1].add_(0.05 * torch.randn(learner.V[1].shape, generator=g, dtype=torch.float64))
+    perms = feature_recovery(learner.W, target.net.W)["perms"]
+    skew = torch.randn(TINY.latent_dim, TINY.latent_dim, generator=g, dtype=torch.float64)
+    start = q @ torch.linalg.matrix_exp(0.05 * (skew - skew.T))
+
+    def codes(z):
+        out, s = [], z
+        for level in (1, 2):
+            s = target.net.hidden(level, s)
+            out.append(s)
+        return out
+
+    kw = dict(ut0=start, perms=perms, n_fit=400, n_eval=400, fit_steps=40, return_u=True)
+    images, u_images = coupled_error(learner, target.net, generator=torch.Generator().manual_seed(1),
+                                     select_generator=torch.Generator().manual_seed(2), **kw)
+    in_codes, u_codes = coupled_error(learner, target.net, generator=torch.Generator().manual_seed(1),
+                                      select_generator=torch.Generator().manual_seed(2), target_codes=codes,
+                                      output_layers=list(target.net.W), **kw)
+    assert images["u_fit"] == in_codes["u_fit"] == "refined"
+    assert torch.allclose(u_codes, u_images, atol=1e-9)
+    assert in_codes["coupled_rel_error"] == pytest.approx(images["coupled_rel_error"], rel=1e-8)
+
+
 def _copy(target, seed=1):
     learner = make_learner(TINY, LearnerConfig(), seed=seed, dtype=torch.float64)
     learner.load_state_dict(target.net.state_dict())

@@ -49,6 +49,15 @@ def _float64(net: FSRNet, device: str | torch.device = "cpu") -> FSRNet:
     return copy.deepcopy(net).to(device=device, dtype=torch.float64).requires_grad_(False)
 
 
+def _codes(net: FSRNet, z: torch.Tensor) -> list[torch.Tensor]:
+    """The codes of every level from latents ``z``, without the images."""
+    out, s = [], z
+    for level in range(1, net.n_levels + 1):
+        s = net.hidden(level, s)
+        out.append(s)
+    return out
+
+
 @torch.no_grad()
 def _samples(net: FSRNet, n: int, g: torch.Generator):
     return net(net.sample_latent(n, generator=g))
@@ -97,7 +106,8 @@ def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) ->
                                                                            dtype=tnet.W[0].dtype)
     ce, ut = coupled_error(learner, tnet, ut0=ut0, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
                            fit_steps=cfg.fit_steps if final else 0, generator=g,
-                           select_generator=make_generator(cfg.seed, "fsr.eval.select"), return_u=True)
+                           select_generator=make_generator(cfg.seed, "fsr.eval.select"), return_u=True,
+                           target_codes=lambda z: _codes(tnet, z), output_layers=list(tnet.W))
     out |= ce
     if final and L > 1:  # own vs inherited error per level, on fresh coupled latents
         z = torch.randn(cfg.n_samples, ut.shape[1], generator=make_generator(cfg.seed, "fsr.eval.split"),

@@ -68,8 +68,9 @@ def procrustes_latent_map(V1_learned: torch.Tensor, V1_true: torch.Tensor, perm1
 
 def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, perms: list[np.ndarray],
                   n_fit: int, n_eval: int, fit_steps: int, generator: torch.Generator,
-                  select_generator: torch.Generator | None = None,
-                  return_u: bool = False) -> dict | tuple[dict, torch.Tensor]:
+                  select_generator: torch.Generator | None = None, return_u: bool = False,
+                  target_codes: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None,
+                  output_layers: Sequence[torch.Tensor] | None = None) -> dict | tuple[dict, torch.Tensor]:
     """The theorem's coupled relative error, with U fitted on ``n_fit`` latents and the error
     measured on ``n_eval`` fresh ones.
 
@@ -84,6 +85,14 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
     run reported 0.426. ``target`` should not require gradients of its own parameters (only U^T is
     fitted).
 
+    ``target_codes`` (z -> the target's codes per level, without images) with ``output_layers``
+    (the target's linear output layers W*_l, (n_W, d, m): images X_l = W*_l S_l per patch): U is
+    fitted and chosen in code space, on ||W* s - x||^2 = s^T (W*^T W*) s - 2 s^T (W*^T x) + ||x||^2,
+    whose last term does not depend on U. The same objective up to a constant, for any W*, without
+    decoding the target's images in every step of the fit; the error itself is always measured on
+    the images. Measured: the default run's final evaluation (one CPU thread) 58.5 s -> 29.1 s, every
+    metric unchanged.
+
     Returns: ``coupled_rel_error`` (all levels together), ``coupled_rel_error_level{l}``,
     ``w2_upper`` (the root of the numerator, an upper bound on W_2), ``hidden_rel_error_level{l}``
     (codes compared through the matched channels ``perms``), ``u_fit`` ("procrustes" or "refined");
@@ -96,11 +105,29 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
 
     best, how = ut0, "procrustes"
     if fit_steps > 0:
+        if target_codes is not None and output_layers is not None:
+            grams = [w.transpose(-1, -2) @ w for w in output_layers]  # (n_W, m, m)
+
+            def learner_side(z):  # W*^T x of the learner's images, per level
+                return [torch.einsum("jdr,njd->njr", w, x) for w, x in zip(output_layers, learner(z)[0])]
+
+            def mismatch(ut, z, y):  # E ||W* s - x||^2 - E ||x||^2
+                total = 0.0
+                for s, gram, yl in zip(target_codes(z @ ut.T), grams, y):
+                    total = total + (s * (torch.einsum("jrq,njq->njr", gram, s) - 2 * yl)).flatten(1).sum(1).mean()
+                return total
+        else:
+            def learner_side(z):
+                return _flat(learner(z)[0])
+
+            def mismatch(ut, z, x):
+                return (_flat(target(z @ ut.T)[0]) - x).pow(2).sum(1).mean()
+
         with torch.no_grad():  # the learner's side does not depend on U: computed once
-            x_l_fit = _flat(learner(z_fit)[0])
+            x_l_fit = learner_side(z_fit)
 
         def loss(ut: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-            return (_flat(target(z @ ut.T)[0]) - x_l_fit).pow(2).sum(1).mean()
+            return mismatch(ut, z, x_l_fit)
 
         a = torch.zeros(m0_l, m0_l, dtype=dt, device=dev, requires_grad=True)
         opt = torch.optim.Adam([a], lr=0.02)
@@ -113,10 +140,10 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
         z_sel = torch.randn(n_fit, m0_l, generator=select_generator or generator, dtype=dt).to(dev)
         with torch.no_grad():
             ut = ut0 @ torch.linalg.matrix_exp(a - a.T)
-            x_l_sel = _flat(learner(z_sel)[0])
+            x_l_sel = learner_side(z_sel)
 
             def held_out(u: torch.Tensor) -> torch.Tensor:
-                return (_flat(target(z_sel @ u.T)[0]) - x_l_sel).pow(2).sum(1).mean()
+                return mismatch(u, z_sel, x_l_sel)
 
             if held_out(ut) < held_out(ut0):
                 best, how = ut, "refined"
