@@ -129,12 +129,13 @@ class SuperResolution(MomentGame):
         b.copy_(-full[..., 0])
         V.copy_(full[..., 1:].reshape(V.shape))
 
-    def _fake_codes(self, s_lo: torch.Tensor) -> torch.Tensor:
+    def _fake_codes(self, s_lo: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
         L, lv = self.learner, self.level
         if self.v_white is None:
             return L.hidden(lv, s_lo)
-        x = torch.einsum("njq,jpq->njp", with_bias(L.parent_inputs(lv, s_lo)), self.white)
-        return torch.relu(torch.einsum("jrq,njq->njr", self.v_white, x))
+        # V_w (M x) = (V_w M) x: the map applied to the (J, m, q) weights, not to the n inputs
+        v = torch.einsum("jrp,jpq->jrq", self.v_white, self.white)
+        return torch.relu(torch.einsum("jrq,njq->njr", v, with_bias(parents)))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         sd = super().state_dict()
@@ -148,12 +149,14 @@ class SuperResolution(MomentGame):
             with torch.no_grad():
                 self.v_white.copy_(sd["v_white"])
 
-    def _real(self, xs) -> tuple[torch.Tensor, torch.Tensor]:
+    def _real(self, xs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(cross moments, parent codes, gathered parents) of real pairs."""
         lv, L = self.level, self.learner
         with torch.no_grad():
             s_lo = L.encode(lv - 1, xs[lv - 2])
             s_hi = L.encode(lv, xs[lv - 1])
-            return pair_moments(s_hi, L.parent_inputs(lv, s_lo), self.white), s_lo
+            parents = L.parent_inputs(lv, s_lo)
+            return pair_moments(s_hi, parents, self.white), s_lo, parents
 
     def _generated_parents(self, n: int, g: torch.Generator) -> torch.Tensor:
         L = self.learner
@@ -167,9 +170,11 @@ class SuperResolution(MomentGame):
         s, L, lv = self.spec, self.learner, self.level
 
         def losses(g: torch.Generator):
-            real, s_lo_real = self._real(self.data(s.batch, generator=g, upto=lv))
-            s_lo = s_lo_real if s.parents == "real" else self._generated_parents(s.fake_batch, g)
-            fake = pair_moments(self._fake_codes(s_lo), L.parent_inputs(lv, s_lo), self.white)
+            real, s_lo, parents = self._real(self.data(s.batch, generator=g, upto=lv))
+            if s.parents == "generated":
+                s_lo = self._generated_parents(s.fake_batch, g)
+                parents = L.parent_inputs(lv, s_lo)
+            fake = pair_moments(self._fake_codes(s_lo, parents), parents, self.white)
             v = self._value([real], [fake])
             return -v, v
 
