@@ -57,9 +57,10 @@ def code_moments(s: torch.Tensor, white: torch.Tensor | None = None) -> tuple[to
     it only changes the conditioning of the game (see ``stages.FirstHidden``).
     """
     f = s.flatten(1)
-    if white is not None:
-        f = f @ white.T
-    return f.mean(0), f.T @ f / f.shape[0]
+    mean, second = f.mean(0), f.T @ f / f.shape[0]
+    if white is not None:  # E[M s] = M E[s], E[(M s)(M s)^T] = M E[s s^T] M^T: no (n, J*m) product
+        mean, second = white @ mean, white @ second @ white.T
+    return mean, second
 
 
 def with_bias(parents: torch.Tensor) -> torch.Tensor:
