@@ -170,3 +170,18 @@ def test_one_writer_per_run_directory(tmp_path):
     with RunLock(run_dir) as lock:
         assert lock.path.read_text().split()[0] == str(os.getpid())
     assert not (run_dir / ".lock").exists()
+
+
+def test_loaded_tensors_are_fresh_aligned_copies(tmp_path):
+    """safetensors returns views into its read buffer at arbitrary byte offsets; the CPU BLAS rounds
+    differently on unaligned operands, which broke a bitwise resume of GAN_FirstHidden. Loaded
+    tensors are fresh allocations (PyTorch aligns CPU memory to 64 bytes) and equal to what was saved."""
+    from ganlearn.io import load_tensors, save_tensors
+
+    saved = {"a": torch.randn(3), "white": torch.randn(64, 64), "b": torch.randn(5, dtype=torch.float64)}
+    save_tensors(tmp_path / "t.safetensors", saved)
+    raw = load_file(str(tmp_path / "t.safetensors"))
+    assert any(v.data_ptr() % 64 for v in raw.values())  # the situation the copy guards against
+    loaded, _ = load_tensors(tmp_path / "t.safetensors")
+    for k, v in saved.items():
+        assert loaded[k].data_ptr() % 64 == 0 and torch.equal(loaded[k], v)

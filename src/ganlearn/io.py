@@ -118,7 +118,11 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     if "digest" in md and _digest(tensors) != md["digest"]:
         raise CorruptFileError(f"{path}: its data does not match the digest written with it (the file changed "
                                f"after it was saved)")
-    return {k: v.to(device) for k, v in tensors.items()}, meta
+    # copy=True: fresh, aligned memory. safetensors hands out views into its read buffer at any byte
+    # offset (measured: 56, 4 and 24 mod 64 for three tensors of one file), and the CPU's BLAS takes
+    # other code paths, with other round-off, for unaligned operands: a GAN_FirstHidden resumed with
+    # its whitening matrix restored that way left the uninterrupted trajectory (tests/fsr/test_loop).
+    return {k: v.to(device, copy=True) for k, v in tensors.items()}, meta
 
 
 def save_checkpoint(run_dir: str | Path, index: int, tensors: dict[str, torch.Tensor], meta: dict,
