@@ -45,7 +45,7 @@ def _eval_device(cfg: EvalConfig, net: FSRNet) -> torch.device:
 
 def _float64(net: FSRNet, device: str | torch.device = "cpu") -> FSRNet:
     """A float64 copy on ``device``: metrics are computed in float64 whatever the training dtype
-    (on the CPU by default, so they are a function of the parameters alone; see EvalConfig.device)."""
+    (on the device EvalConfig.device names)."""
     return copy.deepcopy(net).to(device=device, dtype=torch.float64).requires_grad_(False)
 
 
