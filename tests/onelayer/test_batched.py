@@ -94,3 +94,27 @@ def test_latents_are_float32_normals_returned_in_float64():
     # N(0, I) to the sampling error (sd of the mean 0.0022, of the variance 0.0032)
     assert x.mean(0).abs().max() < 0.01 and (x.var(0) - 1).abs().max() < 0.015
     assert abs(float(x[:, 0] @ x[:, 1]) / 200_000) < 0.01
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "sigmoid"])
+@pytest.mark.parametrize("disc", ["truncated", "quadratic"])
+def test_closed_form_curvature_probe_equals_autograd(act, disc):
+    """``step_size.power_ratio`` (closed form, batched over replicas) gives the forward-over-reverse
+    autograd iteration's ratio, for one replica and for each of a stack."""
+    import torch
+
+    from ganlearn.onelayer.discriminators import quadratic_stats, truncated_stats
+    from ganlearn.onelayer.model import activation, conditioned_matrix
+    from ganlearn.onelayer.step_size import power_ratio, power_ratio_autograd
+
+    g = torch.Generator().manual_seed(3)
+    a = activation(act)
+    stats = (lambda y: truncated_stats(y, a)) if disc == "truncated" else quadratic_stats
+    ws = [conditioned_matrix(5, c, generator=g) for c in (2.0, 6.0)]
+    xs = [torch.randn(1500, 5, generator=g, dtype=torch.float64) for _ in ws]
+    vs = [torch.randn(5, 5, generator=g, dtype=torch.float64) for _ in ws]
+    ref = [float(power_ratio_autograd(stats, a, w, x, v)) for w, x, v in zip(ws, xs, vs)]
+    assert ref[0] != pytest.approx(ref[1], rel=1e-3)  # the two replicas differ
+    assert float(power_ratio(disc, a, ws[0], xs[0], vs[0])) == pytest.approx(ref[0], rel=1e-12)
+    both = power_ratio(disc, a, torch.stack(ws), torch.stack(xs), torch.stack(vs))
+    assert both.shape == (2,) and both.tolist() == pytest.approx(ref, rel=1e-12)

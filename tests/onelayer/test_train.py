@@ -171,3 +171,16 @@ def test_relu_tv_is_half_the_gaussian_tv_in_one_dimension_and_below_it_in_genera
     r, g = relu_tv(s, s_star, n=3000), gaussian_tv(s, s_star)
     assert 0 < r <= g + 0.02, (r, g)
     assert relu_tv(s_star, s_star, n=500) < 1e-4  # 0 up to the CDF integration error
+
+
+def test_gaussian_tv_with_its_draws_passed_is_the_same_number():
+    """A trainer draws the Gaussian TV's batches once (``gaussian_tv_draws``) and passes them: the
+    value is the one drawing them in the call gives, to the last bit."""
+    from ganlearn.onelayer.metrics import gaussian_tv, gaussian_tv_draws
+
+    g = torch.Generator().manual_seed(5)
+    a, b = conditioned_matrix(4, 3.0, generator=g), conditioned_matrix(4, 2.0, generator=g)
+    s, s_star = a @ a.T, b @ b.T
+    draws = gaussian_tv_draws(5000, 4, seed=7)
+    assert gaussian_tv(s, s_star, draws=draws) == gaussian_tv(s, s_star, n=5000, seed=7)
+    assert gaussian_tv(s, s_star, draws=draws) != gaussian_tv(s, s_star, n=5000, seed=8)

@@ -15,13 +15,28 @@ from torch import nn
 
 from ganlearn.onelayer.model import Activation
 
-__all__ = ["truncated_stats", "quadratic_stats", "relu_second_moment", "MLPDiscriminator"]
+__all__ = ["statistic_features", "truncated_stats", "quadratic_stats", "relu_second_moment", "MLPDiscriminator"]
 
 
 def truncated_stats(y: torch.Tensor, act: Activation) -> torch.Tensor:
     """E_batch T(y): (d, d), T_ij = psi(y_i) psi(y_j) on the set where both coordinates invert."""
     p, _ = act.invert(y)  # already 0 off the set
     return p.T @ p / y.shape[0]
+
+
+def statistic_features(z: torch.Tensor, act: Activation, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, h') with E_batch T(phi(z)) = E h h^T for the statistic ``kind``, h' = dh/dz elementwise.
+
+    ``truncated``: h = psi(phi(z)) on the set where phi inverts (= z there), 0 off it, so h' is the
+    set's mask (a.e.); ``quadratic``: h = phi(z), h' = phi'(z). What the closed-form generator
+    gradient (``onelayer.batched``) and curvature probe (``onelayer.step_size.power_ratio``) use."""
+    y = act.phi(z)
+    if kind == "truncated":
+        h, mask = act.invert(y)  # already 0 off the set
+        return h, mask.to(z.dtype)
+    if kind == "quadratic":
+        return y, act.dphi(z, y)
+    raise ValueError(f"kind={kind!r} is not allowed: must be one of truncated, quadratic")
 
 
 def quadratic_stats(y: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,7 @@ from typing import Literal, Optional
 import torch
 
 from ganlearn.onelayer.discriminators import MLPDiscriminator, quadratic_stats, truncated_stats
-from ganlearn.onelayer.metrics import gaussian_tv, gaussian_tv_upper, sigma_rel_error
+from ganlearn.onelayer.metrics import gaussian_tv, gaussian_tv_draws, gaussian_tv_upper, sigma_rel_error
 from ganlearn.onelayer.model import OneLayerGenerator, activation, conditioned_matrix
 from ganlearn.onelayer.step_size import moment_scale
 from ganlearn.config import check
@@ -161,7 +161,7 @@ def step_curvature_ratio(cfg: OneLayerConfig, w0: torch.Tensor) -> float:
     from ganlearn.onelayer.step_size import power_ratio
 
     x, v = curvature_probe(cfg, w0.shape, w0.dtype)
-    return float(power_ratio(stats_fn(cfg), activation(cfg.activation), w0.detach(), x, v))
+    return float(power_ratio(cfg.discriminator, activation(cfg.activation), w0.detach(), x, v))
 
 
 def train(cfg: OneLayerConfig, *, log=None) -> dict:
@@ -208,6 +208,7 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
         c_curv = step_curvature_ratio(cfg, learner.W) if curv else None
 
     reached = new_reached(cfg)
+    tv_draws = gaussian_tv_draws(cfg.tv_mc_samples, cfg.d, cfg.seed) if cfg.tv_mc_samples else None
     curve, samples, sigma_bar = [], 0, None
     err0 = sigma_rel_error(learner.sigma().detach(), sigma_star)  # of the initial learner
     for t in range(cfg.steps):
@@ -233,7 +234,7 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
         with torch.no_grad():
             sigma_bar = average_sigma(sigma_bar, learner.sigma(), t, cfg.average)
         if (t + 1) % cfg.eval_every == 0 or t + 1 == cfg.steps:
-            err, tv = evaluation(cfg, sigma_bar, sigma_star, err0, t + 1, samples, curve, reached)
+            err, tv = evaluation(cfg, sigma_bar, sigma_star, err0, t + 1, samples, curve, reached, tv_draws)
             if log is not None:
                 log(t + 1, samples, err, tv)
             if cfg.stop_at_eps and reached["upper"][min(cfg.eps)] is not None:
@@ -260,17 +261,19 @@ def new_reached(cfg: OneLayerConfig) -> dict:
 
 
 def evaluation(cfg: OneLayerConfig, sigma_bar: torch.Tensor, sigma_star: torch.Tensor, err0: float, step: int,
-               samples: int, curve: list, reached: dict) -> tuple[float, float]:
+               samples: int, curve: list, reached: dict, tv_draws=None) -> tuple[float, float]:
     """One evaluation of the reported Sigma: raises DivergenceError (NaN/inf, or the error beyond
     ``divergence_factor`` x the initial learner's), else appends (samples, error, TV bound) to
     ``curve``, records the eps reached (``reached["upper"]`` by the certificate, ``reached["gauss"]``
-    by the Monte-Carlo Gaussian TV), and returns (error, TV bound). Shared with the batched trainer."""
+    by the Monte-Carlo Gaussian TV), and returns (error, TV bound). Shared with the batched trainer.
+    ``tv_draws``: the run's :func:`~ganlearn.onelayer.metrics.gaussian_tv_draws` (drawn here if None)."""
     where = f"one-layer SGDA ({cfg.activation}, d={cfg.d}, seed {cfg.seed}) step {step}"
     if not torch.isfinite(sigma_bar).all():
         raise DivergenceError(f"{where}: the learner's Sigma has NaN/inf entries; training stopped")
     err, tv = sigma_rel_error(sigma_bar, sigma_star), gaussian_tv_upper(sigma_bar, sigma_star)
     check_finite_and_bounded("Sigma's relative error", err, err0, cfg.divergence_factor, where)
-    tv_g = gaussian_tv(sigma_bar, sigma_star, n=cfg.tv_mc_samples, seed=cfg.seed) if cfg.tv_mc_samples else None
+    tv_g = (gaussian_tv(sigma_bar, sigma_star, n=cfg.tv_mc_samples, seed=cfg.seed, draws=tv_draws)
+            if cfg.tv_mc_samples else None)
     curve.append((samples, err, tv, tv_g))
     for e in cfg.eps:
         if reached["upper"][e] is None and tv <= e:
