@@ -235,3 +235,11 @@ def test_units_respect_the_batch_limit_and_start_longest_first():
     assert [len(u) for u in units] == [2, 2, 1, 6]  # big ones at most 2 per unit, and first
     assert all(p["size"] == "big" for u in units[:3] for _, p in u)
     assert sorted(c for u in units for c, _ in u) == sorted(c for c, _ in todo)
+    # every unit of a batch key goes to run_batch, the lone big cell too; with --batch 1 none does
+    from ganlearn.sweep import _run_batch_of
+
+    assert all(_run_batch_of(exp, u) is exp.run_batch for u in units)
+    assert all(_run_batch_of(exp, u) is None for u in _units(exp, todo, batch=1, workers=1))
+    unkeyed = Experiment(name="t", doc="", base={}, grid={}, seeds=1, run=exp.run, run_batch=exp.run_batch,
+                         batch_key=lambda p: None)
+    assert all(_run_batch_of(unkeyed, u) is None for u in _units(unkeyed, todo, batch=64, workers=1))

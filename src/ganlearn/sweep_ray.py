@@ -15,6 +15,7 @@ import traceback
 from typing import Callable
 
 from ganlearn.errors import UserError
+from ganlearn.sweep import _run_batch_of
 
 __all__ = ["run_units"]
 
@@ -45,7 +46,8 @@ def run_units(units: list[list], exp, finish: Callable, *, workers: int, address
     try:
         task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)(_unit)
         threads = max(1, int(cpus_per_task))
-        pending = {task.remote(exp.run, exp.run_batch, [p for _, p in unit], threads): unit for unit in units}
+        pending = {task.remote(exp.run, _run_batch_of(exp, unit), [p for _, p in unit], threads): unit
+                   for unit in units}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
