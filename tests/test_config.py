@@ -138,3 +138,11 @@ def test_sparser_targets_get_proportionally_larger_moment_stage_batches():
     assert batches("target.sparsity=1.0", "stages.first_hidden.batch=100")[1] == (100, 32768)
     from ganlearn.fsr.config import RunConfig, TargetConfig
     assert [getattr(s, "batch", None) for s in RunConfig(target=TargetConfig(sparsity=1.0)).stages][1] == 16384
+
+    def steps(*ovs):  # GAN_FirstHidden's steps follow the same factor; the other stages' do not
+        return [getattr(s, "steps", None) for s in resolve("default", overrides=list(ovs)).stages]
+
+    assert steps() == steps("target.sparsity=4.0") == [None, 300, 800, 800]
+    assert steps("target.sparsity=0.5") == [None, 1200, 800, 800]
+    assert steps("target.sparsity=1.5") == [None, 400, 800, 800]
+    assert steps("target.sparsity=0.5", "stages.first_hidden.steps=50")[1] == 50
