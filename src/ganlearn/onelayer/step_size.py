@@ -33,6 +33,8 @@ from __future__ import annotations
 import torch
 from torch.func import jvp, vjp
 
+from ganlearn.onelayer.discriminators import statistic_features
+
 __all__ = ["curvature_ratio", "moment_scale", "power_ratio", "power_ratio_autograd"]
 
 
@@ -73,8 +75,6 @@ def power_ratio(kind: str, act, w: torch.Tensor, x: torch.Tensor, v: torch.Tenso
     fixed (W is), so an iteration is four (n, d) x (d, d) products and no autograd graph (the
     forward-over-reverse version was 29% of a one-layer run of 200 steps at d = 8, and vmap's
     jvp made it 44% of a batched one)."""
-    from ganlearn.onelayer.discriminators import statistic_features
-
     n = x.shape[-2]
     h, dh = statistic_features(x @ w.transpose(-1, -2), act, kind)
     m = h.transpose(-1, -2) @ h / n

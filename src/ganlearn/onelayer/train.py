@@ -150,7 +150,8 @@ def stats_fn(cfg: OneLayerConfig):
 def curvature_probe(cfg: OneLayerConfig, shape: torch.Size, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """The probe batch x and the power iteration's start v of ``onelayer.step_size``, from the
     run's own stream ``onelayer.step_size`` (so the training batches are the same with and without
-    it); shared with the batched trainer, which runs every replica's probe under one vmap."""
+    it); shared with the batched trainer, which runs the probes of a chunk of replicas as one
+    batched computation."""
     g = make_generator(cfg.seed, "onelayer.step_size")
     x = torch.randn(max(cfg.batch, 4096), cfg.d, generator=g, dtype=dtype)
     return x, torch.randn(shape, generator=g, dtype=dtype)
