@@ -12,7 +12,7 @@ LAYERS = [
     ["ganlearn.errors", "ganlearn.io", "ganlearn.plots", "ganlearn.rng", "ganlearn.metrics"],
     ["ganlearn.config", "ganlearn.sgda", "ganlearn.gauss_newton"],
     ["ganlearn.fsr", "ganlearn.onelayer", "ganlearn.overparam", "ganlearn.images"],
-    ["ganlearn.sweep", "ganlearn.sweep_results", "ganlearn.sweep_ray", "ganlearn.experiments"],
+    ["ganlearn.sweep", "ganlearn.sweep_results", "ganlearn.sweep_ray", "ganlearn.sweep_units", "ganlearn.experiments"],
     ["ganlearn.cli", "ganlearn.__init__", "ganlearn.__main__"],
 ]
 MAX_LINES = 400

@@ -15,7 +15,7 @@ import traceback
 from typing import Callable
 
 from ganlearn.errors import UserError
-from ganlearn.sweep import _run_batch_of
+from ganlearn.sweep_units import _run_batch_of
 
 __all__ = ["run_units"]
 
@@ -23,7 +23,7 @@ __all__ = ["run_units"]
 def _unit(run, run_batch, params_list: list, threads: int) -> list:
     import torch
 
-    from ganlearn.sweep import _timed_unit
+    from ganlearn.sweep_units import _timed_unit
 
     torch.set_num_threads(max(1, threads))
     return _timed_unit(run, run_batch, params_list)
