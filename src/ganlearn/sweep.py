@@ -33,7 +33,7 @@ from typing import Callable
 from ganlearn.config import ConfigError, parse_value
 from ganlearn.io import RunLock, write_json
 from ganlearn.sweep_results import load_cells, write_sweep_report, write_table
-from ganlearn.sweep_units import _Batch, _run_batch_of, _timed, _timed_unit, _units  # noqa: F401
+from ganlearn.sweep_units import _run_batch_of, _timed_unit, _units
 
 __all__ = [
     "Experiment", "resolve_spec", "check_cells", "cells", "pairwise_design", "run_sweep", "load_cells",
