@@ -15,15 +15,13 @@ import traceback
 from typing import Callable
 
 from ganlearn.errors import UserError
-from ganlearn.sweep_units import _run_batch_of
+from ganlearn.sweep_units import _run_batch_of, _timed_unit
 
 __all__ = ["run_units"]
 
 
 def _unit(run, run_batch, params_list: list, threads: int) -> list:
     import torch
-
-    from ganlearn.sweep_units import _timed_unit
 
     torch.set_num_threads(max(1, threads))
     return _timed_unit(run, run_batch, params_list)

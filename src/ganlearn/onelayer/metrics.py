@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ganlearn.onelayer.model import latents
 from ganlearn.rng import default_init_rng, make_generator
 
 __all__ = ["sigma_rel_error", "gaussian_tv_upper", "gaussian_tv", "gaussian_tv_draws", "relu_tv", "classifier_tv_lower"]
@@ -30,8 +31,7 @@ def gaussian_tv_draws(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torc
     every call, for 2 n d float32 numbers of memory (a quarter of a batched one-layer run's time went
     to re-drawing them, d = 8, 64 replicas)."""
     g = make_generator(seed, "gaussian_tv")
-    return (torch.randn(n, d, generator=g, dtype=torch.float32),
-            torch.randn(n, d, generator=g, dtype=torch.float32))
+    return latents(n, d, generator=g, dtype=torch.float32), latents(n, d, generator=g, dtype=torch.float32)
 
 
 def gaussian_tv(sigma: torch.Tensor, sigma_star: torch.Tensor, *, n: int = 200_000, seed: int = 0,
@@ -61,7 +61,7 @@ def gaussian_tv(sigma: torch.Tensor, sigma_star: torch.Tensor, *, n: int = 200_0
     draws = draws if draws is not None else gaussian_tv_draws(n, d, seed)
     for (a, b), u in zip(((lp, lq), (lq, lp)), draws):
         m = torch.linalg.solve_triangular(b, a, upper=False)  # L_b^{-1} L_a
-        u = u.double()  # what onelayer.model.latents returns for these draws
+        u = u.double()  # latents(..., dtype=float64) of the same draws
         v = u @ m.T
         log_ratio = 0.5 * ((u * u).sum(1) - (v * v).sum(1)) + (a.diagonal().log().sum() - b.diagonal().log().sum())
         total += float((1 - log_ratio.clamp_max(0).exp()).mean())
