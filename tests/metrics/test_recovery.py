@@ -40,8 +40,9 @@ def test_coupled_error_is_zero_for_a_permuted_rotated_copy_of_the_target():
 
 
 def test_the_refined_rotation_is_kept_only_if_it_is_better_on_held_out_latents():
-    """A rotated copy of the target, coupled from a perturbed start U0: the refinement moves toward
-    the true rotation and is kept; started at the true rotation (error exactly 0), nothing can beat
+    """A rotated copy of the target, coupled from a perturbed start U0: the refinement (L-BFGS) finds
+    the true rotation -- the error, 0.137 at the start, falls to round-off (measured 8.7e-12; with
+    Adam's 60 steps, before stop 28, it only halved) -- and is kept; started at the true rotation (error exactly 0), nothing can beat
     it on the held-out latents, so the start is kept; fitted on 3 latents, the refinement overfits
     them (selected on the fitting set, as before stop 25, it was kept and gave 0.176 against the
     start's 0.136), and the held-out latents reject it."""
@@ -62,8 +63,9 @@ def test_the_refined_rotation_is_kept_only_if_it_is_better_on_held_out_latents()
 
     off = coupled_error(learner, target.net, ut0=start, perms=perms, n_fit=500, n_eval=500, fit_steps=0,
                         generator=torch.Generator().manual_seed(1))
-    refined = run(start)
-    assert refined["u_fit"] == "refined" and refined["coupled_rel_error"] < 0.5 * off["coupled_rel_error"]
+    refined = run(start, fit_steps=25)
+    assert off["coupled_rel_error"] > 0.1
+    assert refined["u_fit"] == "refined" and refined["coupled_rel_error"] < 1e-9
     exact = run(q)
     assert exact["u_fit"] == "procrustes" and exact["coupled_rel_error"] < 1e-20
     overfit = run(start, n_fit=3, fit_steps=100)

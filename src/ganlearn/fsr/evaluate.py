@@ -84,8 +84,8 @@ def evaluate(learner: FSRNet, target: FSRTarget, cfg: EvalConfig, *, final: bool
     numbers equal the CPU's to ~1e-6 relative (see :class:`~ganlearn.fsr.config.EvalConfig`).
 
     In-loop evaluations (``final=False``) use the Procrustes rotation only and the top level's
-    sliced W2; the final one refines U for ``cfg.fit_steps`` steps and adds every level's sliced
-    W2 and the learner's sparsity / co-activation statistics.
+    sliced W2; the final one refines U (at most ``cfg.fit_steps`` L-BFGS evaluations) and adds every
+    level's sliced W2 and the learner's sparsity / co-activation statistics.
     """
     dev = _eval_device(cfg, learner)
     with deterministic(dev):
