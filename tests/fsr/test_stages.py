@@ -181,3 +181,39 @@ def test_first_hidden_gauss_newton_learns_a_planted_first_layer_faster_than_adam
         errors[name] = _vvt_b_error(learner, target)
     assert before[0] > 0.5, before
     assert max(errors["gauss_newton"]) < 0.2 and errors["gauss_newton"][0] < 0.5 * errors["adam"][0], errors
+
+
+@pytest.mark.parametrize("whiten", [True, False])
+def test_first_hidden_closed_form_jacobian_products_equal_autograd(gen, whiten):
+    """CodeMomentJacobian's J v and J^T u are torch.func's jvp / vjp of the stage's feature map
+    (``FirstHidden._features_at``) to float64 round-off, with and without the whitening, and the
+    stage's Gauss-Newton direction is ``gauss_newton_direction``'s (the autograd one it replaced)."""
+    from ganlearn.fsr.config import FirstHiddenStage
+    from ganlearn.fsr.stages import FirstHidden
+    from ganlearn.fsr.stages.first_hidden import CodeMomentJacobian
+    from ganlearn.gauss_newton import gauss_newton_direction
+
+    target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
+    data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
+    learner = _planted(target, layer=0)
+    spec = FirstHiddenStage(steps=2, batch=512, fake_batch=1024, whiten=whiten)
+    g = torch.Generator().manual_seed(3)
+    runner = FirstHidden(spec, learner, data, g)
+    runner.step(0, g)  # sets the G step's latents
+    V, b = (p.detach() for p in runner.g_params)
+    f = runner._features_at(runner._z)
+    jac = CodeMomentJacobian(V, b, runner._z, runner.white, runner.scale)
+    v = (torch.randn(V.shape, generator=g, dtype=V.dtype), torch.randn(b.shape, generator=g, dtype=b.dtype))
+    _, jv = torch.func.jvp(f, (V, b), v)
+    mine = torch.cat([x.flatten() for x in jac.jvp(v)])
+    assert torch.allclose(mine, jv, rtol=1e-10, atol=1e-12 * jv.abs().max())
+    u = torch.randn(jv.shape, generator=g, dtype=jv.dtype)
+    _, pull = torch.func.vjp(f, V, b)
+    n1 = runner.scale[0].numel()
+    for a, ref in zip(jac.vjp((u[:n1], u[n1:].reshape(runner.scale[1].shape))), pull(u)):
+        assert torch.allclose(a, ref, rtol=1e-10, atol=1e-12 * ref.abs().max())
+    grads = (torch.randn(V.shape, generator=g, dtype=V.dtype), torch.randn(b.shape, generator=g, dtype=b.dtype))
+    ref = gauss_newton_direction(f, (V, b), grads, curvature_scale=1.0 / spec.ridge,
+                                 damping=spec.damping * runner.curvature / spec.ridge, iters=spec.cg_iters)
+    for a, r in zip(runner._gauss_newton(grads), ref):
+        assert torch.allclose(a, r, rtol=1e-8, atol=1e-10 * r.abs().max())
