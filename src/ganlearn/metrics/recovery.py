@@ -77,8 +77,9 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
     ``learner`` and ``target`` map latents to (images, codes) per level; ``ut0`` (latent_true,
     latent_learned) is the starting U^T (e.g. :func:`procrustes_latent_map`), and sets the dtype
     and device of the latents. U^T is refined on the rotations U^T = U0^T expm(A - A^T) by L-BFGS
-    (strong-Wolfe line search) with at most ``fit_steps`` loss-and-gradient evaluations; the better of the two on ``n_fit`` fresh
-    latents (from ``select_generator``, else drawn from ``generator`` after the others) is kept.
+    (strong-Wolfe line search) with at most ``fit_steps`` loss-and-gradient evaluations; the better
+    of the two on ``n_fit`` fresh latents (from ``select_generator``, else drawn from ``generator``
+    after the others) is kept.
     Why fresh ones: the refined U can overfit its fitting set. Measured (stop 25, default preset
     with ``target.sparsity=0.5``, codes firing 1/32 of the time, seed 0): the refined U won on the
     fitting set but gave 0.426 on the evaluation latents against 0.255 for the starting U, and the

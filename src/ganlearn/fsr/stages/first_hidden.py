@@ -80,8 +80,8 @@ class FirstHidden(MomentGame):
     ``precondition="gauss_newton"`` (default): G's gradient J^T theta (theta = the moment gap /
     ridge, D at its inner max) is mapped by (J^T J / ridge + delta I)^{-1}, J the Jacobian of the
     fake features, by conjugate gradients with Jacobian-vector products (in closed form,
-    :class:`CodeMomentJacobian`; J is 4160 x 2112 on the default target and never formed). The curvature of this game spans
-    orders of magnitude: plain SGD on V_1 does not move at lr 1e-5 and is NaN at 1e-4, and Adam
+    :class:`CodeMomentJacobian`; J is 4160 x 2112 on the default target and never formed). The
+    curvature of this game spans orders of magnitude: plain SGD on V_1 does not move at lr 1e-5 and is NaN at 1e-4, and Adam
     stalls near the solution. Measured with W_1 exact (level-1 coupled error, Procrustes U; seeds
     0 / 1 / 4): Adam, 1500 steps -> 0.0107 / 0.011 / 0.016, and 0.014-0.017 on seed 4 with the
     real moments' noise removed, 8x the generated samples or 2x the steps; Gauss-Newton, 300 steps
