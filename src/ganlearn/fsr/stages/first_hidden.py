@@ -81,15 +81,16 @@ class FirstHidden(MomentGame):
     ridge, D at its inner max) is mapped by (J^T J / ridge + delta I)^{-1}, J the Jacobian of the
     fake features, by conjugate gradients with Jacobian-vector products (in closed form,
     :class:`CodeMomentJacobian`; J is 4160 x 2112 on the default target and never formed). The
-    curvature of this game spans orders of magnitude: plain SGD on V_1 does not move at lr 1e-5 and is NaN at 1e-4, and Adam
-    stalls near the solution. Measured with W_1 exact (level-1 coupled error, Procrustes U; seeds
-    0 / 1 / 4): Adam, 1500 steps -> 0.0107 / 0.011 / 0.016, and 0.014-0.017 on seed 4 with the
-    real moments' noise removed, 8x the generated samples or 2x the steps; Gauss-Newton, 300 steps
-    at lr 0.5, averaged over the last half -> 0.0073 / 0.0070 / 0.0059 (last iterate ~0.02: the
-    average removes the step noise). The gap and the Jacobian must come from the same generated
-    batch (``sgda.g_batch="same"``): with independent batches the error grew during the stage
-    and ended at 0.039 (seed 0), against 0.0072 -- with the same samples each step is Newton's on
-    one well-posed sample problem, otherwise (J^T J)^{-1} amplifies the gap's independent noise.
+    curvature of this game spans orders of magnitude: plain SGD on V_1 does not move at lr 1e-5 and
+    is NaN at 1e-4, and Adam stalls near the solution. Measured with W_1 exact (level-1 coupled
+    error, Procrustes U; seeds 0 / 1 / 4): Adam, 1500 steps -> 0.0107 / 0.011 / 0.016, and
+    0.014-0.017 on seed 4 with the real moments' noise removed, 8x the generated samples or 2x the
+    steps; Gauss-Newton, 300 steps at lr 0.5, averaged over the last half -> 0.0073 / 0.0070 /
+    0.0059 (last iterate ~0.02: the average removes the step noise). The gap and the Jacobian must
+    come from the same generated batch (``sgda.g_batch="same"``): with independent batches the error
+    grew during the stage and ended at 0.039 (seed 0), against 0.0072 -- with the same samples each
+    step is Newton's on one well-posed sample problem, otherwise (J^T J)^{-1} amplifies the gap's
+    independent noise.
     """
 
     def __init__(self, spec: FirstHiddenStage, learner: FSRNet, data: Data, generator: torch.Generator):
