@@ -74,17 +74,28 @@ def nonnegative_rotation(y: torch.Tensor, *, steps: int, lr: float, tol: float =
     """
     n, J, m = y.shape
     q = torch.eye(m, dtype=y.dtype, device=y.device).expand(J, m, m).clone()
-    scale = y.pow(2).mean((0, 2))[:, None, None]  # per patch
+    # Patches first, contiguous, once: every step then gathers whole (n, m) blocks of the active
+    # patches and multiplies them with bmm, and the negative parts are taken in place. In the
+    # (n, J, m) layout each step copied the active part of y twice (the gather and einsum's permute)
+    # and made three more passes over it: the 4-level per-patch shape-experiment cell (256 level-4
+    # patches, n = 4096) spent 1724 s of its 1943 s in its warm start (stop 28). Measured, one
+    # thread: 30 steps on 256 patches 18.1 -> 3.9 s; the default shape's per-patch warm start
+    # 16.5 -> 6.6 s with bit-identical W.
+    y = y.transpose(0, 1).contiguous()  # (J, n, m)
+    scale = y.pow(2).mean((1, 2))[:, None, None]  # per patch
     active = torch.arange(J, device=y.device)
+    ya = y
     for _ in range(steps):
-        ya, qa = y[:, active], q[active]
-        neg = torch.relu(-torch.einsum("njm,jmk->njk", ya, qa))
-        obj = neg.pow(2).mean((0, 2)) / scale[active, 0, 0]
+        qa = q[active]
+        # c = -ReLU(-y Q): the codes' negative parts, in place (one pass over the (J, n, m) block)
+        c = torch.bmm(ya, qa).clamp_(max=0)
+        obj = torch.linalg.vector_norm(c, dim=(1, 2)).square() / (n * m) / scale[active, 0, 0]
         keep = obj >= tol
         if not bool(keep.any()):
             break
-        active, ya, qa, neg = active[keep], ya[:, keep], qa[keep], neg[:, keep]
-        grad = -torch.einsum("njm,njk->jmk", ya, neg) / (n * scale[active])
+        if not bool(keep.all()):  # drop the converged patches (a copy only when some converged)
+            active, ya, qa, c = active[keep], ya[keep], qa[keep], c[keep]
+        grad = torch.bmm(ya.transpose(1, 2), c) / (n * scale[active])  # = -E[y ReLU(-y Q)^T]
         q[active] = polar(qa - lr * grad)  # batched over patches
     return q
 
