@@ -359,6 +359,10 @@ def main_ddp() -> None:  # pragma: no cover - used through torchrun
     import torch.distributed as dist
 
     if dist.is_initialized():
+        # Every rank past its last collective before any tears gloo down: without it a rank that
+        # destroyed the group first sometimes took the other down with it ("terminate called without
+        # an active exception", SIGABRT: tests/images/test_train.py's DDP test, stops 24 and 28).
+        dist.barrier()
         dist.destroy_process_group()
 
 
