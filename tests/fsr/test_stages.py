@@ -139,7 +139,8 @@ def test_warm_start_recovers_per_patch_features(gen):
     data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
     span_only = make_learner(cfg, LearnerConfig(), seed=1, dtype=torch.float64)
     WarmStart(WarmStartStage(n_samples=3000, rotation="span"), span_only, data, gen).step(0, gen)
-    WarmStart(WarmStartStage(n_samples=3000), learner, data, gen).step(0, gen)
+    out = WarmStart(WarmStartStage(n_samples=3000), learner, data, gen).step(0, gen)
+    assert all(out[f"rotation_unsolved_level{lv}"] == 0 for lv in (1, 2)), out
     fr, fr_span = feature_recovery(learner.W, target.net.W), feature_recovery(span_only.W, target.net.W)
     for lv in (1, 2):
         assert learner.W[lv - 1].shape[0] == target.net.W[lv - 1].shape[0] > 1

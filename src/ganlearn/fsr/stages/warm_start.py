@@ -7,8 +7,9 @@ from typing import Literal, Optional
 import torch
 
 from ganlearn.config import check
-from ganlearn.fsr.model import FSRNet, polar
+from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages.common import Data
+from ganlearn.fsr.stages.rotation import ROTATION_SOLVERS, ROTATION_TOL, nonnegative_rotation
 
 __all__ = ["WarmStartStage", "truncated_patch_covariance", "nonnegative_rotation", "WarmStart"]
 
@@ -27,8 +28,13 @@ class WarmStartStage:
     # sparse features themselves. Needed for per-patch output layers (shared_output=false), where
     # GAN_OutputLayer alone does not find the basis; measured numbers in stages.WarmStart.
     rotation: Literal["span", "nonneg"] = "nonneg"
-    rotation_steps: int = 3000  # Riemannian gradient steps of the rotation (a patch stops early at tol)
-    rotation_lr: float = 1.0
+    # The rotation's solver (stages.rotation.nonnegative_rotation): Gauss-Newton with random
+    # restarts for the patches it leaves at a local minimum, or Riemannian gradient descent (the
+    # solver before stop 29; it left 100 of 256 level-4 patches of a 4-level per-patch target unsolved).
+    rotation_solver: Literal["gauss_newton", "gradient"] = "gauss_newton"
+    rotation_steps: int = 3000  # iterations per start (a patch stops early when solved or stuck)
+    rotation_restarts: int = 8  # gauss_newton: rounds of random restarts for the unsolved patches
+    rotation_lr: float = 1.0  # gradient only: the step, in units of the code scale
     # A learner channel whose decoded codes carry less than this fraction of the mean channel's
     # energy on the warm start's samples spans no signal (a learner wider than the target's rank):
     # it is switched off (V row 0, bias 1, so ReLU(-1) = 0 and no gradient revives it). 0 = never.
@@ -39,6 +45,9 @@ class WarmStartStage:
         check(0 < self.truncation <= 1, f"{key}.truncation", self.truncation, "in (0, 1]")
         check(self.rotation_steps >= 0, f"{key}.rotation_steps", self.rotation_steps, "an integer >= 0")
         check(self.rotation_lr > 0, f"{key}.rotation_lr", self.rotation_lr, "> 0")
+        check(self.rotation_solver in ROTATION_SOLVERS, f"{key}.rotation_solver", self.rotation_solver,
+              f"one of {', '.join(ROTATION_SOLVERS)}")
+        check(self.rotation_restarts >= 0, f"{key}.rotation_restarts", self.rotation_restarts, "an integer >= 0")
         check(0 <= self.dead_energy < 1, f"{key}.dead_energy", self.dead_energy, "in [0, 1)")
 
 
@@ -54,50 +63,6 @@ def truncated_patch_covariance(patches: torch.Tensor, truncation: float) -> torc
     keep = sq <= torch.quantile(sq, truncation) if truncation < 1 else torch.ones_like(sq, dtype=torch.bool)
     x = patches[keep]
     return x.T @ x / x.shape[0]
-
-
-def nonnegative_rotation(y: torch.Tensor, *, steps: int, lr: float, tol: float = 1e-10) -> torch.Tensor:
-    """Rotation Q (per patch) that makes the codes y Q non-negative: argmin over orthogonal Q of
-
-        E || ReLU(-Q^T y) ||^2          (non-negative ICA, Plumbley 2003)
-
-    y: (N, J, m) patches in the warm start's span coordinates, y = R s with R orthogonal (W and
-    W* are both column-orthonormal with the same span) and s >= 0 sparse. The objective is 0 at
-    Q = R P for any permutation P, and only there: Q^T R s >= 0 for every s, and sparse codes put
-    mass on every axis e_i (samples where channel i fires alone), so the orthogonal Q^T R maps every
-    e_i into the non-negative orthant and is a permutation. Its gradient -E[y ReLU(-y Q)^T] is a
-    truncated second moment of the data: it uses only the negative parts of the decoded codes.
-    Riemannian gradient descent with the polar retraction, step ``lr`` in units of the code scale.
-    A patch stops when its objective (relative to E||y||^2) is below ``tol``; the others go on
-    (denser codes converge more slowly: with k/m = 1/4 and d = 27 one patch of 16 needed ~1500
-    steps, measured). Returns Q: (J, m, m).
-    """
-    n, J, m = y.shape
-    q = torch.eye(m, dtype=y.dtype, device=y.device).expand(J, m, m).clone()
-    # Patches first, contiguous, once: every step then gathers whole (n, m) blocks of the active
-    # patches and multiplies them with bmm, and the negative parts are taken in place. In the
-    # (n, J, m) layout each step copied the active part of y twice (the gather and einsum's permute)
-    # and made three more passes over it: the 4-level per-patch shape-experiment cell (256 level-4
-    # patches, n = 4096) spent 1724 s of its 1943 s in its warm start (stop 28). Measured, one
-    # thread: 30 steps on 256 patches 18.1 -> 3.9 s; the default shape's per-patch warm start
-    # 16.5 -> 6.6 s with bit-identical W.
-    y = y.transpose(0, 1).contiguous()  # (J, n, m)
-    scale = y.pow(2).mean((1, 2))[:, None, None]  # per patch
-    active = torch.arange(J, device=y.device)
-    ya = y
-    for _ in range(steps):
-        qa = q[active]
-        # c = -ReLU(-y Q): the codes' negative parts, in place (one pass over the (J, n, m) block)
-        c = torch.bmm(ya, qa).clamp_(max=0)
-        obj = torch.linalg.vector_norm(c, dim=(1, 2)).square() / (n * m) / scale[active, 0, 0]
-        keep = obj >= tol
-        if not bool(keep.any()):
-            break
-        if not bool(keep.all()):  # drop the converged patches (a copy only when some converged)
-            active, ya, qa, c = active[keep], ya[keep], qa[keep], c[keep]
-        grad = torch.bmm(ya.transpose(1, 2), c) / (n * scale[active])  # = -E[y ReLU(-y Q)^T]
-        q[active] = polar(qa - lr * grad)  # batched over patches
-    return q
 
 
 class WarmStart:
@@ -128,6 +93,7 @@ class WarmStart:
         self.spec, self.learner, self.data = spec, learner, data
         self.n_steps, self.samples_per_step = 1, spec.n_samples
         self.n_dead: dict[int, int] = {}
+        self.unsolved: dict[int, int] = {}
 
     @torch.no_grad()
     def step(self, t: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -146,10 +112,15 @@ class WarmStart:
                     y = (x.reshape(-1, x.shape[-1]).double() @ w[0])[:, None, :]
                 else:
                     y = torch.einsum("njd,jdm->njm", x.double(), w)
-                q = nonnegative_rotation(y, steps=self.spec.rotation_steps, lr=self.spec.rotation_lr)
+                sp = self.spec
+                q, obj = nonnegative_rotation(y, steps=sp.rotation_steps, lr=sp.rotation_lr, solver=sp.rotation_solver,
+                                              restarts=sp.rotation_restarts, return_objective=True)
+                self.unsolved[level] = int((obj >= ROTATION_TOL).sum())
                 W.copy_(torch.einsum("jdm,jmk->jdk", w, q).to(W.dtype))
             self.switch_off_dead_channels(level, x)
-        return {f"dead_channels_level{lv}": torch.tensor(float(n)) for lv, n in self.n_dead.items()}
+        out = {f"dead_channels_level{lv}": torch.tensor(float(n)) for lv, n in self.n_dead.items()}
+        # patches whose codes the rotation could not make non-negative (0 on a noiseless target)
+        return out | {f"rotation_unsolved_level{lv}": torch.tensor(float(n)) for lv, n in self.unsolved.items()}
 
     def switch_off_dead_channels(self, level: int, x: torch.Tensor) -> None:
         """Channels of ``level`` that decode no signal from the patches ``x`` (n, J, d) are switched
