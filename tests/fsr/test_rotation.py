@@ -54,3 +54,12 @@ def test_restarts_take_every_patch_out_of_its_local_minimum():
 def test_rotation_solver_must_be_known():
     with pytest.raises(ConfigError, match="solver='newton'"):
         nonnegative_rotation(torch.zeros(4, 1, 2, dtype=torch.float64), steps=1, solver="newton")
+
+
+@pytest.mark.parametrize("solver", ["gauss_newton", "gradient"])
+def test_one_channel_gets_the_sign_that_makes_its_codes_non_negative(solver):
+    """m = 1: no rotation turns 1 into -1 (the eigenvector's sign is arbitrary), so the sign is set."""
+    s = torch.relu(torch.randn(500, 3, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - 1)
+    y = s * torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)[None, :, None]
+    q, f = nonnegative_rotation(y, steps=10, solver=solver, return_objective=True)
+    assert q.flatten().tolist() == [1.0, -1.0, -1.0] and (f == 0).all()

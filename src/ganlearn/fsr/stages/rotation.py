@@ -61,6 +61,8 @@ def nonnegative_rotation(y: torch.Tensor, *, steps: int, lr: float = 1.0, tol: f
     # Patches first, contiguous, once: every step then multiplies whole (n, m) blocks with bmm.
     y = y.transpose(0, 1).contiguous()  # (J, n, m)
     q = torch.eye(m, dtype=y.dtype, device=y.device).expand(J, m, m).clone()
+    if m == 1:  # O(1) = {1, -1}: no rotation reaches -1 from 1; the sign that makes the mean code >= 0
+        q = torch.where(y.sum(1, keepdim=True) < 0, -q, q)
     if solver == "gradient":
         q = _gradient(y, q, steps=steps, lr=lr, tol=tol)
         f = rotation_objective(y, q)
