@@ -141,18 +141,19 @@ def _gauss_newton(y: torch.Tensor, q: torch.Tensor, *, steps: int, tol: float,
     for _ in range(steps):
         if active.numel() == 0:
             break
-        ya, qa, fa = y[active], q[active], f[active]
         k = active.numel()
+        ya = y if k == J else y[active]  # (a copy only once some patch is done)
+        qa, fa = q[active], f[active]
         c = torch.bmm(ya, qa)
-        neg = (c < 0).to(c.dtype)
-        grad = torch.bmm(c.transpose(1, 2), c * neg)  # (k, row, column)
+        neg = c < 0
+        grad = torch.bmm(c.transpose(1, 2), c.clamp(max=0))  # (k, row, column)
         g = grad[:, a, b] - grad[:, b, a]
         # Rows with no negative entry add nothing to the Hessian (near the end, most rows); of the
         # others at most ``hessian_rows`` per patch are used, the sum scaled up to all of them (a
         # subsampled Gauss-Newton matrix is still positive definite, so the step still descends;
         # the gradient is exact). Shared output layers pool every patch: 262144 rows at level 3 of
         # the default preset, where the exact Hessian took the warm start from 3 to 7 s.
-        has_neg = neg.amax(2)
+        has_neg = neg.any(2).to(c.dtype)
         counts = has_neg.sum(1)
         rows = min(int(counts.max()), hessian_rows)
         if rows < n // 2:
@@ -161,6 +162,7 @@ def _gauss_newton(y: torch.Tensor, q: torch.Tensor, *, steps: int, tol: float,
             neg = torch.gather(neg, 1, idx[..., None].expand(k, rows, m))
         up = (counts / counts.clamp(max=rows)).clamp_min(1.0)[:, None, None, None]  # used rows -> all
         hcol = up * torch.stack([torch.bmm((c * neg[:, :, i:i + 1]).transpose(1, 2), c) for i in range(m)], 1)
+        del c, neg  # (k, n, m) each: not needed by the line search
         hs = torch.zeros(k, npairs, npairs, dtype=y.dtype, device=y.device)
         for col_p, row_p, s_p in supports:
             for col_q, row_q, s_q in supports:
