@@ -218,3 +218,19 @@ def test_first_hidden_closed_form_jacobian_products_equal_autograd(gen, whiten):
                                  damping=spec.damping * runner.curvature / spec.ridge, iters=spec.cg_iters)
     for a, r in zip(runner._gauss_newton(grads), ref):
         assert torch.allclose(a, r, rtol=1e-8, atol=1e-10 * r.abs().max())
+
+
+def test_warm_start_of_a_wider_learner_recovers_every_feature_and_switches_off_the_rest(gen):
+    """A learner with twice the target's channels (32 for 16; level 1 of the default target, per-patch
+    W*): the span's 16 extra columns carry round-off only. The rotation runs inside the signal part:
+    outside it the non-negative objective is 0 along rotations that split a feature onto an extra
+    column, and Gauss-Newton found such splits (worst cosine 0.6-0.8, stop 29). So every feature is
+    recovered and exactly the 16 extra channels per patch are switched off."""
+    cfg = TargetConfig(levels=1, shared_output=False)
+    target = FSRTarget(cfg, seed=0, n_calibration=4000)
+    learner = make_learner(cfg, LearnerConfig(channels=32), seed=1)
+    data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
+    out = WarmStart(WarmStartStage(), learner, data, gen).step(0, gen)
+    J = learner.W[0].shape[0]
+    assert out["dead_channels_level1"] == 16 * J and out["rotation_unsolved_level1"] == 0, out
+    assert feature_recovery(learner.W, target.net.W)["level1"]["cos_min"] > 0.999

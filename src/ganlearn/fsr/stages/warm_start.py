@@ -13,6 +13,11 @@ from ganlearn.fsr.stages.rotation import ROTATION_SOLVERS, ROTATION_TOL, nonnega
 
 __all__ = ["WarmStartStage", "truncated_patch_covariance", "nonnegative_rotation", "WarmStart"]
 
+# Eigenvalues of the truncated patch covariance below this fraction of the largest are round-off
+# (float32 images give ~1e-15 of it; the smallest signal eigenvalue of the shape experiment's
+# targets is a few percent of it).
+RANK_RTOL = 1e-9
+
 
 @dataclass(frozen=True)
 class WarmStartStage:
@@ -101,21 +106,39 @@ class WarmStart:
         for level, x in enumerate(xs, start=1):
             W = self.learner.W[level - 1]
             m = W.shape[-1]
+            evals = []
             for j in range(W.shape[0]):
                 patches = x.reshape(-1, x.shape[-1]) if W.shape[0] == 1 else x[:, j]
                 cov = truncated_patch_covariance(patches.double(), self.spec.truncation)
-                _, evec = torch.linalg.eigh(cov)
+                ev, evec = torch.linalg.eigh(cov)
                 W[j].copy_(evec[:, -m:].flip(1))
+                evals.append(ev[-m:].flip(0))
             if self.spec.rotation == "nonneg":
                 w = W.double()
                 if W.shape[0] == 1:  # shared: every patch is a sample of the one dictionary
                     y = (x.reshape(-1, x.shape[-1]).double() @ w[0])[:, None, :]
                 else:
                     y = torch.einsum("njd,jdm->njm", x.double(), w)
+                # Rotate only inside the signal part of the span: with a learner wider than the target
+                # (m > rank), the columns past the rank carry round-off only, and the non-negative
+                # objective is 0 along every rotation that moves part of a feature e_i onto such a
+                # column n (cos t e_i + sin t n and sin t e_i - cos t n both decode s_i >= 0): not
+                # identifiable. Measured (m = 32 for 16, per-patch W*, stop 29): Gauss-Newton with
+                # restarts found such splits (worst cosine 0.61-0.79 at objective 2e-16). Those
+                # columns stay as the eigenvectors give them and are switched off below as dead.
+                ev = torch.stack(evals)  # (J, m), descending
+                rank = (ev > RANK_RTOL * ev[:, :1]).sum(1)
+                q = torch.eye(m, dtype=y.dtype).expand(W.shape[0], m, m).clone()
+                unsolved = 0
                 sp = self.spec
-                q, obj = nonnegative_rotation(y, steps=sp.rotation_steps, lr=sp.rotation_lr, solver=sp.rotation_solver,
-                                              restarts=sp.rotation_restarts, return_objective=True)
-                self.unsolved[level] = int((obj >= ROTATION_TOL).sum())
+                for r in sorted(set(rank.tolist())):
+                    idx = (rank == r).nonzero().flatten()
+                    qr, obj = nonnegative_rotation(y[:, idx, :r], steps=sp.rotation_steps, lr=sp.rotation_lr,
+                                                   solver=sp.rotation_solver, restarts=sp.rotation_restarts,
+                                                   return_objective=True)
+                    q[idx, :r, :r] = qr
+                    unsolved += int((obj >= ROTATION_TOL).sum())
+                self.unsolved[level] = unsolved
                 W.copy_(torch.einsum("jdm,jmk->jdk", w, q).to(W.dtype))
             self.switch_off_dead_channels(level, x)
         out = {f"dead_channels_level{lv}": torch.tensor(float(n)) for lv, n in self.n_dead.items()}
