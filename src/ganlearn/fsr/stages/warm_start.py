@@ -133,7 +133,8 @@ class WarmStart:
                 sp = self.spec
                 for r in sorted(set(rank.tolist())):
                     idx = (rank == r).nonzero().flatten()
-                    qr, obj = nonnegative_rotation(y[:, idx, :r], steps=sp.rotation_steps, lr=sp.rotation_lr,
+                    yr = y if r == m and idx.numel() == y.shape[1] else y[:, idx, :r]  # (no copy in the usual case)
+                    qr, obj = nonnegative_rotation(yr, steps=sp.rotation_steps, lr=sp.rotation_lr,
                                                    solver=sp.rotation_solver, restarts=sp.rotation_restarts,
                                                    return_objective=True)
                     q[idx, :r, :r] = qr
