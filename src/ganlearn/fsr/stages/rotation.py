@@ -15,10 +15,13 @@ ROTATION_SOLVERS = ("gauss_newton", "gradient")
 ROTATION_TOL = 1e-10  # a patch is solved below this objective (relative to E||y||^2)
 
 
-def rotation_objective(y: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """E||ReLU(-y Q)||^2 / E||y||^2 per patch; y (J, n, m) patches first, q (J, m, m)."""
+def rotation_objective(y: torch.Tensor, q: torch.Tensor, y_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """E||ReLU(-y Q)||^2 / E||y||^2 per patch; y (J, n, m) patches first, q (J, m, m); ``y_sq``: the
+    patches' ||y||^2 if already known (the line search evaluates many Q on the same y)."""
     c = torch.bmm(y, q).clamp_(max=0)
-    return torch.linalg.vector_norm(c, dim=(1, 2)).square() / torch.linalg.vector_norm(y, dim=(1, 2)).square()
+    if y_sq is None:
+        y_sq = torch.linalg.vector_norm(y, dim=(1, 2)).square()
+    return torch.linalg.vector_norm(c, dim=(1, 2)).square() / y_sq
 
 
 def nonnegative_rotation(y: torch.Tensor, *, steps: int, lr: float = 1.0, tol: float = ROTATION_TOL,
@@ -140,7 +143,8 @@ def _gauss_newton(y: torch.Tensor, q: torch.Tensor, *, steps: int, tol: float, s
     npairs = a.numel()
     eye = torch.eye(npairs, dtype=y.dtype, device=y.device)
     q = q.clone()
-    f = rotation_objective(y, q)
+    y_sq = torch.linalg.vector_norm(y, dim=(1, 2)).square()
+    f = rotation_objective(y, q, y_sq)
     active = (f >= tol).nonzero().flatten()
     for _ in range(steps):
         if active.numel() == 0:
@@ -181,7 +185,7 @@ def _gauss_newton(y: torch.Tensor, q: torch.Tensor, *, steps: int, tol: float, s
         moved = torch.zeros(k, dtype=torch.bool, device=y.device)
         for _ in range(backtracks):
             qn = torch.bmm(qa, torch.linalg.matrix_exp(step * omega))
-            fn = rotation_objective(ya, qn)
+            fn = rotation_objective(ya, qn, y_sq[active])
             better = (fn < fa) & ~moved
             qa[better], fa[better] = qn[better], fn[better]
             moved |= better
