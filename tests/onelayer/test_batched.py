@@ -43,6 +43,24 @@ def test_early_stops_at_eps_are_per_replica():
     assert out[0]["steps"] < out[1]["steps"]
 
 
+@pytest.mark.parametrize("batch,force_blocks", [(100, False), (64, True)])
+def test_draws_per_block_equal_the_separate_run(monkeypatch, batch, force_blocks):
+    """Each replica draws a step's three latent blocks in one call only where that gives the
+    numbers of three calls (n d a multiple of 16 on the CPU); otherwise, and when forced, block by
+    block: both paths give the separate run's trajectory."""
+    from ganlearn.onelayer import batched
+
+    if force_blocks:
+        monkeypatch.setattr(batched, "_whole_draws_match", lambda n, d: False)
+    else:
+        assert batched._whole_draws_match(batch, 3) is False  # 300 numbers: a ragged tail
+    cfgs = [OneLayerConfig(d=3, batch=batch, steps=80, eval_every=40, seed=s) for s in (0, 1)]
+    for c, b in zip(cfgs, train_batched(cfgs)):
+        a = train(c)
+        for (na, ea, ta, _), (nb, eb, tb, _) in zip(a["curve"], b["curve"]):
+            assert na == nb and _close(ea, eb) and _close(ta, tb)
+
+
 def test_incompatible_configs_are_refused():
     with pytest.raises(ConfigError, match="agree on d"):
         train_batched([OneLayerConfig(d=4), OneLayerConfig(d=5)])

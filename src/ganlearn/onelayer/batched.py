@@ -20,13 +20,15 @@ its result recorded at that step and leaves the batch; the batch stops when ever
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ganlearn.config import ConfigError
 from ganlearn.errors import DivergenceError
 from ganlearn.onelayer.discriminators import statistic_features
 from ganlearn.onelayer.metrics import gaussian_tv_draws, sigma_rel_error
-from ganlearn.onelayer.model import activation, conditioned_matrix, latents
+from ganlearn.onelayer.model import activation, conditioned_matrix
 from ganlearn.onelayer.step_size import moment_scale, power_ratio
 from ganlearn.onelayer.train import (OneLayerConfig, average_sigma, curvature_probe, curvature_scaled, evaluation,
                                      new_reached, resolved_lr_g, result)
@@ -45,40 +47,74 @@ def batch_key(cfg: OneLayerConfig) -> tuple | None:
     return tuple(getattr(cfg, k) for k in SHAPE_KEYS)
 
 
-def _stats(y: torch.Tensor, act, kind: str) -> torch.Tensor:
-    """Batched E_batch T(y): (R, n, d) -> (R, d, d) (see ``onelayer.discriminators``)."""
+def _stats(yt: torch.Tensor, act, kind: str) -> torch.Tensor:
+    """Batched E_batch T(y) from samples stored as columns: (R, d, n) -> (R, d, d) (see
+    ``onelayer.discriminators``)."""
     if kind == "truncated":
-        y, _ = act.invert(y)  # already 0 off the set
-    return torch.einsum("rni,rnj->rij", y, y) / y.shape[1]
+        yt, _ = act.invert(yt)  # already 0 off the set
+    return yt @ yt.transpose(1, 2) / yt.shape[2]
 
 
-def _generator_grad(A: torch.Tensor, x: torch.Tensor, W: torch.Tensor, act, kind: str) -> torch.Tensor:
-    """grad_W of -<A, E_batch T(phi(W x))> for each replica, in closed form (what autograd gives
-    the separate run, without building its graph: a third of the batched step's time went to the
-    backward pass). With T = h h^T, z = W x (``discriminators.statistic_features``):
-    dL/dz = -(A + A^T) h h'(z) / n and dL/dW = sum_n dL/dz_n x_n^T."""
-    h, dh = statistic_features(_apply(W, x), act, kind)
-    gz = torch.einsum("rni,rij->rnj", h, A + A.transpose(1, 2)) * dh
-    return -torch.einsum("rnj,rnk->rjk", gz, x) / x.shape[1]
+def _generator_grad(A: torch.Tensor, zt: torch.Tensor, xt: torch.Tensor, act, kind: str) -> torch.Tensor:
+    """grad_W of -<A, E_batch T(phi(z))>, z = W x, for each replica, in closed form (what autograd
+    gives the separate run, without building its graph: a third of the batched step's time went to
+    the backward pass); samples as columns, zt and xt (R, d, n). With T = h h^T
+    (``discriminators.statistic_features``): dL/dz = -(A + A^T) h h'(z) / n and
+    dL/dW = sum_n dL/dz_n x_n^T."""
+    h, dh = statistic_features(zt, act, kind)
+    gz = ((A + A.transpose(1, 2)) @ h) * dh
+    return -(gz @ xt.transpose(1, 2)) / xt.shape[2]
 
 
-def _apply(W: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(R, n, k) inputs -> (R, n, j) = x W^T per replica.
+def _apply3(xt: torch.Tensor, targets: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """A step's three products z = W x for the latents x = (real, fake for D, fake for G) and
+    W = (W*, W, W) of every replica, as one batched product; samples as columns: xt and the result
+    (3, R, d, n).
 
-    Kept as ``einsum``: ``bmm`` with W^T made contiguous was 1.6x faster alone (R = 64, n = 512,
-    d = 8, float64, one thread: 316 against 598 us) but made the whole 1000-step batched run slower
-    and erratic (0.10-0.17 s per replica against a steady 0.131 s with the einsums; measured in
-    alternating processes, stop 27)."""
-    return torch.einsum("rnk,rjk->rnj", x, W)
+    Why this layout (measured, d = 8, n = 512, R = 64, float64, one thread): the three separate
+    products on (R, n, d) rows, each on its own freshly stacked draw, were 4.5 ms of a 20 ms step
+    and the draws' stacking and float64 copies another 7 ms. Here the latents land in two buffers
+    allocated once (float32 as drawn, then float64 with samples as columns, so that real and fake
+    are one contiguous (2 R, d, n) block for the statistics), and every product of the step is a
+    (d, d) x (d, n) or (d, n) x (n, d) one, which MKL runs 1.6-2.4x faster than the (n, d) x (d, d)
+    and (d, n)-transposed forms (1.2 against 3.1 ms and 1.1 against 1.8 ms for 3 R and 2 R
+    matrices); the transposing float64 copy costs 0.5 ms against 0.2 ms for a plain one."""
+    return torch.bmm(torch.stack((targets, W, W)).flatten(0, 1), xt.flatten(0, 1)).unflatten(0, xt.shape[:2])
+
+
+@functools.lru_cache(maxsize=None)
+def _whole_draws_match(n: int, d: int) -> bool:
+    """Whether one ``randn(3, n, d)`` gives the numbers of three ``randn(n, d)`` drawn in a row from
+    the same stream, checked once per shape on a throwaway stream. On the CPU it does when n d is a
+    multiple of 16 (the vectorised normal fill transforms blocks of 16 uniforms and redraws a ragged
+    tail), which every sweep's batch is; otherwise each replica draws its three blocks separately."""
+    g1, g2 = (make_generator(0, "onelayer.batched.draw_check") for _ in range(2))
+    whole = torch.randn(3, n, d, generator=g1)
+    return torch.equal(whole, torch.stack([torch.randn(n, d, generator=g2) for _ in range(3)]))
+
+
+def _draw(x32: torch.Tensor, xt: torch.Tensor, gens: list, whole: bool) -> None:
+    """One step's latents into the buffers: for each live replica, from its own stream and in the
+    separate run's order, the real batch, the fake batch for D and the fake batch for G
+    (``onelayer.model.latents``: float32 normals used in float64); x32 (R, 3, n, d) as drawn,
+    xt (3, R, d, n) in float64 with samples as columns."""
+    for row, g in enumerate(gens):
+        if whole:
+            torch.randn(x32.shape[1:], generator=g, out=x32[row])
+        else:
+            for s in range(3):
+                torch.randn(x32.shape[2:], generator=g, out=x32[row, s])
+    xt.copy_(x32.permute(1, 0, 3, 2))
 
 
 def _curvature_ratios(cfgs: list[OneLayerConfig], W: torch.Tensor) -> torch.Tensor:
     """c of ``onelayer.step_size`` for every replica, as its separate run computes it (the same probe
     batch and start), the power iterations of a chunk of replicas run as one batched computation."""
     xs, vs = zip(*(curvature_probe(c, W.shape[1:], W.dtype) for c in cfgs))
-    # in chunks of replicas whose probe batches fill ~1 MB (2^17 float64): the iteration is bound by
-    # memory traffic, and larger stacks fall out of the cache (measured, d = 8, per replica:
-    # 6.5 ms alone, 5.7 ms in chunks of 4, 9.7 ms all 64 at once)
+    # in chunks of replicas whose probe batches fill ~1 MB (2^17 float64): forming the moment tensor
+    # of ``power_ratio`` passes once over d times that ((h'_a x_b) rows), and larger stacks fall out
+    # of the cache (measured with the earlier product-form iteration, d = 8, per replica: 6.5 ms
+    # alone, 5.7 ms in chunks of 4, 9.7 ms all 64 at once)
     step = max(1, 2 ** 17 // xs[0].numel())
     kind, act = cfgs[0].discriminator, activation(cfgs[0].activation)
     return torch.cat([power_ratio(kind, act, W[i:i + step].detach(), torch.stack(xs[i:i + step]),
@@ -120,8 +156,8 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
     tv_draws = [gaussian_tv_draws(c.tv_mc_samples, d, c.seed) if c.tv_mc_samples else None for c in cfgs]
     idx = list(range(R))  # the original index of each live replica (row of the tensors above)
 
-    def draw() -> torch.Tensor:  # one (R_live, n, d) standard normal batch, each replica from its own stream
-        return torch.stack([latents(n, d, generator=gens[r], dtype=dt) for r in idx])
+    whole = _whole_draws_match(n, d)
+    x32, xt = torch.empty(R, 3, n, d), torch.empty(3, R, d, n, dtype=dt)
 
     out: list[dict | None] = [None] * R
     curves = [[] for _ in range(R)]
@@ -130,14 +166,14 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
     kind = c0.discriminator
     for t in range(c0.steps):
         with torch.no_grad():
+            _draw(x32, xt, [gens[r] for r in idx], whole)  # real, fake for D, fresh fake for G
+            zt = _apply3(xt, targets, W)
             # ascent on A: exact inner max when lr_d * ridge = 1
-            real = act.phi(_apply(targets, draw()))
-            fake = act.phi(_apply(W, draw()))
-            m_real, m_fake = _stats(real, act, kind), _stats(fake, act, kind)
+            m_real, m_fake = _stats(act.phi(zt[:2]).flatten(0, 1), act, kind).unflatten(0, (2, -1))
             A += lr_d[:, None, None] * ((m_real - m_fake) - ridge[:, None, None] * A)
             scale = c_curv * torch.maximum(moment_scale(m_real), moment_scale(m_fake)) if curv else c_curv
             samples += n
-            grad = _generator_grad(A, draw(), W, act, kind)  # fresh fakes for the generator
+            grad = _generator_grad(A, zt[2], xt[2], act, kind)
             lr_t = lr_g / (1 + t / t0) ** power / scale  # the schedule of the separate run
             W -= lr_t[:, None, None] * grad
             sigma_bar = average_sigma(sigma_bar, W @ W.transpose(1, 2), t, c0.average)
@@ -170,4 +206,5 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
                 targets, W, A, sigma_star, sigma_bar = (x[rows] for x in (targets, W, A, sigma_star, sigma_bar))
                 lr_g, c_curv, lr_d, ridge, t0, power = (x[rows] for x in (lr_g, c_curv, lr_d, ridge, t0, power))
                 idx = [idx[row] for row in keep]
+                x32, xt = x32[:len(idx)], xt[:, :len(idx)].contiguous()
     return out
