@@ -5,11 +5,13 @@ Each replica is the run :func:`ganlearn.onelayer.train.train` would do for its c
 target (stream ``onelayer.target`` of its seed), the same learner initialisation and the same
 minibatches, drawn from its own ``onelayer.train`` stream in the same order (real batch, fake batch
 for the discriminator, fresh fake batch for the generator), the same step sizes and schedule. Only
-the arithmetic is batched (``einsum`` over the replica dimension), so each replica's trajectory
-equals its separate run up to float round-off (the test checks 1e-9 relative in float64).
+the arithmetic is batched (batched products over the replica dimension, samples stored as
+columns: see :func:`_apply3`), so each replica's trajectory equals its separate run up to float
+round-off (the test checks 1e-9 relative in float64).
 
 Why: at the sizes of the sample-complexity sweep one run is bound by per-operation overhead (a
-d x d matrix, a few hundred samples), so R runs cost about as much as one.
+d x d matrix, a few hundred samples), so R runs cost far less than R times one (5.3x the
+throughput at d = 8, R = 64; ``benchmarks/results/bench_replicas.md``).
 
 Compatible configs share what fixes the tensor shapes and the loop: ``d``, ``activation``,
 ``discriminator`` (truncated or quadratic; the MLP comparison is not batched), ``batch``,
