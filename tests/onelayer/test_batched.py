@@ -136,3 +136,21 @@ def test_closed_form_curvature_probe_equals_autograd(act, disc):
     assert float(power_ratio(disc, a, ws[0], xs[0], vs[0])) == pytest.approx(ref[0], rel=1e-12)
     both = power_ratio(disc, a, torch.stack(ws), torch.stack(xs), torch.stack(vs))
     assert both.shape == (2,) and both.tolist() == pytest.approx(ref, rel=1e-12)
+
+
+def test_curvature_probe_built_in_blocks_equals_autograd():
+    """At d = 40, n = 4096 the third-moment tensor of ``power_ratio`` is built in two blocks of rows
+    (its (h'_a x_b) products capped at 2^22 numbers): the same ratio as the autograd iteration."""
+    import torch
+
+    from ganlearn.onelayer.discriminators import truncated_stats
+    from ganlearn.onelayer.model import activation
+    from ganlearn.onelayer.step_size import power_ratio, power_ratio_autograd
+
+    g, a, d = torch.Generator().manual_seed(0), activation("relu"), 40
+    w = torch.randn(d, d, generator=g, dtype=torch.float64) / d ** 0.5
+    x = torch.randn(4096, d, generator=g, dtype=torch.float64)
+    v = torch.randn(d, d, generator=g, dtype=torch.float64)
+    assert 2 ** 22 // x.numel() < d  # more than one block
+    ref = float(power_ratio_autograd(lambda y: truncated_stats(y, a), a, w, x, v))
+    assert float(power_ratio("truncated", a, w, x, v)) == pytest.approx(ref, rel=1e-12)

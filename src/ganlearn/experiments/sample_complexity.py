@@ -91,10 +91,10 @@ def batch_limit(params: dict) -> int:
     """Replicas per batch: at most 2^20 numbers in one (replicas, batch, d) tensor (8 at d = 32,
     where one run's batch is 4096). Measured with ``benchmarks/bench_replicas.py`` (one thread,
     batched over sequential replica-steps/s, 2026-11-27, the samples-as-columns step): d = 4, batch
-    256: 8.7x at 64 replicas, 8.2x at 256; d = 8, batch 512: 2.9-4.3x at 64, 3.6x at 256; d = 16,
-    batch 1024: 1.7x at 2-64, 1.1x at 256 (2^22 numbers); d = 32, batch 4096: 1.3x at 2, 1.2x at
-    10. (The earlier step, on (batch, d) rows, lost beyond 2^17: 0.8x at d = 16 and 64 replicas,
-    0.9x at d = 32 and 5.)"""
+    256: 8.7x at 64 replicas, 9.0x at 256; d = 8, batch 512: 5.3x at 64 (2.9-4.3x in repeats on a
+    drifting machine), 4.4x at 256; d = 16, batch 1024: 1.7x at 2 and 10, 2.0x at 64, 1.3x at 256
+    (2^22 numbers); d = 32, batch 4096: 1.3x at 2, 1.2x at 10. (The earlier step, on (batch, d)
+    rows, lost beyond 2^17: 0.8x at d = 16 and 64 replicas, 0.9x at d = 32 and 5.)"""
     cfg = config(params)[0]
     return max(1, 2 ** 20 // (cfg.batch * cfg.d))
 

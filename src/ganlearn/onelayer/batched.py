@@ -208,5 +208,5 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
                 targets, W, A, sigma_star, sigma_bar = (x[rows] for x in (targets, W, A, sigma_star, sigma_bar))
                 lr_g, c_curv, lr_d, ridge, t0, power = (x[rows] for x in (lr_g, c_curv, lr_d, ridge, t0, power))
                 idx = [idx[row] for row in keep]
-                x32, xt = x32[:len(idx)], xt[:, :len(idx)].contiguous()
+                x32, xt = x32[:len(idx)], torch.empty(3, len(idx), d, n, dtype=dt)  # refilled every step
     return out
