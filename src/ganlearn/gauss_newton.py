@@ -22,31 +22,42 @@ from torch.func import jvp, vjp
 
 from ganlearn.rng import to_device
 
-__all__ = ["conjugate_gradient", "gauss_newton_direction", "jacobian_trace"]
+__all__ = ["along", "conjugate_gradient", "gauss_newton_direction", "jacobian_trace"]
 
 Tensors = tuple[torch.Tensor, ...]
 
 
-def _dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
-    return sum((x * y).sum() for x, y in zip(a, b))
+def _dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], batch_dims: int = 0) -> torch.Tensor:
+    if batch_dims == 0:
+        return sum((x * y).sum() for x, y in zip(a, b))
+    return sum((x * y).flatten(batch_dims).sum(-1) for x, y in zip(a, b))
 
 
-def conjugate_gradient(apply_a: Callable[[Tensors], Tensors], b: Tensors, iters: int) -> Tensors:
+def along(c: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """A per-system coefficient ``c`` (shape = the leading batch dimensions) broadcast against ``t``."""
+    return c if c.dim() == 0 else c.reshape(c.shape + (1,) * (t.dim() - c.dim()))
+
+
+def conjugate_gradient(apply_a: Callable[[Tensors], Tensors], b: Tensors, iters: int, *, batch_dims: int = 0) -> Tensors:
     """``iters`` steps of conjugate gradients for A x = b from x = 0 (A symmetric positive
     definite, given as a function on tuples of tensors). Exact after dim(b) steps in exact
-    arithmetic; stops early once the residual is zero. No host synchronisation."""
+    arithmetic; stops early once the residual is zero. No host synchronisation.
+
+    ``batch_dims=k``: the first k dimensions of every tensor index independent systems (replicas,
+    :mod:`ganlearn.fsr.replicas`), each with its own inner products and step lengths, so each
+    system's iterates are those of its own solve."""
     x = tuple(torch.zeros_like(t) for t in b)
     r, p = b, b
-    rs = _dot(r, r)
+    rs = _dot(r, r, batch_dims)
     for _ in range(iters):
         ap = apply_a(p)
-        pap = _dot(p, ap)
+        pap = _dot(p, ap, batch_dims)
         alpha = torch.where(pap > 0, rs / pap.clamp_min(torch.finfo(pap.dtype).tiny), torch.zeros_like(pap))
-        x = tuple(xi + alpha * pi for xi, pi in zip(x, p))
-        r = tuple(ri - alpha * ai for ri, ai in zip(r, ap))
-        rs_new = _dot(r, r)
+        x = tuple(xi + along(alpha, pi) * pi for xi, pi in zip(x, p))
+        r = tuple(ri - along(alpha, ai) * ai for ri, ai in zip(r, ap))
+        rs_new = _dot(r, r, batch_dims)
         beta = torch.where(rs > 0, rs_new / rs.clamp_min(torch.finfo(rs.dtype).tiny), torch.zeros_like(rs))
-        p = tuple(ri + beta * pi for ri, pi in zip(r, p))
+        p = tuple(ri + along(beta, pi) * pi for ri, pi in zip(r, p))
         rs = rs_new
     return x
 

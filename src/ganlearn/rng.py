@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from ganlearn.errors import ConfigError
 
-__all__ = ["stream_seed", "make_generator", "numpy_rng", "default_init_rng", "to_device"]
+__all__ = ["stream_seed", "make_generator", "numpy_rng", "default_init_rng", "to_device", "Generators", "randn"]
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -40,6 +40,40 @@ def make_generator(seed: int, stream: str, device: str | torch.device = "cpu") -
     g = torch.Generator(device=device)
     g.manual_seed(stream_seed(seed, stream))
     return g
+
+
+class Generators:
+    """The training RNGs of R replicas trained as one batched computation (:mod:`ganlearn.fsr.replicas`):
+    one ``torch.Generator`` per replica, each the stream its separate run would use, so replica r
+    draws exactly the numbers of its own run. Anything that takes a generator and draws through
+    :func:`randn` accepts it; ``get_state`` / ``set_state`` act on every replica's stream (stacked)."""
+
+    def __init__(self, generators: list[torch.Generator]):
+        if not generators:
+            raise ValueError("Generators needs at least one generator")
+        self.generators = list(generators)
+        self.device = self.generators[0].device
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def __getitem__(self, r: int) -> torch.Generator:
+        return self.generators[r]
+
+    def get_state(self) -> torch.Tensor:
+        return torch.stack([g.get_state() for g in self.generators])
+
+    def set_state(self, state: torch.Tensor) -> None:
+        for g, s in zip(self.generators, state):
+            g.set_state(s.clone())
+
+
+def randn(shape, *, generator: "torch.Generator | Generators", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``torch.randn(shape)`` from ``generator`` on its device; from :class:`Generators`, one draw of
+    ``shape`` per replica in replica order, stacked: (R, *shape)."""
+    if isinstance(generator, Generators):
+        return torch.stack([torch.randn(shape, generator=g, dtype=dtype, device=g.device) for g in generator.generators])
+    return torch.randn(shape, generator=generator, dtype=dtype, device=generator.device)
 
 
 def to_device(t: torch.Tensor, device: str | torch.device) -> torch.Tensor:

@@ -10,6 +10,10 @@ Shapes (n = batch, P = padded parent count, m = channels per patch, d = patch di
     V[0]: (d_1, m, m0)        b[0]: (d_1, m)
     V[l]: (d_l, m, P, m)      b[l]: (d_l, m)       for the levels above the first
     W[l]: (1, d, m) shared across patches (a deconvolution, the DCGAN case), or (d_l, d, m)
+
+A replica net (``FSRNet(shape, replicas=R)``, or :meth:`FSRNet.stack`) holds R nets of one shape:
+every parameter has a leading dimension R and every method maps (R, ...) inputs to (R, ...)
+outputs, replica by replica (:mod:`ganlearn.fsr.replicas` trains them as one computation).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from torch import nn
 
 from ganlearn.fsr.geometry import Geometry
 from ganlearn.config import ConfigError
-from ganlearn.rng import to_device
+from ganlearn.rng import Generators, randn, to_device
 
 __all__ = [
     "Shape", "FSRNet", "random_orthonormal", "polar", "edge_colour_atoms", "init_hidden",
@@ -46,24 +50,52 @@ class FSRNet(nn.Module):
     ``(n, d_l, m)`` hidden codes. Every level is produced from the same ``z``.
     """
 
-    def __init__(self, shape: Shape):
+    def __init__(self, shape: Shape, replicas: int | None = None):
         super().__init__()
-        self.shape = shape
+        self.shape, self.replicas = shape, replicas
         geo, m = shape.geometry, shape.channels
+        lead = () if replicas is None else (replicas,)  # every parameter's leading replica dimension
         self.V = nn.ParameterList()
         self.b = nn.ParameterList()
         self.W = nn.ParameterList()
         for level in range(1, geo.n_levels + 1):
             dl = geo.n_patches(level)
             if level == 1:
-                self.V.append(nn.Parameter(torch.zeros(dl, m, shape.latent_dim)))
+                self.V.append(nn.Parameter(torch.zeros(*lead, dl, m, shape.latent_dim)))
             else:
                 idx, mask = geo.parents(level)
                 self.register_buffer(f"parent_idx_{level}", idx, persistent=False)
                 self.register_buffer(f"parent_mask_{level}", mask, persistent=False)
-                self.V.append(nn.Parameter(torch.zeros(dl, m, idx.shape[1], m)))
-            self.b.append(nn.Parameter(torch.zeros(dl, m)))
-            self.W.append(nn.Parameter(torch.zeros(1 if shape.shared_output else dl, geo.d, m)))
+                self.V.append(nn.Parameter(torch.zeros(*lead, dl, m, idx.shape[1], m)))
+            self.b.append(nn.Parameter(torch.zeros(*lead, dl, m)))
+            self.W.append(nn.Parameter(torch.zeros(*lead, 1 if shape.shared_output else dl, geo.d, m)))
+
+    # -- replicas: R nets of one shape as one, every parameter with a leading dimension R ----------
+    @classmethod
+    def stack(cls, nets: list["FSRNet"]) -> "FSRNet":
+        """R nets of one shape as one replica net (their parameters stacked along a new first axis).
+        Every method then maps (R, ...) inputs to (R, ...) outputs, replica r by net r's parameters."""
+        if len({n.shape for n in nets}) != 1 or any(n.replicas is not None for n in nets):
+            raise ValueError("FSRNet.stack needs plain nets (replicas=None) of one shape")
+        out = cls(nets[0].shape, replicas=len(nets)).to(nets[0].W[0])
+        with torch.no_grad():
+            for name, p in out.named_parameters():
+                p.copy_(torch.stack([n.get_parameter(name) for n in nets]))
+        return out
+
+    def replica(self, r: int) -> "FSRNet":
+        """Replica ``r`` of a replica net as a plain net (a copy)."""
+        net = FSRNet(self.shape).to(self.W[0])
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.copy_(self.get_parameter(name)[r])
+        return net
+
+    @torch.no_grad()
+    def set_replica(self, r: int, net: "FSRNet") -> None:
+        """Write the plain net ``net``'s parameters into replica ``r``."""
+        for name, p in self.named_parameters():
+            p[r].copy_(net.get_parameter(name))
 
     @property
     def n_levels(self) -> int:
@@ -72,40 +104,43 @@ class FSRNet(nn.Module):
     def parent_inputs(self, level: int, s_prev: torch.Tensor) -> torch.Tensor:
         """Gather the parents' codes of every patch at ``level`` (>= 2).
 
-        s_prev: (n, d_{l-1}, m) -> (n, d_l, P, m), zero where the graph has no edge.
+        s_prev: ([R,] n, d_{l-1}, m) -> ([R,] n, d_l, P, m), zero where the graph has no edge.
         """
         idx = getattr(self, f"parent_idx_{level}")
         mask = getattr(self, f"parent_mask_{level}")
-        return s_prev[:, idx] * mask[None, :, :, None]
+        return s_prev[..., idx, :] * mask[:, :, None]
 
     def preactivation(self, level: int, inp: torch.Tensor, patches: slice = slice(None)) -> torch.Tensor:
         """Pre-activation of ``level`` (of the patches in ``patches``) from its input: z for level 1,
-        the previous level's codes (n, d_{l-1}, m) above.
+        the previous level's codes ([R,] n, d_{l-1}, m) above.
 
         The parents are gathered one slot p at a time, so the largest temporary is (n, d_l, m), not
         the (n, d_l, P, m) of :meth:`parent_inputs` (|P| = 9 for the square graph)."""
         i = level - 1
-        V, b = self.V[i][patches], self.b[i][patches]
+        if self.replicas is None:  # (a bare slice, not a 1-tuple: that one gives an alias, not a
+            V, b = self.V[i][patches], self.b[i][patches]  # copy, and a non-contiguous V.grad)
+        else:  # the patch axis follows R
+            V, b = self.V[i][:, patches], self.b[i][:, patches]
         if level == 1:
-            return torch.einsum("jrk,nk->njr", V, inp) - b
+            return torch.einsum("...jrk,...nk->...njr", V, inp) - b[..., None, :, :]
         idx = getattr(self, f"parent_idx_{level}")[patches]
         mask = getattr(self, f"parent_mask_{level}")[patches]
-        pre = (-b).expand(inp.shape[0], *b.shape)
+        pre = (-b)[..., None, :, :].expand(*b.shape[:-2], inp.shape[-3], *b.shape[-2:])
         for p in range(idx.shape[1]):
-            x = inp[:, idx[:, p]].to(V.dtype) * mask[None, :, p, None]
-            pre = pre + torch.einsum("jrs,njs->njr", V[:, :, p], x)
+            x = inp[..., idx[:, p], :].to(V.dtype) * mask[:, p, None]
+            pre = pre + torch.einsum("...jrs,...njs->...njr", V[..., p, :], x)
         return pre
 
     def hidden(self, level: int, inp: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.preactivation(level, inp))
 
     def decode(self, level: int, s: torch.Tensor) -> torch.Tensor:
-        """Output layer: (n, d_l, m) codes -> (n, d_l, d) patches, X_{l,j} = W_{l,j} S_{l,j}."""
-        return torch.einsum("jdr,njr->njd", self.W[level - 1], s)
+        """Output layer: ([R,] n, d_l, m) codes -> ([R,] n, d_l, d) patches, X_{l,j} = W_{l,j} S_{l,j}."""
+        return torch.einsum("...jdr,...njr->...njd", self.W[level - 1], s)
 
     def encode(self, level: int, x: torch.Tensor) -> torch.Tensor:
         """Read codes off patches with the transpose, W^T X (exact when W is column-orthonormal)."""
-        return torch.einsum("jdr,njd->njr", self.W[level - 1], x)
+        return torch.einsum("...jdr,...njd->...njr", self.W[level - 1], x)
 
     def forward(self, z: torch.Tensor, upto: int | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Images and codes of levels 1..``upto`` (default: all) from latents ``z``."""
@@ -118,13 +153,13 @@ class FSRNet(nn.Module):
             inp = s
         return xs, ss
 
-    def sample_latent(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
+    def sample_latent(self, n: int, *, generator: torch.Generator | Generators) -> torch.Tensor:
         """z ~ N(0, I) drawn on the generator's device (the training RNG lives on the CPU, so a run
         draws the same latents whatever device it trains on), then moved to the network's without a
-        host-device synchronisation (:func:`ganlearn.rng.to_device`)."""
+        host-device synchronisation (:func:`ganlearn.rng.to_device`). A replica net takes
+        :class:`~ganlearn.rng.Generators` and returns (R, n, m0), replica r's from its own stream."""
         p = self.W[0]
-        z = torch.randn(n, self.shape.latent_dim, generator=generator, dtype=p.dtype, device=generator.device)
-        return to_device(z, p.device)
+        return to_device(randn((n, self.shape.latent_dim), generator=generator, dtype=p.dtype), p.device)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ from typing import Literal, Optional
 import torch
 
 from ganlearn.config import check
-from ganlearn.fsr.discriminators import code_moments, whitening
+from ganlearn.fsr.discriminators import code_moments, mat_vec, whitening
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages.common import Data
 from ganlearn.fsr.stages.moments import MomentGame
-from ganlearn.gauss_newton import conjugate_gradient, jacobian_trace
+from ganlearn.gauss_newton import along, conjugate_gradient, jacobian_trace
+from ganlearn.rng import randn
 from ganlearn.sgda import SGDAConfig
 
 __all__ = ["FirstHiddenStage", "FirstHidden", "CodeMomentJacobian"]
@@ -102,27 +103,39 @@ class FirstHidden(MomentGame):
             if spec.reinit:  # fresh unit-norm rows, biases b / |v| (so the same firing rates)
                 V, b = learner.V[0], learner.b[0]
                 b.div_(V.norm(dim=-1).clamp_min(1e-12))  # a switched-off row (V = 0) stays off
-                fresh = torch.randn(V.shape, generator=generator, dtype=torch.float64).to(V)
+                one = V.shape if learner.replicas is None else V.shape[1:]  # randn stacks replicas' draws
+                fresh = randn(one, generator=generator, dtype=torch.float64).to(V)
                 V.copy_(fresh / fresh.norm(dim=-1, keepdim=True))
             if spec.whiten:
-                s = learner.encode(1, data(spec.batch, generator=generator, upto=1)[0]).flatten(1)
-                self.white = whitening(s.T @ s / s.shape[0])
+                s = learner.encode(1, data(spec.batch, generator=generator, upto=1)[0]).flatten(-2)
+                self.white = whitening(s.mT @ s / s.shape[-2])
             real = self._real(data(spec.batch, generator=generator, upto=1))
         self._init_game([learner.V[0], learner.b[0]], list(real), spec)
         self._z = None  # the fake latents of the latest game evaluation (the G step's batch)
         self.curvature = None
         if spec.precondition == "gauss_newton":
             z = learner.sample_latent(spec.fake_batch, generator=generator)
-            self.curvature = jacobian_trace(self._features_at(z), self.g_params, generator=generator)
+            if learner.replicas is None:
+                self.curvature = jacobian_trace(self._features_at(z), self.g_params, generator=generator)
+            else:  # each replica's own estimate, from its own stream
+                self.curvature = torch.stack([
+                    jacobian_trace(self._features_at(z[r], r), [p[r] for p in self.g_params], generator=generator[r])
+                    for r in range(learner.replicas)])
             self.sgda.g_precondition = self._gauss_newton
 
-    def _features_at(self, z: torch.Tensor):
+    def _features_at(self, z: torch.Tensor, replica: int | None = None):
         """(V_1, b_1) -> the D's fake features (moments of the whitened codes, each block divided by
         its scale) on the latents ``z``, flattened: the map whose Jacobian the Gauss-Newton step uses.
-        The codes are ``learner.hidden(1, z)`` written as a function of (V_1, b_1)."""
+        The codes are ``learner.hidden(1, z)`` written as a function of (V_1, b_1). ``replica``: that
+        replica's map (its whitening and scales), of its own (V_1, b_1)."""
+        white, scale = self.white, self.scale
+        if replica is not None:
+            white = None if white is None else white[replica]
+            scale = [sc[replica] for sc in scale]
+
         def features(V: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             s = torch.relu(torch.einsum("jrk,nk->njr", V, z) - b)
-            return torch.cat([(f / sc).flatten() for f, sc in zip(code_moments(s, self.white), self.scale)])
+            return torch.cat([(f / sc).flatten() for f, sc in zip(code_moments(s, white), scale)])
         return features
 
     def _gauss_newton(self, grads):
@@ -135,9 +148,10 @@ class FirstHidden(MomentGame):
         damping = s.damping * self.curvature / s.ridge
 
         def apply_a(v):
-            return tuple(a / s.ridge + damping * vi for a, vi in zip(jac.vjp(jac.jvp(v)), v))
+            return tuple(a / s.ridge + along(damping, vi) * vi for a, vi in zip(jac.vjp(jac.jvp(v)), v))
 
-        return conjugate_gradient(apply_a, tuple(g.detach() for g in grads), s.cg_iters)
+        return conjugate_gradient(apply_a, tuple(g.detach() for g in grads), s.cg_iters,
+                                  batch_dims=0 if self.learner.replicas is None else 1)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         sd = super().state_dict()
@@ -185,27 +199,27 @@ class CodeMomentJacobian:
 
     def __init__(self, V: torch.Tensor, b: torch.Tensor, z: torch.Tensor, white: torch.Tensor | None,
                  scale: list[torch.Tensor]):
-        self.z, self.white, self.n = z, white, z.shape[0]
-        self.shape = V.shape  # (J, m, m0)
-        pre = torch.einsum("jrk,nk->njr", V, z) - b
-        self.mask = (pre > 0).to(pre.dtype).flatten(1)  # (n, J*m), ReLU's derivative as autograd takes it
-        self.s = torch.relu(pre).flatten(1)
+        self.z, self.white, self.n = z, white, z.shape[-2]
+        self.shape = V.shape  # (J, m, m0), or (R, J, m, m0) for replicas (z: (R, n, m0))
+        pre = torch.einsum("...jrk,...nk->...njr", V, z) - b[..., None, :, :]
+        self.mask = (pre > 0).to(pre.dtype).flatten(-2)  # (n, J*m), ReLU's derivative as autograd takes it
+        self.s = torch.relu(pre).flatten(-2)
         self.c1, self.c2 = scale
 
     def jvp(self, v: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         dV, db = v
-        ds = self.mask * (torch.einsum("jrk,nk->njr", dV, self.z) - db).flatten(1)
-        d1 = ds.mean(0)
-        b2 = ds.T @ self.s / self.n
-        d2 = b2 + b2.T
+        ds = self.mask * (torch.einsum("...jrk,...nk->...njr", dV, self.z) - db[..., None, :, :]).flatten(-2)
+        d1 = ds.mean(-2)
+        b2 = ds.mT @ self.s / self.n
+        d2 = b2 + b2.mT
         if self.white is not None:
-            d1, d2 = self.white @ d1, self.white @ d2 @ self.white.T
+            d1, d2 = mat_vec(self.white, d1), self.white @ d2 @ self.white.mT
         return d1 / self.c1, d2 / self.c2
 
     def vjp(self, u: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         w1, a = u[0] / self.c1, u[1] / self.c2
         if self.white is not None:
-            w1, a = self.white.T @ w1, self.white.T @ a @ self.white
-        g = self.mask * (w1 + self.s @ (a + a.T)) / self.n  # (n, J*m): d<u, J(.)>/d pre-activation
-        J, m, _ = self.shape
-        return torch.einsum("nr,nk->rk", g, self.z).reshape(self.shape), -g.sum(0).reshape(J, m)
+            w1, a = mat_vec(self.white.mT, w1), self.white.mT @ a @ self.white
+        g = self.mask * (w1[..., None, :] + self.s @ (a + a.mT)) / self.n  # (n, J*m): d<u, J(.)>/d pre-activation
+        return (torch.einsum("...nr,...nk->...rk", g, self.z).reshape(self.shape),
+                -g.sum(-2).reshape(self.shape[:-1]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ganlearn.fsr.stages.common import schedule
+from ganlearn.gauss_newton import along
 from ganlearn.sgda import SGDA
 
 __all__ = ["MomentGame"]
@@ -45,7 +46,11 @@ class MomentGame:
     """
 
     def _init_game(self, g_params, feats_real: list[torch.Tensor], spec) -> None:
-        self.scale = [f.abs().mean().clamp_min(1e-12).expand_as(f).clone() for f in feats_real]
+        if self.learner.replicas is None:
+            self.scale = [f.abs().mean().clamp_min(1e-12).expand_as(f).clone() for f in feats_real]
+        else:  # one scale per replica (its own run's); the value below sums the replicas' values
+            self.scale = [along(f.abs().flatten(1).mean(1).clamp_min(1e-12), f).expand_as(f).clone()
+                          for f in feats_real]
         self.theta = [torch.nn.Parameter(torch.zeros_like(f)) for f in feats_real]
         self.sgda = SGDA(g_params, self.theta, spec.sgda, schedule=schedule(spec))
         self.g_params = list(g_params)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+import itertools
+
 import torch
 
 from ganlearn.config import ConfigError, check
@@ -81,14 +83,16 @@ class OutputLayer:
         self.W = [learner.W[lv - 1] for lv in self.levels]
         with torch.no_grad():
             xs = data(spec.batch, generator=generator, upto=self.upto)
-        self.rho = torch.stack([xs[lv - 1].pow(2).sum(-1).mean().sqrt() for lv in self.levels])
-        self.w_d = [torch.nn.Parameter(W.detach().transpose(1, 2).clone()) for W in self.W]
+        # replicas: rho is (levels, R), each replica's from its own patches
+        per = (lambda e: e.mean()) if learner.replicas is None else (lambda e: e.flatten(1).mean(1))
+        self.rho = torch.stack([per(xs[lv - 1].pow(2).sum(-1)).sqrt() for lv in self.levels])
+        self.w_d = [torch.nn.Parameter(W.detach().transpose(-1, -2).clone()) for W in self.W]
         self.sgda = SGDA(self.W, self.w_d, spec.sgda, g_project=self._project_g, d_project=self._project_d,
                          schedule=schedule(spec))
 
     def _project_g(self) -> None:
         for W in self.W:
-            for j in range(W.shape[0]):
+            for j in itertools.product(*map(range, W.shape[:-2])):  # (patch) or (replica, patch)
                 W[j].copy_(polar(W[j]))
 
     def _project_d(self) -> None:
@@ -104,7 +108,7 @@ class OutputLayer:
         if t % s.reset_every == 0:
             with torch.no_grad():
                 for w, W in zip(self.w_d, self.W):
-                    w.copy_(W.transpose(1, 2))
+                    w.copy_(W.transpose(-1, -2))
         bias = self.rho * self.beta(t)
 
         def losses(g: torch.Generator):
