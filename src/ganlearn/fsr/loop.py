@@ -2,7 +2,9 @@
 resumes exactly, and stops cleanly on divergence."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.io import RunLock, append_jsonl, atomic_write_text, load_latest_checkpoint, save_checkpoint, save_tensors
 from ganlearn.fsr.evaluate import evaluate, is_finite_module, sliced_w2_floor
 
-__all__ = ["SUMMARY_KEYS", "DivergenceError", "build", "run_stages", "train"]
+__all__ = ["SUMMARY_KEYS", "DivergenceError", "build", "run_baseline", "run_stages", "train"]
 
 SUMMARY_KEYS = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
                 "sliced_w2_floor_top", "wall_seconds", "samples_seen")
@@ -164,19 +166,20 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict:
     summary = {k: staged[k] for k in SUMMARY_KEYS} | {"final": staged}
     save_tensors(run_dir / "learner.safetensors", learner.state_dict())
     if cfg.baseline.enabled:
-        import dataclasses
-        import math
-
-        b_learner = make_learner(cfg.target, cfg.learner, seed=cfg.seed,
-                                 dtype=getattr(torch, cfg.dtype), device=cfg.device)
-        spec = cfg.baseline.stage
-        per_step = spec.batch * spec.sgda.n_d
-        steps = min(cfg.baseline.max_steps, max(1, math.ceil(staged["samples_seen"] / per_step)))
-        spec = dataclasses.replace(spec, steps=steps)
-        base = run_stages([spec], target, b_learner, cfg, run_dir / "baseline", label="baseline", floor=floor,
-                          progress=progress)
-        summary["baseline"] = {k: base[k] for k in SUMMARY_KEYS} | {"final": base}
-        save_tensors(run_dir / "baseline" / "learner.safetensors", b_learner.state_dict())
+        summary["baseline"] = run_baseline(cfg, target, run_dir, staged["samples_seen"], floor, progress=progress)
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
+
+def run_baseline(cfg: RunConfig, target: FSRTarget, run_dir: Path, samples_seen: int, floor: dict, *,
+                 progress: bool = True) -> dict:
+    """The end-to-end baseline on the staged run's sample budget (at most ``baseline.max_steps``
+    steps), in ``run_dir/baseline``; returns its summary entry."""
+    b_learner = make_learner(cfg.target, cfg.learner, seed=cfg.seed, dtype=getattr(torch, cfg.dtype), device=cfg.device)
+    spec = cfg.baseline.stage
+    steps = min(cfg.baseline.max_steps, max(1, math.ceil(samples_seen / (spec.batch * spec.sgda.n_d))))
+    spec = dataclasses.replace(spec, steps=steps)
+    base = run_stages([spec], target, b_learner, cfg, run_dir / "baseline", label="baseline", floor=floor,
+                      progress=progress)
+    save_tensors(run_dir / "baseline" / "learner.safetensors", b_learner.state_dict())
+    return {k: base[k] for k in SUMMARY_KEYS} | {"final": base}
