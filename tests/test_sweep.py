@@ -153,6 +153,33 @@ def test_fsr_scaling_cell_sets_width_and_budget():
             assert st.fake_batch == 2 * b.fake_batch and sr.fake_batch == b.fake_batch and st.batch == 2 * b.batch
 
 
+def test_fsr_scaling_batches_seeds_on_a_gpu_only_and_run_batch_equals_run(monkeypatch):
+    from ganlearn.errors import DivergenceError
+    from ganlearn.experiments import fsr_scaling as fs
+
+    short = ["dtype=float64", "stages.1.steps=10", "stages.2.steps=20", "eval.every=20"]
+    cells = [{"preset": "tiny", "width": 1.0, "budget": 0.5, "seed": s, "set": short} for s in (0, 1)]
+    assert fs.batch_key(cells[0]) is None  # on the CPU every cell runs on its own
+    on_gpu = [dict(c, set=short + ['device="cuda"']) for c in cells]  # keys only: nothing runs on the GPU here
+    assert fs.batch_key(on_gpu[0]) == fs.batch_key(on_gpu[1]) is not None
+    assert fs.batch_key(dict(on_gpu[0], budget=1.0)) != fs.batch_key(on_gpu[0])
+    assert 1 <= fs.batch_limit(on_gpu[0]) <= 16
+    batched, alone = fs.run_batch(cells), [fs.run(c) for c in cells]
+    for b, a in zip(batched, alone):
+        assert b.keys() == a.keys()
+        for k in ("coupled_rel_error", "coupled_rel_error_level2", "feature_cosine_min", "samples_seen"):
+            assert b[k] == pytest.approx(a[k], rel=1e-8), k
+    # a divergence in the batch: every cell again on its own, each with its own outcome
+    calls = []
+
+    def diverge(*a, **k):
+        raise DivergenceError("replica r1 diverged")
+
+    monkeypatch.setattr("ganlearn.fsr.replicas.train_replicas", diverge)
+    monkeypatch.setattr(fs, "run", lambda p: calls.append(p["seed"]) or {"seed": p["seed"]})
+    assert fs.run_batch(cells) == [{"seed": 0}, {"seed": 1}] and calls == [0, 1]
+
+
 def test_fsr_scaling_report_fits_the_power_law_per_level(tmp_path):
     from ganlearn.experiments.fsr_scaling import fit_power_law, report
 

@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--workers", type=int, default=2, help="parallel processes, one torch thread each (default 2)")
     w.add_argument("--batch", type=int, default=64,
                    help="train up to this many compatible cells as one replica-batched computation, where the "
-                        "experiment supports it (sample-complexity, width sweeps); 1: each cell on its own, "
+                        "experiment supports it (sample-complexity, width sweeps; fsr-scaling on a GPU); 1: each cell on its own, "
                         "by the single-run trainer (default 64)")
     w.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local processes (default) or Ray tasks (pip install 'ganlearn[ray]')")

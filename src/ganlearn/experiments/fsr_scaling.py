@@ -67,12 +67,7 @@ def config(params: dict):
     return cfg, m
 
 
-def run(params: dict) -> dict:
-    from ganlearn.fsr.loop import train
-
-    cfg, m = config(params)
-    with tempfile.TemporaryDirectory(prefix="ganlearn-fsr-cell-") as tmp:
-        s = train(cfg, Path(tmp), progress=False)
+def _result(cfg, m: int, s: dict) -> dict:
     fin = s["final"]
     return {"learner_channels": cfg.learner.channels, "target_channels": m, "levels": cfg.target.levels,
             "wall_seconds": s["wall_seconds"],
@@ -80,6 +75,60 @@ def run(params: dict) -> dict:
                                  "sliced_w2_floor_top", "samples_seen")},
             **{f"coupled_rel_error_level{lv}": fin[f"coupled_rel_error_level{lv}"]
                for lv in range(1, cfg.target.levels + 1)}}
+
+
+def run(params: dict) -> dict:
+    from ganlearn.fsr.loop import train
+
+    cfg, m = config(params)
+    with tempfile.TemporaryDirectory(prefix="ganlearn-fsr-cell-") as tmp:
+        s = train(cfg, Path(tmp), progress=False)
+    return _result(cfg, m, s)
+
+
+def batch_key(params: dict):
+    """Cells that differ only in their seed train as replicas of one batch (``fsr.replicas``) on a
+    GPU, where a step is per-operation overhead; never on the CPU, where the step is arithmetic and
+    R replicas cost what R runs cost (``benchmarks/results/bench_replicas_fsr.md``)."""
+    from ganlearn.fsr.replicas import batch_key as key
+
+    cfg, _ = config(params)
+    return None if cfg.device == "cpu" else key(cfg)
+
+
+def batch_limit(params: dict) -> int:
+    """As many replicas as the memory budget holds (the stages' tensors grow with R; the evaluation
+    runs replica by replica), at most 16."""
+    from ganlearn.fsr.memory import BASE_BYTES, budget_bytes, predict_peak_bytes
+
+    cfg, _ = config(params)
+    peak, _ = predict_peak_bytes(cfg)
+    budget = budget_bytes(cfg)
+    if budget is None:
+        return 1
+    return max(1, min(16, int((budget - BASE_BYTES) // max(peak - BASE_BYTES, 1.0))))
+
+
+def run_batch(params_list: list[dict]) -> list[dict]:
+    """The cells as replicas of one batch; if one diverges, each cell again on its own (so each
+    gets its own outcome: a result, or the record of its divergence)."""
+    from ganlearn.errors import DivergenceError
+    from ganlearn.fsr.replicas import train_replicas
+
+    built = [config(p) for p in params_list]
+    try:
+        with tempfile.TemporaryDirectory(prefix="ganlearn-fsr-batch-") as tmp:
+            sums = train_replicas([c for c, _ in built], [Path(tmp) / f"r{i}" for i in range(len(built))],
+                                  progress=False)
+    except DivergenceError:
+        out = []
+        for p in params_list:
+            try:
+                out.append(run(p))
+            except DivergenceError as e:
+                out.append({"diverged": True, "divergence": str(e)})
+        return out
+    return [_result(c, m, s) for (c, m), s in zip(built, sums)]
 
 
 def fit_power_law(samples, errors) -> tuple[float, float]:
@@ -170,4 +219,4 @@ EXPERIMENT = Experiment(
     # start switched off its channels that decode no signal; it no longer does.
     base={"preset": "default", "whiten_ridge": None, "set": [], "scale_fake": True},
     grid={"width": [1.0, 1.5], "budget": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]}, seeds=1,
-    run=run, report=report, check=config)
+    run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key, batch_limit=batch_limit)
