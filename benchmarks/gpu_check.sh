@@ -10,7 +10,8 @@
 #    to the CPU) and tests/test_rng.py;
 # 2. what `make bench DEVICE=cuda` measures on the GPU: the default run's wall time, ganlearn vs
 #    the plain eager loop (FSR; overparameterized with R = 256 replicas), R = 1 .. 256 replicas
-#    batched vs one after another, achieved FLOP/s and bytes against the measured peaks.
+#    batched vs one after another (overparameterized; FSR at R = 1, 4, 16 per stage), achieved
+#    FLOP/s and bytes against the measured peaks.
 # PARTS="tests run ..." runs only the parts named (default: all of them, in the order below).
 # Each part has a time limit, cut to what is left of BUDGET seconds, so the whole ends in time;
 # everything prints to $OUT/log.txt and the results (benchmarks/results/*_cuda.*, the default run's
@@ -19,7 +20,7 @@ set -u
 OUT=${OUT:-runs/gpu_check}
 PY=${PY:-python3}
 BUDGET=${BUDGET:-420}
-PARTS=${PARTS:-env tests run run_eval_cpu plain roofline replicas profile sweeps}
+PARTS=${PARTS:-env tests run run_eval_cpu plain roofline replicas replicas_fsr profile sweeps}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 deadline=$(( $(date +%s) + BUDGET ))
@@ -54,6 +55,8 @@ part run_eval_cpu 400 $PY benchmarks/bench_run.py --device cuda --tag _cuda_eval
 part plain 150 $PY benchmarks/bench_plain.py --problem all --device cuda --R 256
 part roofline 90 $PY benchmarks/bench_roofline.py --device cuda
 part replicas 90 $PY benchmarks/bench_replicas.py --problem overparam --device cuda --R 1 8 64 256
+# FSR replicas batched (fsr.replicas) vs one after another, per SGDA stage of the default preset
+part replicas_fsr 120 $PY benchmarks/bench_replicas_fsr.py --device cuda --R 1 4 16 --steps 10 --repeats 3 --seq-max 2
 part profile 60 $PY benchmarks/profile_fsr_step.py --device cuda
 # the default sweeps on this machine's CPU cores, one worker per core (their trainers are CPU ones)
 part sweeps 150 bash -c "time $PY -m ganlearn.cli sweep width-sweep --workers $(nproc) --no-progress --out runs/gpu-sweep-width \

@@ -68,11 +68,13 @@ class Generators:
             g.set_state(s.clone())
 
 
-def randn(shape, *, generator: "torch.Generator | Generators", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def randn(shape, *, generator: "torch.Generator | Generators", dtype: torch.dtype = torch.float32,
+          dim: int = 0) -> torch.Tensor:
     """``torch.randn(shape)`` from ``generator`` on its device; from :class:`Generators`, one draw of
-    ``shape`` per replica in replica order, stacked: (R, *shape)."""
+    ``shape`` per replica in replica order, stacked along a new axis ``dim`` (0: (R, *shape))."""
     if isinstance(generator, Generators):
-        return torch.stack([torch.randn(shape, generator=g, dtype=dtype, device=g.device) for g in generator.generators])
+        return torch.stack([torch.randn(shape, generator=g, dtype=dtype, device=g.device) for g in generator.generators],
+                           dim=dim)
     return torch.randn(shape, generator=generator, dtype=dtype, device=generator.device)
 
 

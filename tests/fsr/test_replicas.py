@@ -65,7 +65,7 @@ def test_stack_and_replica_round_trip_and_forward_per_replica():
             assert torch.equal(stacked.replica(r).state_dict()[k], v)
         x1, s1 = net(net.sample_latent(50, generator=make_generator(r, "test.z")))
         for a, b in zip(xs + ss, x1 + s1):  # replica r's forward pass is net r's, on net r's latents
-            assert torch.allclose(a[r], b, atol=1e-12)
+            assert torch.allclose(a[:, r], b, atol=1e-12)
     with pytest.raises(ValueError, match="plain nets"):
         FSRNet.stack([stacked])
 

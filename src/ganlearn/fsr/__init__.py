@@ -25,7 +25,9 @@ Stage by stage, with the error of every level after each stage (seconds on 2 CPU
         print(stage.kind, fsr.level_errors(learner, target))
 
 ``fsr.train(fsr.resolve("default"), "runs/x")`` is the whole resumable run that ``ganlearn run``
-makes (checkpoints, metrics.jsonl, summary, report). Everything not listed in ``__all__`` is
+makes (checkpoints, metrics.jsonl, summary, report); ``fsr.train_replicas([cfg_seed0, cfg_seed1, ...],
+[dir0, dir1, ...])`` trains runs that differ only in their seeds as one replica-batched computation
+(worth it on a GPU; see :mod:`ganlearn.fsr.replicas`). Everything not listed in ``__all__`` is
 internal and may change.
 """
 from __future__ import annotations
@@ -41,7 +43,7 @@ from ganlearn.fsr.target import FSRTarget, make_learner
 __all__ = ["TargetConfig", "LearnerConfig", "EvalConfig", "RunConfig", "resolve", "default_stages", "tiny_stages",
            "FSRTarget", "FSRNet", "make_learner", "WarmStartStage", "OutputLayerStage", "FirstHiddenStage",
            "SuperResolutionStage", "EndToEndStage", "make_runner", "run_stage", "run_steps", "evaluate",
-           "sliced_w2_floor", "level_errors", "train"]
+           "sliced_w2_floor", "level_errors", "train", "train_replicas"]
 
 
 def level_errors(learner: FSRNet, target: FSRTarget, cfg: EvalConfig = EvalConfig(fit_steps=0)) -> dict:
@@ -62,3 +64,12 @@ def train(cfg: RunConfig, run_dir, *, progress: bool = True) -> dict:
     from ganlearn.fsr.loop import train as _train
 
     return _train(cfg, Path(run_dir), progress=progress)
+
+
+def train_replicas(cfgs: list, run_dirs: list, *, progress: bool = True) -> list[dict]:
+    """Runs ``cfgs`` that differ only in ``seed`` / ``target.seed`` trained as replicas of one batched
+    computation, each into its run directory (what ``train`` writes, no mid-run checkpoints); returns
+    their summaries. Each replica's run equals its ``train`` run up to float round-off."""
+    from ganlearn.fsr.replicas import train_replicas as _train_replicas
+
+    return _train_replicas(cfgs, run_dirs, progress=progress)

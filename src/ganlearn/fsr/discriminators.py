@@ -8,8 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganlearn.fsr.model import replica_eq
+
 __all__ = [
-    "thresholded_output_d", "whitening", "code_moments", "mat_vec", "with_bias", "pair_moments",
+    "thresholded_output_d", "whitening", "code_moments", "second_moment", "mat_vec", "with_bias", "pair_moments",
     "MLPDiscriminator",
 ]
 
@@ -21,14 +23,14 @@ def thresholded_output_d(x: torch.Tensor, w_d: torch.Tensor, bias: float | torch
 
     Args:
         x: (n, J, d) patches of one level; w_d: (J or 1, m, d) rows w^D_r; bias: scalar b^D.
-        Replicas: x (R, n, J, d), w_d (R, J or 1, m, d), bias (R,).
+        Replicas: x (n, R, J, d), w_d (R, J or 1, m, d), bias (R,).
     Returns: E_n mean_j D_{l,j}(X) (a scalar tensor); for replicas, the sum over replicas of theirs
     (so each replica's gradient is its own run's).
     """
     if x.dim() == 3:
         return torch.relu(torch.einsum("njd,jrd->njr", x, w_d) - bias).sum(-1).mean()
-    act = torch.relu(torch.einsum("...njd,...jrd->...njr", x, w_d) - bias[:, None, None, None])
-    return act.sum(-1).mean((-2, -1)).sum()
+    act = torch.relu(torch.einsum(replica_eq("njd,jrd->njr"), x, w_d) - bias[:, None, None])
+    return act.sum(-1).mean((0, 2)).sum()
 
 
 def whitening(second_moment: torch.Tensor, rel_ridge: float = 1e-4, with_inverse: bool = False):
@@ -54,18 +56,26 @@ def whitening(second_moment: torch.Tensor, rel_ridge: float = 1e-4, with_inverse
 def code_moments(s: torch.Tensor, white: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """First and second moments of level-1 codes, the features of the GAN_FirstHidden D.
 
-    s: (n, J, m) -> (mean (J*m,), second moment (J*m, J*m)); replicas: (R, n, J, m) -> (R, ...). For S = ReLU(V z - b) these are the
+    s: (n, J, m) -> (mean (J*m,), second moment (J*m, J*m)); replicas: (n, R, J, m) -> (R, ...). For S = ReLU(V z - b) these are the
     truncated moments of the Gaussian pre-activations; together they fix every row norm, bias and
     pairwise angle of V (each E[S_r S_s] is increasing in the angle), i.e. V V^T and b.
     ``white``: an invertible (J*m, J*m) map applied to the codes first (x = M s). The moments of
     M s are an invertible linear function of those of s, so matching them has the same solutions;
     it only changes the conditioning of the game (see ``stages.FirstHidden``).
     """
-    f = s.flatten(-2)  # (n, J*m), or (R, n, J*m) for replicas (then (R, J*m) and (R, J*m, J*m))
-    mean, second = f.mean(-2), f.mT @ f / f.shape[-2]
+    f = s.flatten(-2)  # (n, J*m), or (n, R, J*m) for replicas (then (R, J*m) and (R, J*m, J*m))
+    mean, second = f.mean(0), second_moment(f)
     if white is not None:  # E[M s] = M E[s], E[(M s)(M s)^T] = M E[s s^T] M^T: no (n, J*m) product
         mean, second = mat_vec(white, mean), white @ second @ white.mT
     return mean, second
+
+
+def second_moment(f: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+    """E[f g^T] over the sample axis: (n, q) -> (q, q), or per replica (n, R, q) -> (R, q, q)."""
+    g = f if g is None else g
+    if f.dim() == 2:
+        return f.T @ g / f.shape[0]
+    return torch.einsum("nRa,nRb->Rab", f, g) / f.shape[0]
 
 
 def mat_vec(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -83,16 +93,18 @@ def pair_moments(s_hi: torch.Tensor, parents: torch.Tensor, white: torch.Tensor 
     D's features:  E[ S_{l,j,r} * (1, S_{l-1,P(j)}) ].
 
     s_hi: (n, J, m); parents: (n, J, P, m') gathered parent codes; white: optional (J, q, q) map
-    of the inputs x = [1, parents] (q = 1 + P*m'). Returns (J, m, q). Replicas: a leading R on all.
+    of the inputs x = [1, parents] (q = 1 + P*m'). Returns (J, m, q). Replicas: (n, R, ...) inputs,
+    (R, J, ...) white and result.
     Matching them is the moment condition E[(ReLU(V x - b) - S) (1, x)] = 0, the gradient of the
     strictly convex E[ (1/2) ReLU(V x - b)^2 - S (V x - b) ] when x has the real law: its unique
     zero is the true (V, b), wherever the parents' codes span their space.
     """
-    mom = torch.einsum("...njr,...njq->...jrq", s_hi, with_bias(parents)) / s_hi.shape[-3]
+    eq = "njr,njq->jrq" if s_hi.dim() == 3 else replica_eq("njr,njq->jrq")
+    mom = torch.einsum(eq, s_hi, with_bias(parents)) / s_hi.shape[0]
     if white is not None:  # (J, q, q), one invertible map per patch: same zeros, better conditioned
         # E[s (M x)^T] = E[s x^T] M^T: M applied to the (J, m, q) moments, not to the n inputs
         # (measured with SuperResolution's weights treated alike: the default level-3 step 110 -> 49 ms)
-        mom = torch.einsum("...jrq,...jpq->...jrp", mom, white)
+        mom = torch.einsum("jrq,jpq->jrp" if s_hi.dim() == 3 else replica_eq("jrq,jpq->jrp"), mom, white)
     return mom
 
 

@@ -12,8 +12,10 @@ Shapes (n = batch, P = padded parent count, m = channels per patch, d = patch di
     W[l]: (1, d, m) shared across patches (a deconvolution, the DCGAN case), or (d_l, d, m)
 
 A replica net (``FSRNet(shape, replicas=R)``, or :meth:`FSRNet.stack`) holds R nets of one shape:
-every parameter has a leading dimension R and every method maps (R, ...) inputs to (R, ...)
-outputs, replica by replica (:mod:`ganlearn.fsr.replicas` trains them as one computation).
+every parameter has a leading dimension R, and activations carry R right after the sample axis,
+(n, R, d_l, ...), so that (R, d_l) are one axis of R * d_l patches in memory and every per-patch
+product is one batched product over them, as a run with R times the patches would have it
+(:func:`replica_eq`; :mod:`ganlearn.fsr.replicas` trains them as one computation).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from ganlearn.config import ConfigError
 from ganlearn.rng import Generators, randn, to_device
 
 __all__ = [
-    "Shape", "FSRNet", "random_orthonormal", "polar", "edge_colour_atoms", "init_hidden",
+    "Shape", "FSRNet", "random_orthonormal", "polar", "edge_colour_atoms", "init_hidden", "replica_eq",
     "CALIBRATION_CHUNK",
 ]
 
@@ -104,7 +106,7 @@ class FSRNet(nn.Module):
     def parent_inputs(self, level: int, s_prev: torch.Tensor) -> torch.Tensor:
         """Gather the parents' codes of every patch at ``level`` (>= 2).
 
-        s_prev: ([R,] n, d_{l-1}, m) -> ([R,] n, d_l, P, m), zero where the graph has no edge.
+        s_prev: (n, [R,] d_{l-1}, m) -> (n, [R,] d_l, P, m), zero where the graph has no edge.
         """
         idx = getattr(self, f"parent_idx_{level}")
         mask = getattr(self, f"parent_mask_{level}")
@@ -112,7 +114,7 @@ class FSRNet(nn.Module):
 
     def preactivation(self, level: int, inp: torch.Tensor, patches: slice = slice(None)) -> torch.Tensor:
         """Pre-activation of ``level`` (of the patches in ``patches``) from its input: z for level 1,
-        the previous level's codes ([R,] n, d_{l-1}, m) above.
+        the previous level's codes (n, [R,] d_{l-1}, m) above.
 
         The parents are gathered one slot p at a time, so the largest temporary is (n, d_l, m), not
         the (n, d_l, P, m) of :meth:`parent_inputs` (|P| = 9 for the square graph)."""
@@ -122,25 +124,25 @@ class FSRNet(nn.Module):
         else:  # the patch axis follows R
             V, b = self.V[i][:, patches], self.b[i][:, patches]
         if level == 1:
-            return torch.einsum("...jrk,...nk->...njr", V, inp) - b[..., None, :, :]
+            return torch.einsum(self.eq("jrk,nk->njr"), V, inp) - b
         idx = getattr(self, f"parent_idx_{level}")[patches]
         mask = getattr(self, f"parent_mask_{level}")[patches]
-        pre = (-b)[..., None, :, :].expand(*b.shape[:-2], inp.shape[-3], *b.shape[-2:])
+        pre = (-b).expand(inp.shape[0], *b.shape)
         for p in range(idx.shape[1]):
             x = inp[..., idx[:, p], :].to(V.dtype) * mask[:, p, None]
-            pre = pre + torch.einsum("...jrs,...njs->...njr", V[..., p, :], x)
+            pre = pre + torch.einsum(self.eq("jrs,njs->njr"), V[..., p, :], x)
         return pre
 
     def hidden(self, level: int, inp: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.preactivation(level, inp))
 
     def decode(self, level: int, s: torch.Tensor) -> torch.Tensor:
-        """Output layer: ([R,] n, d_l, m) codes -> ([R,] n, d_l, d) patches, X_{l,j} = W_{l,j} S_{l,j}."""
-        return torch.einsum("...jdr,...njr->...njd", self.W[level - 1], s)
+        """Output layer: (n, [R,] d_l, m) codes -> (n, [R,] d_l, d) patches, X_{l,j} = W_{l,j} S_{l,j}."""
+        return torch.einsum(self.eq("jdr,njr->njd"), self.W[level - 1], s)
 
     def encode(self, level: int, x: torch.Tensor) -> torch.Tensor:
         """Read codes off patches with the transpose, W^T X (exact when W is column-orthonormal)."""
-        return torch.einsum("...jdr,...njd->...njr", self.W[level - 1], x)
+        return torch.einsum(self.eq("jdr,njd->njr"), self.W[level - 1], x)
 
     def forward(self, z: torch.Tensor, upto: int | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Images and codes of levels 1..``upto`` (default: all) from latents ``z``."""
@@ -157,9 +159,25 @@ class FSRNet(nn.Module):
         """z ~ N(0, I) drawn on the generator's device (the training RNG lives on the CPU, so a run
         draws the same latents whatever device it trains on), then moved to the network's without a
         host-device synchronisation (:func:`ganlearn.rng.to_device`). A replica net takes
-        :class:`~ganlearn.rng.Generators` and returns (R, n, m0), replica r's from its own stream."""
+        :class:`~ganlearn.rng.Generators` and returns (n, R, m0), replica r's from its own stream."""
         p = self.W[0]
-        return to_device(randn((n, self.shape.latent_dim), generator=generator, dtype=p.dtype), p.device)
+        return to_device(randn((n, self.shape.latent_dim), generator=generator, dtype=p.dtype, dim=1), p.device)
+
+    def eq(self, equation: str) -> str:
+        """``equation`` (an einsum of this net's tensors, written for one net) for this net:
+        unchanged for a plain net, with the replica axis added for a replica net (:func:`replica_eq`)."""
+        return equation if self.replicas is None else replica_eq(equation)
+
+
+def replica_eq(equation: str) -> str:
+    """An einsum written for one net, rewritten for replica nets: an operand (or the result) indexed
+    by the sample axis ``n`` gets the replica axis ``R`` right after it (activations are (n, R, ...)),
+    any other (weights, moments: per-replica quantities) gets it first. ``"jrk,nk->njr"`` ->
+    ``"Rjrk,nRk->nRjr"``; ``"njr,njq->jrq"`` -> ``"nRjr,nRjq->Rjrq"``."""
+    def one(term: str) -> str:
+        return term.replace("n", "nR") if "n" in term else "R" + term
+    ins, out = equation.split("->")
+    return ",".join(one(t) for t in ins.split(",")) + "->" + one(out)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def batch_key(cfg: RunConfig) -> str | None:
 
 
 def _images(tnet: FSRNet):
-    """The data callable of the stacked targets: (R, n, J_l, d) patches per level."""
+    """The data callable of the stacked targets: (n, R, J_l, d) patches per level."""
     @torch.no_grad()
     def data(n: int, *, generator: Generators, upto: int | None = None) -> list[torch.Tensor]:
         return tnet(tnet.sample_latent(n, generator=generator), upto=upto)[0]

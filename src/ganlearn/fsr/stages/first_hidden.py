@@ -8,8 +8,8 @@ from typing import Literal, Optional
 import torch
 
 from ganlearn.config import check
-from ganlearn.fsr.discriminators import code_moments, mat_vec, whitening
-from ganlearn.fsr.model import FSRNet
+from ganlearn.fsr.discriminators import code_moments, mat_vec, second_moment, whitening
+from ganlearn.fsr.model import FSRNet, replica_eq
 from ganlearn.fsr.stages.common import Data
 from ganlearn.fsr.stages.moments import MomentGame
 from ganlearn.gauss_newton import along, conjugate_gradient, jacobian_trace
@@ -108,7 +108,7 @@ class FirstHidden(MomentGame):
                 V.copy_(fresh / fresh.norm(dim=-1, keepdim=True))
             if spec.whiten:
                 s = learner.encode(1, data(spec.batch, generator=generator, upto=1)[0]).flatten(-2)
-                self.white = whitening(s.mT @ s / s.shape[-2])
+                self.white = whitening(second_moment(s))
             real = self._real(data(spec.batch, generator=generator, upto=1))
         self._init_game([learner.V[0], learner.b[0]], list(real), spec)
         self._z = None  # the fake latents of the latest game evaluation (the G step's batch)
@@ -119,7 +119,7 @@ class FirstHidden(MomentGame):
                 self.curvature = jacobian_trace(self._features_at(z), self.g_params, generator=generator)
             else:  # each replica's own estimate, from its own stream
                 self.curvature = torch.stack([
-                    jacobian_trace(self._features_at(z[r], r), [p[r] for p in self.g_params], generator=generator[r])
+                    jacobian_trace(self._features_at(z[:, r], r), [p[r] for p in self.g_params], generator=generator[r])
                     for r in range(learner.replicas)])
             self.sgda.g_precondition = self._gauss_newton
 
@@ -199,18 +199,19 @@ class CodeMomentJacobian:
 
     def __init__(self, V: torch.Tensor, b: torch.Tensor, z: torch.Tensor, white: torch.Tensor | None,
                  scale: list[torch.Tensor]):
-        self.z, self.white, self.n = z, white, z.shape[-2]
-        self.shape = V.shape  # (J, m, m0), or (R, J, m, m0) for replicas (z: (R, n, m0))
-        pre = torch.einsum("...jrk,...nk->...njr", V, z) - b[..., None, :, :]
+        self.z, self.white, self.n = z, white, z.shape[0]
+        self.shape = V.shape  # (J, m, m0), or (R, J, m, m0) for replicas (z: (n, R, m0))
+        self.eq = (lambda e: e) if V.dim() == 3 else replica_eq
+        pre = torch.einsum(self.eq("jrk,nk->njr"), V, z) - b
         self.mask = (pre > 0).to(pre.dtype).flatten(-2)  # (n, J*m), ReLU's derivative as autograd takes it
         self.s = torch.relu(pre).flatten(-2)
         self.c1, self.c2 = scale
 
     def jvp(self, v: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         dV, db = v
-        ds = self.mask * (torch.einsum("...jrk,...nk->...njr", dV, self.z) - db[..., None, :, :]).flatten(-2)
-        d1 = ds.mean(-2)
-        b2 = ds.mT @ self.s / self.n
+        ds = self.mask * (torch.einsum(self.eq("jrk,nk->njr"), dV, self.z) - db).flatten(-2)
+        d1 = ds.mean(0)
+        b2 = second_moment(ds, self.s)
         d2 = b2 + b2.mT
         if self.white is not None:
             d1, d2 = mat_vec(self.white, d1), self.white @ d2 @ self.white.mT
@@ -220,6 +221,8 @@ class CodeMomentJacobian:
         w1, a = u[0] / self.c1, u[1] / self.c2
         if self.white is not None:
             w1, a = mat_vec(self.white.mT, w1), self.white.mT @ a @ self.white
-        g = self.mask * (w1[..., None, :] + self.s @ (a + a.mT)) / self.n  # (n, J*m): d<u, J(.)>/d pre-activation
-        return (torch.einsum("...nr,...nk->...rk", g, self.z).reshape(self.shape),
-                -g.sum(-2).reshape(self.shape[:-1]))
+        sym = a + a.mT
+        s_sym = self.s @ sym if sym.dim() == 2 else torch.einsum("nRa,Rab->nRb", self.s, sym)
+        g = self.mask * (w1 + s_sym) / self.n  # (n, J*m): d<u, J(.)>/d pre-activation
+        return (torch.einsum(self.eq("nr,nk->rk"), g, self.z).reshape(self.shape),
+                -g.sum(0).reshape(self.shape[:-1]))

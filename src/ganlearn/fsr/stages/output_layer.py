@@ -84,7 +84,7 @@ class OutputLayer:
         with torch.no_grad():
             xs = data(spec.batch, generator=generator, upto=self.upto)
         # replicas: rho is (levels, R), each replica's from its own patches
-        per = (lambda e: e.mean()) if learner.replicas is None else (lambda e: e.flatten(1).mean(1))
+        per = (lambda e: e.mean()) if learner.replicas is None else (lambda e: e.mean((0, 2)))  # e: (n, R, J)
         self.rho = torch.stack([per(xs[lv - 1].pow(2).sum(-1)).sqrt() for lv in self.levels])
         self.w_d = [torch.nn.Parameter(W.detach().transpose(-1, -2).clone()) for W in self.W]
         self.sgda = SGDA(self.W, self.w_d, spec.sgda, g_project=self._project_g, d_project=self._project_d,

@@ -106,7 +106,7 @@ class SuperResolution(MomentGame):
             if spec.whiten:
                 xs = data(self.n_init, generator=generator, upto=self.level)
                 x = with_bias(learner.parent_inputs(self.level, learner.encode(self.level - 1, xs[-2])))
-                self.white, white_inv = whitening(torch.einsum("...njq,...njp->...jqp", x, x) / x.shape[-3],
+                self.white, white_inv = whitening(torch.einsum(learner.eq("njq,njp->jqp"), x, x) / x.shape[0],
                                                   rel_ridge=spec.whiten_ridge, with_inverse=True)
             real = self._real(data(self.n_init, generator=generator, upto=self.level))[0]
         self.v_white = None
@@ -134,8 +134,8 @@ class SuperResolution(MomentGame):
         if self.v_white is None:
             return L.hidden(lv, s_lo)
         # V_w (M x) = (V_w M) x: the map applied to the (J, m, q) weights, not to the n inputs
-        v = torch.einsum("...jrp,...jpq->...jrq", self.v_white, self.white)
-        return torch.relu(torch.einsum("...jrq,...njq->...njr", v, with_bias(parents)))
+        v = torch.einsum(L.eq("jrp,jpq->jrq"), self.v_white, self.white)
+        return torch.relu(torch.einsum(L.eq("jrq,njq->njr"), v, with_bias(parents)))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         sd = super().state_dict()
