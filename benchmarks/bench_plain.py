@@ -17,7 +17,8 @@ per second (FSR: steps per second of one run).
   game as nn.Modules with two Adam optimizers) against ``fsr.stages.SuperResolution.step``. Also
   ganlearn's step time at batch 64 / 256 / 1024: how much of a step is per-operation overhead
   (what replica batching or a captured graph can remove) and how much is arithmetic that grows
-  with the batch (which they cannot remove on a CPU).
+  with the batch (which they cannot remove on a CPU); and (``--fsr-R``, by default on a device) R
+  replicas of the stage as one batched computation (``fsr.replicas``), per replica-step.
 
     python benchmarks/bench_plain.py [--problem overparam|onelayer|fsr|all] [--R 64] [--repeats 3]
                                      [--threads 1] [--device cpu]
@@ -274,8 +275,29 @@ def bench_fsr(a) -> tuple[dict, list[str]]:
         fn()  # untimed warm-up (see timed)
         return statistics.median(fn() for _ in range(a.repeats))
 
+    def ganlearn_replicas(R: int) -> float:
+        """Seconds per replica-step of R replicas as one batched computation (fsr.replicas)."""
+        from ganlearn.fsr.model import FSRNet
+        from ganlearn.fsr.replicas import _images
+        from ganlearn.rng import Generators, make_generator
+
+        learner.load_state_dict(state)
+        stacked = FSRNet.stack([learner] * R)
+        data = _images(FSRNet.stack([target.net] * R).requires_grad_(False))
+        gens = Generators([make_generator(r, "bench.plain.fsr") for r in range(R)])
+        runner = make_runner(spec, stacked, data, gens)
+        n = min(steps, 10)
+        t0 = time.perf_counter()
+        for t in range(n):
+            out = runner.step(t, gens)
+        float(out["g_loss"])
+        return (time.perf_counter() - t0) / n / R
+
     per_batch = {batch: median_step(lambda: ganlearn_run(batch)) for batch in (64, 256, spec.batch)}
     rows = {"plain": median_step(plain_run), "ganlearn": per_batch[spec.batch]}
+    fsr_R = a.fsr_R if a.fsr_R is not None else (16 if a.device != "cpu" else 0)
+    if fsr_R:  # throughput: replica-steps per second (its "s per step" is per replica-step)
+        rows[f"ganlearn, R = {fsr_R} replicas batched (per replica-step)"] = median_step(lambda: ganlearn_replicas(fsr_R))
     rows |= {f"ganlearn, batch {batch}": s for batch, s in per_batch.items()}
     head = ("FSR GAN_ForwardSuperResolution (default preset, level 3): ganlearn vs a plain eager loop",
             f"64 patches, m = 16, cross graph (q = 81), Adam both players, batch {spec.batch} real pairs per player "
@@ -337,6 +359,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--problem", choices=["overparam", "onelayer", "fsr", "all"], default="all")
     ap.add_argument("--R", type=int, default=64, help="replicas of the batched trainers")
+    ap.add_argument("--fsr-R", type=int, default=None, help="fsr: replicas of the batched row (default 16 on a "
+                    "device, 0 = none on the CPU, where bench_replicas_fsr.py measures it)")
     ap.add_argument("--steps", type=int, default=None, help="steps per run (default: 300 / 1000 / 40)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seq", type=int, default=4, help="runs timed for the per-run loops (cost is linear in R)")
