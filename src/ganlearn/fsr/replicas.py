@@ -20,9 +20,11 @@ batched unit takes no mid-run checkpoints: interrupted, it starts again (a sweep
 cell, and a finished cell is never re-run).
 
 When it pays: where a step is bound by per-operation overhead (a GPU: the default super-resolution
-step there is ~100% overhead, ``benchmarks/results/bench_plain_fsr_cuda.md``). On a CPU the step is
-arithmetic (~3% overhead, ``bench_plain_fsr.md``), so R replicas cost about R runs;
-``benchmarks/bench_replicas.py --problem fsr`` measures it.
+step there is ~100% overhead, ``benchmarks/results/bench_plain_fsr_cuda.md``; the tiny preset on a
+CPU). On a CPU the default preset's step is arithmetic (~3% overhead, ``bench_plain_fsr.md``) and the
+stacked tensors leave the cache, so R replicas cost more than R runs one after another
+(``benchmarks/results/bench_replicas_fsr.md``: 0.4-1.0x at R = 1-16); ``fsr-scaling`` batches its
+seeds on a GPU only.
 """
 from __future__ import annotations
 
