@@ -30,7 +30,7 @@ sweep: $(BIN)/ganlearn
 # make bench [DEVICE=cuda]: the default run's wall time on DEVICE, replica batching (one-layer on
 # the CPU; overparameterized and FSR on DEVICE, 1 thread), ganlearn vs plain eager loops (on CPU: the three
 # problems; on a GPU: FSR, and the overparameterized problem at R = 256), achieved FLOP/s and bytes
-# against the device's measured peaks, and peak memory; each writes benchmarks/results/<name>.json/.md.
+# against the device's measured peaks, the image GANs' per-operation share, and peak memory; each writes benchmarks/results/<name>.json/.md.
 # On a GPU machine without this venv: benchmarks/gpu_check.sh runs the GPU parts and the GPU tests.
 DEVICE ?= cpu
 ON_GPU = $(if $(filter cpu,$(DEVICE)),,1)
@@ -41,6 +41,7 @@ bench: $(BIN)/ganlearn
 	$(BIN)/python benchmarks/bench_replicas_fsr.py --device $(DEVICE) --R 1 4 $(if $(ON_GPU),16,)
 	$(BIN)/python benchmarks/bench_plain.py --device $(DEVICE) $(if $(ON_GPU),--R 256,)
 	$(BIN)/python benchmarks/bench_roofline.py --device $(DEVICE)
+	$(BIN)/python benchmarks/bench_image_overhead.py --device $(DEVICE)
 	$(BIN)/python benchmarks/bench_memory.py
 
 clean:

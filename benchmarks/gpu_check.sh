@@ -20,7 +20,7 @@ set -u
 OUT=${OUT:-runs/gpu_check}
 PY=${PY:-python3}
 BUDGET=${BUDGET:-420}
-PARTS=${PARTS:-env tests run run_eval_cpu plain roofline replicas replicas_fsr profile sweeps}
+PARTS=${PARTS:-env tests run run_eval_cpu plain roofline replicas replicas_fsr profile image_overhead sweeps}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 deadline=$(( $(date +%s) + BUDGET ))
@@ -58,6 +58,8 @@ part replicas 90 $PY benchmarks/bench_replicas.py --problem overparam --device c
 # FSR replicas batched (fsr.replicas) vs one after another, per SGDA stage of the default preset
 part replicas_fsr 120 $PY benchmarks/bench_replicas_fsr.py --device cuda --R 1 4 16 --steps 10 --repeats 3 --seq-max 2
 part profile 60 $PY benchmarks/profile_fsr_step.py --device cuda
+# how much of an image-GAN step is per-operation cost (what replica batching could remove)
+part image_overhead 60 $PY benchmarks/bench_image_overhead.py --device cuda --steps 10
 # the default sweeps on this machine's CPU cores, one worker per core (their trainers are CPU ones)
 part sweeps 150 bash -c "time $PY -m ganlearn.cli sweep width-sweep --workers $(nproc) --no-progress --out runs/gpu-sweep-width \
     && time $PY -m ganlearn.cli sweep sample-complexity --workers $(nproc) --no-progress --out runs/gpu-sweep-sc"
