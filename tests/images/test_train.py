@@ -130,6 +130,16 @@ def test_image_width_experiment_tiny(tmp_path):
     assert (tmp_path / "image_width_curves.png").exists() and (tmp_path / "samples_k2.png").exists()
     rec = json.loads(next((tmp_path / "cells").glob("*.json")).read_text())
     assert [r[0] for r in rec["result"]["curve"]] == [2, 4]
+    # the seeds of a width trained as replicas of one grouped network (the default) = one by one
+    one = run_sweep(exp, tmp_path / "one", overrides=["width=[2,4]", "steps=4", "eval_every=2", "eval_n=150",
+                                                      "eval_patches=4", "batch=16", "data=digits", "resolution=8"],
+                    seeds=2, workers=1, progress=False, log=lambda s: None, batch=1)
+    assert one["finished"] == 4
+    for f in (tmp_path / "cells").glob("*.json"):
+        a, b = (json.loads(p.read_text())["result"] for p in (f, tmp_path / "one" / "cells" / f.name))
+        for key, cols in (("loss_curve", slice(0, 3)), ("curve", slice(0, 3))):  # step, then two values
+            flat = [[v for r in res[key] for v in r[cols]] for res in (a, b)]
+            assert flat[0] == pytest.approx(flat[1], rel=1e-5), key
 
 
 def test_sparsity_claims_cell_compares_trained_with_random_init_over_time(tmp_path):

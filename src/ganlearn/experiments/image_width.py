@@ -39,21 +39,54 @@ def config(params: dict):
 
 
 def run(params: dict) -> dict:
-    from ganlearn.images.train import sample, train
-    from ganlearn.plots import tile
+    from ganlearn.images.train import load_generator, train
 
     cfg = config(params)
     with tempfile.TemporaryDirectory(prefix="ganlearn-cell-") as tmp:
         res = train(cfg, tmp, progress=False)
         curve = [json.loads(ln) for ln in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
         stats = [json.loads(ln) for ln in (Path(tmp) / "stats.jsonl").read_text().splitlines()]
-        from ganlearn.images.train import load_generator
-
         g, *_ = load_generator(tmp)
+    return _result(cfg, res, curve, stats, g)
+
+
+def batch_key(params: dict):
+    """Cells that differ only in their seed train as replicas of one grouped network
+    (``images.replicas``): per-operation cost is 34-62% of a step at this sweep's sizes on a CPU
+    (``benchmarks/results/bench_image_overhead.md``)."""
+    from ganlearn.images.replicas import batch_key as key
+
+    return key(config(params))
+
+
+def run_batch(params_list: list[dict]) -> list[dict]:
+    """The cells as replicas of one batch; if one diverges, each cell again on its own."""
+    from ganlearn.errors import DivergenceError
+    from ganlearn.images.replicas import train_replicas
+
+    cfgs = [config(p) for p in params_list]
+    try:
+        outs = train_replicas(cfgs)
+    except DivergenceError:
+        results = []
+        for p in params_list:
+            try:
+                results.append(run(p))
+            except DivergenceError as e:
+                results.append({"diverged": True, "divergence": str(e)})
+        return results
+    return [_result(c, o["result"], o["metrics"], o["stats"], o["g_ema"]) for c, o in zip(cfgs, outs)]
+
+
+def _result(cfg, res: dict, curve: list, stats: list, g) -> dict:
+    from ganlearn.images.train import sample
+    from ganlearn.plots import tile
+
     grid = tile(sample(g, 16, cfg.z_dim, seed=cfg.seed, stream="image_width.grid"), 8)
     swd = [c["swd_avg"] for c in curve]
     half = swd[len(swd) // 2:]
-    out = {k: v for k, v in res.items() if k not in ("meta", "step", "images_seen", "world", "replica_max_abs_diff")}
+    out = {k: v for k, v in res.items()
+           if k not in ("meta", "step", "images_seen", "world", "replica_max_abs_diff", "replicas")}
     out.update({
         "params_g": int(sum(t.numel() for t in g.parameters())),
         "swd_oscillation": float(np.mean(np.abs(np.diff(half)))) if len(half) > 1 else float("nan"),
@@ -130,4 +163,4 @@ EXPERIMENT = Experiment(
     doc=("DCGAN-k on a built-in image dataset (MNIST-5k at 16 px by default): SWD, Frechet and PRDC of the EMA "
          "generator against the width k and against the training step, and their spread over seeds "
          "(Balaji et al.'s width claim on real images)."),
-    base=BASE, grid=GRID, seeds=3, run=run, report=report, check=config)
+    base=BASE, grid=GRID, seeds=3, run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key)
