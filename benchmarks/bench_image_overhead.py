@@ -12,6 +12,10 @@ least R * c * batch, at best a speed-up of 1 / (1 - a / step).
 
     python benchmarks/bench_image_overhead.py [--device cpu] [--widths 4 8 16 32] [--batches 16 64 256]
                                               [--resolution 16] [--arch dcgan] [--steps 20] [--repeats 3]
+                                              [--R 3 8]
+
+``--R``: also time R replicas as one grouped network (``images.replicas``) at the default batch,
+the speed-up batching gives (replica-steps per second, batched over one run after another).
 
 Writes benchmarks/results/bench_image_overhead[_DEVICE].json and .md.
 """
@@ -31,35 +35,41 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ganlearn.images.nets import build  # noqa: E402
+from ganlearn.images.replicas import group  # noqa: E402
 from ganlearn.images.train import d_loss_fn, g_loss_fn  # noqa: E402
 from ganlearn.rng import default_init_rng, make_generator  # noqa: E402
 
 
-def step_time(a, width: int, batch: int) -> float:
-    """Median seconds per SGDA step (after 2 untimed ones) of a fresh width-``width`` GAN."""
-    with default_init_rng(0, "bench.images.init"):
-        G, D = build(a.arch, resolution=a.resolution, channels=a.channels, width=width, z_dim=64)
+def step_time(a, width: int, batch: int, R: int = 0) -> float:
+    """Median seconds per SGDA step (after 2 untimed ones) of a fresh width-``width`` GAN; R >= 1:
+    of R such GANs as one grouped network (``images.replicas``, images (n, R * C, H, W))."""
+    nets = []
+    for r in range(max(R, 1)):
+        with default_init_rng(r, "bench.images.init"):
+            nets.append(build(a.arch, resolution=a.resolution, channels=a.channels, width=width, z_dim=64))
+    G, D = nets[0] if not R else (group([g for g, _ in nets]), group([d for _, d in nets]))
     G, D = G.to(a.device), D.to(a.device)
+    channels, z_dim = a.channels * max(R, 1), 64 * max(R, 1)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     g = make_generator(0, "bench.images.data")
-    real = torch.rand(batch, a.channels, a.resolution, a.resolution, generator=g).mul(2).sub(1).to(a.device)
+    real = torch.rand(batch, channels, a.resolution, a.resolution, generator=g).mul(2).sub(1).to(a.device)
     levels = [real] if a.arch == "dcgan" else None
     if levels is None:  # the FSR architecture's D reads every resolution: average-pooled copies
         levels = [torch.nn.functional.avg_pool2d(real, 2 ** k) for k in reversed(range(len(G(torch.zeros(1, 64,
                   device=a.device)))))]
 
     def one() -> None:
-        z = torch.randn(batch, 64, generator=g).to(a.device)
+        z = torch.randn(batch, z_dim, generator=g).to(a.device)
         with torch.no_grad():
             fake = G(z)
-        d_loss = d_loss_fn("ns", D(levels), D([f.detach() for f in fake]))
+        d_loss = d_loss_fn("ns", D(levels), D([f.detach() for f in fake])) * max(R, 1)  # sum over replicas
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
         D.requires_grad_(False)
-        g_loss = g_loss_fn("ns", D(G(torch.randn(batch, 64, generator=g).to(a.device))))
+        g_loss = g_loss_fn("ns", D(G(torch.randn(batch, z_dim, generator=g).to(a.device)))) * max(R, 1)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -96,6 +106,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--R", type=int, nargs="*", default=[3, 8], help="replicas of the grouped network (dcgan)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     rows = []
@@ -105,9 +116,12 @@ def main() -> None:
         c = (per[b1] - per[b0]) / (b1 - b0)
         fixed = per[b0] - c * b0
         share = fixed / per[a.default_batch]
+        grouped = {R: step_time(a, width, a.default_batch, R) for R in (a.R if a.arch == "dcgan" else [])}
         rows.append({"width": width, "s_per_step": {str(b): s for b, s in per.items()}, "fixed_s": fixed,
                      "s_per_image": c, "fixed_share_at_default_batch": share,
-                     "max_batching_speedup": 1 / max(1 - share, 1e-9)})
+                     "max_batching_speedup": 1 / max(1 - share, 1e-9),
+                     "grouped_s_per_step": {str(R): t for R, t in grouped.items()},
+                     "replica_speedup": {str(R): R * per[a.default_batch] / t for R, t in grouped.items()}})
         print(json.dumps(rows[-1]), flush=True)
     meta = {"arch": a.arch, "resolution": a.resolution, "channels": a.channels, "default_batch": a.default_batch,
             "steps": a.steps, "repeats": a.repeats, "threads": a.threads, "device": a.device, "torch": torch.__version__,
@@ -128,6 +142,14 @@ def main() -> None:
     md += [f"| {r['width']} | " + " | ".join(f"{1e3 * r['s_per_step'][str(b)]:.2f}" for b in bs)
            + f" | {1e3 * r['fixed_s']:.2f} | {1e6 * r['s_per_image']:.1f} | {100 * r['fixed_share_at_default_batch']:.0f}% | "
              f"{r['max_batching_speedup']:.2f}x |" for r in rows]
+    if a.R and a.arch == "dcgan":
+        md += ["", f"Measured: R replicas as one grouped network (`ganlearn.images.replicas`: grouped convolutions, "
+               f"per-replica batch and spectral norm) against R single steps, batch {a.default_batch}, replica-steps "
+               f"per second batched over sequential:", "",
+               "| width | " + " | ".join(f"R = {R}: ms/step (all R) | speed-up" for R in a.R) + " |",
+               "|---|" + "---|---|" * len(a.R)]
+        md += [f"| {r['width']} | " + " | ".join(f"{1e3 * r['grouped_s_per_step'][str(R)]:.2f} | "
+                                                 f"{r['replica_speedup'][str(R)]:.2f}x" for R in a.R) + " |" for r in rows]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print(out.with_suffix(".md").read_text())
 

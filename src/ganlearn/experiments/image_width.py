@@ -50,13 +50,23 @@ def run(params: dict) -> dict:
     return _result(cfg, res, curve, stats, g)
 
 
+# On a CPU, grouped networks pay up to this width (G's and D's); wider ones train one by one.
+CPU_BATCH_MAX_WIDTH = 8
+
+
 def batch_key(params: dict):
     """Cells that differ only in their seed train as replicas of one grouped network
-    (``images.replicas``): per-operation cost is 34-62% of a step at this sweep's sizes on a CPU
-    (``benchmarks/results/bench_image_overhead.md``)."""
+    (``images.replicas``) where that pays: on a GPU always; on a CPU up to width
+    ``CPU_BATCH_MAX_WIDTH`` (``benchmarks/results/bench_image_overhead.md``, one thread, batch 64:
+    replica-steps per second batched over one by one, R = 3 / 8: width 4 2.2x / 2.9x, width 8
+    1.4x / 2.1x, width 16 1.0x / 1.0x, width 32 0.9x / 0.9x: the grouped convolutions of the wider
+    layers run slower than R separate ones)."""
     from ganlearn.images.replicas import batch_key as key
 
-    return key(config(params))
+    cfg = config(params)
+    if cfg.device == "cpu" and max(cfg.width, cfg.d_width or cfg.width) > CPU_BATCH_MAX_WIDTH:
+        return None
+    return key(cfg)
 
 
 def run_batch(params_list: list[dict]) -> list[dict]:
