@@ -146,3 +146,17 @@ def test_fsr_replicas_on_cuda_match_the_cpu_and_steps_do_not_synchronise(tmp_pat
         found[spec.kind] = _sync_sites(lambda: [runner.step(t, gens) for t in (1, 2)])
     assert set(found) == {"first_hidden", "super_resolution"}
     assert not any(found.values()), f"host-device synchronisations inside a batched step: {found}"
+
+
+def test_image_replicas_on_cuda():
+    """DCGAN seeds as one grouped network (images.replicas) train on the GPU; each replica's result is
+    finite and the replicas differ."""
+    from ganlearn.images.replicas import train_replicas
+    from ganlearn.images.train import make_config
+
+    cfgs = [make_config(dict(data="digits", width=4, z_dim=8, batch=16, eval_n=150, eval_patches=4, eval_every=2,
+                             grid_every=0, ckpt_every=0, log_every=1, steps=2, device="cuda", seed=s)) for s in (0, 1)]
+    out = train_replicas(cfgs)
+    assert [len(o["stats"]) for o in out] == [2, 2]
+    assert all(o["result"]["swd_avg"] == o["result"]["swd_avg"] for o in out)  # finite, not NaN
+    assert out[0]["result"]["swd_avg"] != out[1]["result"]["swd_avg"]
