@@ -116,12 +116,19 @@ def main() -> None:
         c = (per[b1] - per[b0]) / (b1 - b0)
         fixed = per[b0] - c * b0
         share = fixed / per[a.default_batch]
-        grouped = {R: step_time(a, width, a.default_batch, R) for R in (a.R if a.arch == "dcgan" else [])}
+        grouped, single = {}, {}
+        for R in (a.R if a.arch == "dcgan" else []):  # side by side: one repeat of each, alternating
+            one = argparse.Namespace(**{**vars(a), "repeats": 1})
+            pairs = [(step_time(one, width, a.default_batch), step_time(one, width, a.default_batch, R))
+                     for _ in range(a.repeats)]
+            single[R] = statistics.median(p[0] for p in pairs)
+            grouped[R] = statistics.median(p[1] for p in pairs)
         rows.append({"width": width, "s_per_step": {str(b): s for b, s in per.items()}, "fixed_s": fixed,
                      "s_per_image": c, "fixed_share_at_default_batch": share,
                      "max_batching_speedup": 1 / max(1 - share, 1e-9),
                      "grouped_s_per_step": {str(R): t for R, t in grouped.items()},
-                     "replica_speedup": {str(R): R * per[a.default_batch] / t for R, t in grouped.items()}})
+                     "single_s_per_step_alongside": {str(R): t for R, t in single.items()},
+                     "replica_speedup": {str(R): R * single[R] / t for R, t in grouped.items()}})
         print(json.dumps(rows[-1]), flush=True)
     meta = {"arch": a.arch, "resolution": a.resolution, "channels": a.channels, "default_batch": a.default_batch,
             "steps": a.steps, "repeats": a.repeats, "threads": a.threads, "device": a.device, "torch": torch.__version__,
@@ -145,7 +152,8 @@ def main() -> None:
     if a.R and a.arch == "dcgan":
         md += ["", f"Measured: R replicas as one grouped network (`ganlearn.images.replicas`: grouped convolutions, "
                f"per-replica batch and spectral norm) against R single steps, batch {a.default_batch}, replica-steps "
-               f"per second batched over sequential:", "",
+               f"per second batched over sequential (single and grouped timed alternately, median of {a.repeats} "
+               f"pairs):", "",
                "| width | " + " | ".join(f"R = {R}: ms/step (all R) | speed-up" for R in a.R) + " |",
                "|---|" + "---|---|" * len(a.R)]
         md += [f"| {r['width']} | " + " | ".join(f"{1e3 * r['grouped_s_per_step'][str(R)]:.2f} | "

@@ -57,10 +57,10 @@ CPU_BATCH_MAX_WIDTH = 8
 def batch_key(params: dict):
     """Cells that differ only in their seed train as replicas of one grouped network
     (``images.replicas``) where that pays: on a GPU always; on a CPU up to width
-    ``CPU_BATCH_MAX_WIDTH`` (``benchmarks/results/bench_image_overhead.md``, one thread, batch 64:
-    replica-steps per second batched over one by one, R = 3 / 8: width 4 2.2x / 2.9x, width 8
-    1.4x / 2.1x, width 16 1.0x / 1.0x, width 32 0.9x / 0.9x: the grouped convolutions of the wider
-    layers run slower than R separate ones)."""
+    ``CPU_BATCH_MAX_WIDTH`` (``benchmarks/results/bench_image_overhead.md``, one thread, batch 64,
+    side by side: replica-steps per second batched over one by one, R = 3 / 8: width 4 2.2x / 3.1x,
+    width 8 2.0x / 2.3x, width 16 1.3x / 1.05x, width 32 0.8x / 1.0x: at the wider layers the
+    grouped convolutions cost what R separate ones do, and per-operation cost is a smaller share)."""
     from ganlearn.images.replicas import batch_key as key
 
     cfg = config(params)
