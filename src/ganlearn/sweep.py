@@ -33,10 +33,10 @@ from typing import Callable
 from ganlearn.config import ConfigError, parse_value
 from ganlearn.io import RunLock, write_json
 from ganlearn.sweep_results import load_cells, write_sweep_report, write_table
-from ganlearn.sweep_units import _run_batch_of, _timed_unit, _units
+from ganlearn.sweep_units import _run_batch_of, _timed, _timed_unit, _units
 
 __all__ = [
-    "Experiment", "resolve_spec", "check_cells", "cells", "pairwise_design", "run_sweep", "load_cells",
+    "Experiment", "resolve_spec", "check_cells", "cells", "pairwise_design", "run_sweep", "run_each", "load_cells",
     "write_table", "write_sweep_report",
 ]
 
@@ -80,6 +80,13 @@ class Experiment:
     # cost(params) -> a relative estimate of one cell's time: units start longest first, so that
     # the long ones do not end up alone at the tail of a sweep (None: grid order).
     cost: Callable[[dict], float] | None = None
+
+
+def run_each(run: Callable[[dict], dict], params_list: list[dict]) -> list[dict]:
+    """Each cell by ``run`` on its own, a divergence recorded as that cell's outcome (as the sweep
+    records it): what an experiment's ``run_batch`` falls back to when one replica of its batch
+    diverges, so that every cell still gets its own result."""
+    return [_timed(run, p)[0] for p in params_list]
 
 
 def resolve_spec(exp: Experiment, overrides: list[str] | None = None, seeds: int | None = None) -> dict:

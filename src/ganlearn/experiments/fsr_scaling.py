@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ganlearn.plots import md_table, median, plt, save
-from ganlearn.sweep import Experiment
+from ganlearn.sweep import Experiment, run_each
 
 
 def config(params: dict):
@@ -121,13 +121,7 @@ def run_batch(params_list: list[dict]) -> list[dict]:
             sums = train_replicas([c for c, _ in built], [Path(tmp) / f"r{i}" for i in range(len(built))],
                                   progress=False)
     except DivergenceError:
-        out = []
-        for p in params_list:
-            try:
-                out.append(run(p))
-            except DivergenceError as e:
-                out.append({"diverged": True, "divergence": str(e)})
-        return out
+        return run_each(run, params_list)
     return [_result(c, m, s) for (c, m), s in zip(built, sums)]
 
 

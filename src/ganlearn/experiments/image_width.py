@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ganlearn.plots import md_table, median, plt, save
-from ganlearn.sweep import Experiment
+from ganlearn.sweep import Experiment, run_each
 
 BASE = {"data": "mnist-5k", "resolution": 16, "arch": "dcgan", "steps": 1500, "batch": 64, "z_dim": 32,
         "eval_every": 150, "eval_n": 1000, "eval_patches": 16, "lr_g": 2e-4, "lr_d": 2e-4, "d_norm": "sn",
@@ -78,13 +78,7 @@ def run_batch(params_list: list[dict]) -> list[dict]:
     try:
         outs = train_replicas(cfgs)
     except DivergenceError:
-        results = []
-        for p in params_list:
-            try:
-                results.append(run(p))
-            except DivergenceError as e:
-                results.append({"diverged": True, "divergence": str(e)})
-        return results
+        return run_each(run, params_list)
     return [_result(c, o["result"], o["metrics"], o["stats"], o["g_ema"]) for c, o in zip(cfgs, outs)]
 
 

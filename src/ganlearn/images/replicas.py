@@ -32,7 +32,7 @@ from ganlearn.errors import check_finite_and_bounded
 from ganlearn.images import data as datamod
 from ganlearn.images.config import ImageGANConfig
 from ganlearn.images.nets import build
-from ganlearn.images.train import evaluate, real_baseline, step_generator
+from ganlearn.images.train import ema_update, evaluate, real_baseline, sgda_step, step_generator
 from ganlearn.rng import default_init_rng, to_device
 
 __all__ = ["batch_key", "group", "replica", "train_replicas"]
@@ -229,27 +229,9 @@ def train_replicas(cfgs: list[ImageGANConfig], *, progress: bool = False) -> lis
     for step in range(cfg.steps):
         G.train()
         D.train()
-        for k in range(cfg.n_dis):
-            with torch.no_grad():
-                fake = G(latents(step, k))
-            d_losses = _d_losses(cfg.loss, D(real_batch(step, k)), D([f.detach() for f in fake]))
-            opt_d.zero_grad(set_to_none=True)
-            d_losses.sum().backward()
-            opt_d.step()
-        D.requires_grad_(False)
-        g_losses = _g_losses(cfg.loss, D(G(latents(step, cfg.n_dis))))
-        opt_g.zero_grad(set_to_none=True)
-        g_losses.sum().backward()
-        opt_g.step()
-        D.requires_grad_(True)
-        seen = (step + 1) * cfg.batch
-        half = min(cfg.ema_halflife_images, seen * cfg.ema_rampup)
-        beta = 0.5 ** (cfg.batch / max(half, 1e-8))
-        with torch.no_grad():
-            for pe, p in zip(G_ema.parameters(), G.parameters()):
-                pe.lerp_(p, 1 - beta)
-            for be, b in zip(G_ema.buffers(), G.buffers()):
-                be.copy_(b)
+        d_losses, g_losses = sgda_step(G, D, opt_g, opt_d, cfg, real_batch, latents, step, d_losses=_d_losses,
+                                       g_losses=_g_losses)  # per replica (R,); their sum is differentiated
+        beta = ema_update(G_ema, G, cfg, step)
         done = step + 1
         log_now = bool(cfg.log_every) and (done % cfg.log_every == 0 or done == cfg.steps)
         ckpt_now = (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps

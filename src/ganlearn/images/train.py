@@ -49,7 +49,7 @@ from ganlearn.rng import default_init_rng, make_generator, to_device
 
 __all__ = [
     "DEFAULT_RESOLUTION", "ImageGANConfig", "make_config", "init_distributed", "rank_device",
-    "step_generator", "load_generator", "d_loss_fn", "g_loss_fn", "sample", "evaluate",
+    "step_generator", "load_generator", "d_loss_fn", "g_loss_fn", "sgda_step", "ema_update", "sample", "evaluate",
     "real_baseline", "train", "replica_divergence", "main_ddp",
 ]
 
@@ -128,6 +128,44 @@ def d_loss_fn(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -
 
 def g_loss_fn(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean() if kind == "ns" else -fake_logits.mean()
+
+
+def sgda_step(G, D, opt_g, opt_d, cfg: ImageGANConfig, real_batch, latents, step: int, *, G_train=None, D_train=None,
+              d_losses=d_loss_fn, g_losses=g_loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGDA step: ``cfg.n_dis`` discriminator steps (the logistic loss, loss="ns", or the hinge
+    loss), then one generator step through the unwrapped D (-log D(G(z)) or -D(G(z))); returns the
+    last D loss and the G loss. ``G_train`` / ``D_train``: the DDP wrappers, if any. ``d_losses`` /
+    ``g_losses`` may return one loss per replica (``images.replicas``): their sum is differentiated,
+    so each replica gets its own gradient."""
+    G_train, D_train = G_train or G, D_train or D
+    for k in range(cfg.n_dis):
+        with torch.no_grad():
+            fake = G(latents(step, k))
+        d_loss = d_losses(cfg.loss, D_train(real_batch(step, k)), D_train([f.detach() for f in fake]))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.sum().backward()
+        opt_d.step()
+    D.requires_grad_(False)
+    g_loss = g_losses(cfg.loss, D(G_train(latents(step, cfg.n_dis))))
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.sum().backward()
+    opt_g.step()
+    D.requires_grad_(True)
+    return d_loss, g_loss
+
+
+@torch.no_grad()
+def ema_update(G_ema, G, cfg: ImageGANConfig, step: int) -> float:
+    """G_ema <- the EMA of G after step ``step`` (parameters averaged, buffers copied), its half-life
+    ``ema_halflife_images`` ramped up as in StyleGAN2-ADA; returns the decay beta used."""
+    seen = (step + 1) * cfg.batch
+    half = min(cfg.ema_halflife_images, seen * cfg.ema_rampup)
+    beta = 0.5 ** (cfg.batch / max(half, 1e-8))
+    for pe, p in zip(G_ema.parameters(), G.parameters()):
+        pe.lerp_(p, 1 - beta)
+    for be, b in zip(G_ema.buffers(), G.buffers()):
+        be.copy_(b)
+    return beta
 
 
 @torch.no_grad()
@@ -277,30 +315,8 @@ def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank
     for step in bar:
         G_train.train()
         D_train.train()
-        # Discriminator (n_dis steps): the logistic loss (loss="ns") or the hinge loss, d_loss_fn.
-        for k in range(cfg.n_dis):
-            with torch.no_grad():
-                fake = G(latents(step, k))
-            d_loss = d_loss_fn(cfg.loss, D_train(real_batch(step, k)), D_train([f.detach() for f in fake]))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-        # Generator through the unwrapped D: -log D(G(z)) (non-saturating, loss="ns") or -D(G(z)) (hinge).
-        D.requires_grad_(False)
-        g_loss = g_loss_fn(cfg.loss, D(G_train(latents(step, cfg.n_dis))))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        D.requires_grad_(True)
-        # EMA of G (parameters averaged, buffers copied).
-        seen = (step + 1) * cfg.batch
-        half = min(cfg.ema_halflife_images, seen * cfg.ema_rampup)
-        beta = 0.5 ** (cfg.batch / max(half, 1e-8))
-        with torch.no_grad():
-            for pe, p in zip(G_ema.parameters(), G.parameters()):
-                pe.lerp_(p, 1 - beta)
-            for be, b in zip(G_ema.buffers(), G.buffers()):
-                be.copy_(b)
+        d_loss, g_loss = sgda_step(G, D, opt_g, opt_d, cfg, real_batch, latents, step, G_train=G_train, D_train=D_train)
+        beta = ema_update(G_ema, G, cfg, step)
         done = step + 1
         log_now = bool(cfg.log_every) and (done % cfg.log_every == 0 or done == cfg.steps)
         ckpt_now = (cfg.ckpt_every and done % cfg.ckpt_every == 0) or done == cfg.steps
