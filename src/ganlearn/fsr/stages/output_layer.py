@@ -1,10 +1,9 @@
 """GAN_OutputLayer (Allen-Zhu & Li, §3): its spec and its runner."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal, Optional
-
-import itertools
 
 import torch
 
