@@ -38,6 +38,7 @@ from ganlearn.images.nets import build  # noqa: E402
 from ganlearn.images.replicas import group  # noqa: E402
 from ganlearn.images.train import d_loss_fn, g_loss_fn  # noqa: E402
 from ganlearn.rng import default_init_rng, make_generator  # noqa: E402
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 
 def step_time(a, width: int, batch: int, R: int = 0) -> float:
@@ -134,8 +135,7 @@ def main() -> None:
             "steps": a.steps, "repeats": a.repeats, "threads": a.threads, "device": a.device, "torch": torch.__version__,
             "machine": (torch.cuda.get_device_name() if a.device.startswith("cuda")
                         else platform.processor() or platform.machine()), "date": time.strftime("%Y-%m-%d %H:%M")}
-    out = Path(__file__).parent / "results" / ("bench_image_overhead" + ("" if a.device == "cpu" else "_" + a.device.split(":")[0]))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = out_stem("bench_image_overhead" + ("" if a.device == "cpu" else "_" + a.device.split(":")[0]))
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     bs = sorted(set(a.batches) | {a.default_batch})
     md = [f"# Image GANs: how much of a training step batching could remove ({meta['date']})", "",
@@ -159,6 +159,7 @@ def main() -> None:
         md += [f"| {r['width']} | " + " | ".join(f"{1e3 * r['grouped_s_per_step'][str(R)]:.2f} | "
                                                  f"{r['replica_speedup'][str(R)]:.2f}x" for R in a.R) + " |" for r in rows]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    finish(out)
     print(out.with_suffix(".md").read_text())
 
 

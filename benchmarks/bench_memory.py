@@ -21,6 +21,7 @@ from pathlib import Path
 from ganlearn.config import to_dict
 from ganlearn.fsr.config import resolve
 from ganlearn.fsr.memory import predict_peak_bytes
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 SHAPES = {
     "default (3 levels, 32 px, m 16, shared W)": [],
@@ -83,7 +84,7 @@ def main() -> None:
 
 
 def write(rows: list, names: list, args) -> None:
-    out = Path(__file__).parent / "results" / "bench_memory.json"
+    out = out_stem("bench_memory").with_suffix(".json")
     if out.exists():  # keep the rows of shapes not run this time, in SHAPES order
         new = {r["shape"]: r for r in rows}
         old = {r["shape"]: r for r in json.loads(out.read_text())["rows"] if r["shape"] not in new}
@@ -108,6 +109,7 @@ def write(rows: list, names: list, args) -> None:
               f"| {r.get('steps_per_stage', 3)} / {r.get('rotation_steps', 50)} / {r.get('fit_steps', 2)} |" for r in rows]
     md = out.with_suffix(".md")
     md.write_text("\n".join(lines) + "\n")
+    finish(out)
     print("\n".join(lines))
 
 

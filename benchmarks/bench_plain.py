@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from ganlearn.overparam.batched import train_batched as overparam_batched  # noqa: E402
 from ganlearn.overparam.gda import train as overparam_train  # noqa: E402
 from ganlearn.overparam.model import OverparamConfig, Problem  # noqa: E402
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
-RESULTS = Path(__file__).parent / "results"
 
 
 def timed(fn, repeats: int, per: int = 1) -> float:
@@ -333,7 +333,7 @@ def write(problem: str, rows: dict, head: list[str], a) -> None:
             "device": a.device, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
     name = "bench_plain" + ("" if problem == "overparam" else f"_{problem}") + ("" if a.device == "cpu" else f"_{a.device}")
-    out = RESULTS / name
+    out = out_stem(name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     fit = rows.pop("_fit", None)
@@ -352,6 +352,7 @@ def write(problem: str, rows: dict, head: list[str], a) -> None:
                f"c = {1e6 * fit['s_per_step_per_sample']:.1f} us per real pair; a is "
                f"{100 * fit['fixed_share_at_default_batch']:.0f}% of a step at the default batch."]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    finish(out)
     print(out.with_suffix(".md").read_text(), flush=True)
 
 

@@ -34,6 +34,7 @@ from ganlearn.onelayer.train import OneLayerConfig, train as onelayer_train  # n
 from ganlearn.overparam import batched as overparam_batched  # noqa: E402
 from ganlearn.overparam.gda import train as overparam_train  # noqa: E402
 from ganlearn.overparam.model import OverparamConfig  # noqa: E402
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 
 def main() -> None:
@@ -54,7 +55,7 @@ def main() -> None:
     torch.set_num_threads(1)
     name = ("bench_replicas" + ("" if a.problem == "onelayer" else "_" + a.problem)
             + ("" if a.device == "cpu" else "_" + a.device.split(":")[0]))
-    a.out = a.out or str(Path(__file__).parent / "results" / name)
+    a.out = a.out or str(out_stem(name))
 
     sizes = [tuple(int(v) for v in sz.split("x")) for sz in a.sizes] if a.problem == "onelayer" else [(10, 200)]
     if a.problem == "onelayer":
@@ -113,6 +114,7 @@ def main() -> None:
            f"{r['sequential_replica_steps_per_s']:.0f} | {r['batched_replica_steps_per_s']:.0f} | {r['speedup']:.1f}x |"
            for r in rows]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    finish(out)
     print(out.with_suffix(".md").read_text())
 
 

@@ -34,6 +34,7 @@ from ganlearn.fsr.model import FSRNet  # noqa: E402
 from ganlearn.fsr.replicas import _images  # noqa: E402
 from ganlearn.fsr.stages import make_runner, stage_name  # noqa: E402
 from ganlearn.rng import Generators, make_generator  # noqa: E402
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 
 def _sync(device: str) -> None:
@@ -66,7 +67,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     name = "bench_replicas_fsr" + ("" if a.device == "cpu" else "_" + a.device.split(":")[0])
-    out = Path(a.out or Path(__file__).parent / "results" / name)
+    out = Path(a.out) if a.out else out_stem(name)
     cfg = resolve(a.preset, None, ["baseline.enabled=false", f"device={a.device.split(':')[0]}"] + a.set)
     target, learner = build(cfg)
     g = make_generator(0, "bench.fsr.replicas")
@@ -115,6 +116,7 @@ def main() -> None:
            f"{r['sequential_replica_steps_per_s']:.1f} | {r['batched_replica_steps_per_s']:.1f} | {r['speedup']:.2f}x |"
            for r in rows]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    finish(out)
     print(out.with_suffix(".md").read_text())
 
 

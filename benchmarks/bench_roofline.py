@@ -35,11 +35,11 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-RESULTS = Path(__file__).parent / "results"
 
 
 class ByteCounter(TorchDispatchMode):
@@ -161,7 +161,7 @@ def main() -> None:
     dev = torch.cuda.get_device_name() if a.device.startswith("cuda") else (platform.processor() or platform.machine())
     meta = {"device": a.device, "device_name": dev, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "steps": a.steps, "repeats": a.repeats, "R": a.R, "date": time.strftime("%Y-%m-%d %H:%M")}
-    out = RESULTS / name
+    out = out_stem(name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"meta": meta, "peaks": peak, "rows": rows}, indent=1) + "\n")
@@ -178,6 +178,7 @@ def main() -> None:
                   f"{r['bytes_per_step'] / 1e6:.1f} | {r['tflops']:.4f} | {100 * r['share_of_peak_flops']:.2f} | "
                   f"{r['gbs']:.1f} | {100 * r['share_of_peak_bandwidth']:.2f} |")
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    finish(out)
     print("\n".join(md), flush=True)
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 p = argparse.ArgumentParser()
 p.add_argument("--device", default="cpu")
@@ -40,9 +41,9 @@ result = {
     "staged": {k: summary["final"].get(k) for k in keys},
     "baseline": {k: summary["baseline"]["final"].get(k) for k in keys} if "baseline" in summary else None,
 }
-out = Path(__file__).parent / "results" / f"bench_run{args.tag}.json"
-out.parent.mkdir(exist_ok=True)
+out = out_stem(f"bench_run{args.tag}").with_suffix(".json")
 tmp = out.with_suffix(".tmp")
 tmp.write_text(json.dumps(result, indent=2))
 os.replace(tmp, out)
+finish(out)
 print(json.dumps(result, indent=2))

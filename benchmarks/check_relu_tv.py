@@ -22,8 +22,9 @@ import torch
 from ganlearn.experiments.sample_complexity import BASE, config
 from ganlearn.onelayer.metrics import gaussian_tv, gaussian_tv_upper, relu_tv, sigma_rel_error
 from ganlearn.onelayer.train import train
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
-OUT = Path(__file__).parent / "results"
+OUT = out_stem("relu_tv_kappa10").parent
 
 
 def main() -> None:
@@ -40,14 +41,15 @@ def main() -> None:
                          "tv_relu": relu_tv(s, s_star, n=5000), "seconds": time.time() - t})
             print(json.dumps(rows[-1]), flush=True)
     OUT.mkdir(exist_ok=True)
-    (OUT / "relu_tv_kappa10.json").write_text(json.dumps(rows, indent=1))
+    (OUT / "result.json").write_text(json.dumps(rows, indent=1))
     lines = ["# ReLU one-layer generators at kappa(W*) = 10: three TV measures of the same learned Sigma", "",
              "`python benchmarks/check_relu_tv.py` (the sample-complexity cells' config, 4M real samples).", "",
              "| d | seed | Sigma rel. error | TV certificate | Gaussian TV (upper bound) | ReLU TV (exact, MC) |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r['d']} | {r['seed']} | {r['sigma_err']:.4f} | {r['tv_certificate']:.3f} | {r['tv_gauss']:.3f} | "
               f"{r['tv_relu']:.3f} |" for r in rows]
-    (OUT / "relu_tv_kappa10.md").write_text("\n".join(lines) + "\n")
+    (OUT / "result.md").write_text("\n".join(lines) + "\n")
+    finish(OUT / "result")
 
 
 if __name__ == "__main__":

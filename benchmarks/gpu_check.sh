@@ -14,7 +14,7 @@
 #    FLOP/s and bytes against the measured peaks.
 # PARTS="tests run ..." runs only the parts named (default: all of them, in the order below).
 # Each part has a time limit, cut to what is left of BUDGET seconds, so the whole ends in time;
-# everything prints to $OUT/log.txt and the results (benchmarks/results/*_cuda.*, the default run's
+# everything prints to $OUT/log.txt and the results (benchmarks/results/*_cuda/, the default run's
 # summary and report) are packed into $OUT/results.tar.gz.
 set -u
 OUT=${OUT:-runs/gpu_check}
@@ -69,6 +69,6 @@ tar czf "$OUT/results.tar.gz" benchmarks/results/*cuda* ${run_dir:+$run_dir/summ
     $run_dir/metrics.jsonl $run_dir/baseline/metrics.jsonl} 2>> "$log"
 echo
 printf '%s\n' "${summary[@]}"
-for f in benchmarks/results/*cuda*.md; do echo; cat "$f"; done
-grep -h -A3 "wall_seconds\|total_wall" benchmarks/results/bench_run_cuda.json 2>/dev/null | head -20
+for f in benchmarks/results/*cuda*/result.md; do echo; cat "$f"; done
+grep -h -A3 "wall_seconds\|total_wall" benchmarks/results/bench_run_cuda/result.json 2>/dev/null | head -20
 grep -E "passed|failed|error" "$log" | tail -5

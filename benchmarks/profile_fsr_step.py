@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,8 +66,9 @@ def main() -> None:
                   f"({100 * busy / (1e3 * wall):.0f}% of the wall time)"]
     lines += ["", "Operators by host (self CPU) time:", "", "```",
               events.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=40), "```"]
-    out = Path(__file__).parent / "results" / ("profile_fsr_step" + ("" if a.device == "cpu" else "_" + a.device.split(":")[0]))
+    out = out_stem("profile_fsr_step" + ("" if a.device == "cpu" else "_" + a.device.split(":")[0]))
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    finish(out)
     print("\n".join(lines[:9]), flush=True)
 
 

@@ -9,7 +9,7 @@ SRC = Path(ganlearn.__file__).parent
 
 # Bottom to top. A module's layer is that of its longest matching prefix.
 LAYERS = [
-    ["ganlearn.errors", "ganlearn.io", "ganlearn.plots", "ganlearn.rng", "ganlearn.metrics"],
+    ["ganlearn.errors", "ganlearn.io", "ganlearn.plots", "ganlearn.rng", "ganlearn.metrics", "ganlearn.provenance"],
     ["ganlearn.config", "ganlearn.sgda", "ganlearn.gauss_newton"],
     ["ganlearn.fsr", "ganlearn.onelayer", "ganlearn.overparam", "ganlearn.images"],
     ["ganlearn.sweep", "ganlearn.sweep_results", "ganlearn.sweep_ray", "ganlearn.sweep_units", "ganlearn.experiments"],

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ganlearn.errors import UserError
+from ganlearn.provenance import provenance
 
 __all__ = ["atomic_write_text", "write_json", "append_jsonl", "jsonable", "save_tensors", "load_tensors",
            "save_checkpoint", "latest_checkpoint", "load_checkpoint", "load_latest_checkpoint", "flatten_optimizer",
@@ -133,7 +134,7 @@ def save_checkpoint(run_dir: str | Path, index: int, tensors: dict[str, torch.Te
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = ckpt_dir / f"state-{index:07d}.safetensors"
     save_tensors(path, tensors, meta)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2))
+    atomic_write_text(path.with_suffix(".json"), json.dumps({**meta, "ganlearn": provenance()}, indent=2))
     for old in sorted(ckpt_dir.glob("state-*.safetensors"))[:-keep]:
         old.unlink()
         old.with_suffix(".json").unlink(missing_ok=True)

@@ -13,12 +13,42 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-__all__ = ["plt", "save", "md_table", "median", "tile", "save_png"]
+__all__ = ["plt", "save", "log_ticks", "md_table", "median", "tile", "save_png"]
+
+
+def _tick_label(v: float, _pos=None) -> str:
+    """A log-axis label: plain digits between 1e-3 and 1e4, else m×10^e in mathtext."""
+    if v <= 0:
+        return ""
+    if 1e-3 <= v < 1e4:
+        return f"{v:g}"
+    e = math.floor(math.log10(v) + 1e-9)
+    m = v / 10 ** e
+    return f"$10^{{{e}}}$" if abs(m - 1) < 1e-6 else f"${m:g}{{\\times}}10^{{{e}}}$"
+
+
+def log_ticks(ax) -> None:
+    """Readable ticks on the log axes of ``ax``: labelled ticks at 1..9, 1-2-5, 1-3 or powers of
+    ten (by how many decades the axis spans, so labels never crowd), no labels on minor ticks."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if axis.get_scale() != "log":
+            continue
+        lo, hi = sorted(abs(v) for v in lim)
+        decades = math.log10(hi / lo) if lo > 0 and hi > 0 else 10.0
+        subs = tuple(range(1, 10)) if decades < 1 else (1.0, 2.0, 5.0) if decades <= 2 else (1.0, 3.0) if decades <= 4 else (1.0,)
+        axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+        axis.set_major_formatter(FuncFormatter(_tick_label))
+        axis.set_minor_formatter(NullFormatter())
 
 
 def save(fig, path: Path) -> str:
-    """Save and close ``fig``; returns the file name (for a Markdown link beside it)."""
+    """Save and close ``fig`` (log axes made readable by :func:`log_ticks`); returns the file
+    name (for a Markdown link beside it)."""
     path = Path(path)
+    for ax in fig.axes:
+        log_ticks(ax)
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fig.savefig(tmp, dpi=110)

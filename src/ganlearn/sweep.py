@@ -3,7 +3,8 @@
 
 Layout of a sweep directory::
 
-    sweep.json             the experiment name and its resolved base, grid and seeds
+    sweep.json             the experiment name, its resolved base, grid and seeds, and provenance
+    meta.json              the latest command, ganlearn version, commit, machine, total wall time
     cells/<cell>.json      one finished cell: params, result, wall seconds (written atomically);
                            a cell whose training diverged (DivergenceError) is finished with
                            result {"diverged": true, "divergence": message} and status "diverged"
@@ -32,7 +33,8 @@ from typing import Callable
 
 from ganlearn.config import ConfigError, parse_value
 from ganlearn.io import RunLock, write_json
-from ganlearn.sweep_results import load_cells, write_sweep_report, write_table
+from ganlearn.provenance import provenance
+from ganlearn.sweep_results import load_cells, write_sweep_meta, write_sweep_report, write_table
 from ganlearn.sweep_units import _run_batch_of, _timed, _timed_unit, _units
 
 __all__ = [
@@ -263,11 +265,12 @@ def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: b
     spec_file = out / "sweep.json"
     if spec_file.exists():
         old = json.loads(spec_file.read_text())
+        old.pop("ganlearn", None)  # provenance of the invocation that started the sweep
         if old != json.loads(json.dumps(spec)):
             raise ConfigError(f"--out {str(out)!r} holds a sweep with other settings ({old}); re-run with "
                               f"the same settings to finish it, or choose another --out")
     else:
-        write_json(spec_file, spec, indent=1)
+        write_json(spec_file, {**spec, "ganlearn": provenance()}, indent=1)
     all_cells = cells(spec)
     todo = [(cid, p) for cid, p in all_cells if not (cell_dir / f"{cid}.json").exists()]
     stats = {"skipped": len(all_cells) - len(todo), "ran": 0, "failed": 0}
@@ -349,4 +352,6 @@ def _run_sweep(exp: Experiment, out: Path, spec: dict, workers: int, progress: b
                             "batch": batch if exp.run_batch is not None else 1,
                             "backend": "ray" if ray is not None else "local", **stats}) + "\n")
     write_sweep_report(exp, out)
+    write_sweep_meta(out)
     return stats
+

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganlearn.io import atomic_write_text
+from ganlearn.provenance import write_meta
 
 if TYPE_CHECKING:
     from ganlearn.sweep import Experiment
@@ -23,7 +24,7 @@ def cells(spec: dict) -> list:
 
     return _cells(spec)
 
-__all__ = ["load_cells", "write_table", "write_sweep_report"]
+__all__ = ["load_cells", "write_table", "write_sweep_report", "write_sweep_meta"]
 
 
 def _status(result: dict) -> str:
@@ -107,3 +108,12 @@ def write_sweep_report(exp: Experiment, out: Path) -> Path:
     atomic_write_text(out / "report.md", "\n".join(head) + "\n" + body + "\n")
     return out / "report.md"
 
+
+def write_sweep_meta(out: Path) -> None:
+    """meta.json: the command and provenance of the latest invocation, the wall time summed over
+    every invocation that ran cells (history.jsonl), and the cells' own time."""
+    history = [json.loads(ln) for ln in (out / "history.jsonl").read_text().splitlines() if ln.strip()]
+    recs = load_cells(out)
+    write_meta(out, wall_seconds=sum(h["wall_seconds"] for h in history),
+               extra={"invocations": len(history), "cells_finished": len(recs),
+                      "cell_seconds": round(sum(r["wall_seconds"] or 0 for r in recs), 1)})

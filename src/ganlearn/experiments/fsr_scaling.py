@@ -89,7 +89,7 @@ def run(params: dict) -> dict:
 def batch_key(params: dict):
     """Cells that differ only in their seed train as replicas of one batch (``fsr.replicas``) on a
     GPU, where a step is per-operation overhead; never on the CPU, where the step is arithmetic and
-    R replicas cost what R runs cost (``benchmarks/results/bench_replicas_fsr.md``)."""
+    R replicas cost what R runs cost (``benchmarks/results/bench_replicas_fsr/``)."""
     from ganlearn.fsr.replicas import batch_key as key
 
     cfg, _ = config(params)

@@ -57,7 +57,7 @@ CPU_BATCH_MAX_WIDTH = 8
 def batch_key(params: dict):
     """Cells that differ only in their seed train as replicas of one grouped network
     (``images.replicas``) where that pays: on a GPU always; on a CPU up to width
-    ``CPU_BATCH_MAX_WIDTH`` (``benchmarks/results/bench_image_overhead.md``, one thread, batch 64,
+    ``CPU_BATCH_MAX_WIDTH`` (``benchmarks/results/bench_image_overhead/``, one thread, batch 64,
     side by side: replica-steps per second batched over one by one, R = 3 / 8: width 4 2.2x / 3.1x,
     width 8 2.0x / 2.3x, width 16 1.3x / 1.05x, width 32 0.8x / 1.0x: at the wider layers the
     grouped convolutions cost what R separate ones do, and per-operation cost is a smaller share)."""

@@ -395,4 +395,6 @@ def _stage_index(stages: list, name: str, key: str) -> int:
 
 
 def load_json(path: str | Path) -> RunConfig:
-    return from_dict(RunConfig, read_config_file(path, "run config")).validate()
+    """A run configuration from a file (a run's ``config.json``: its ``ganlearn`` provenance is ignored)."""
+    d = read_config_file(path, "run config")
+    return from_dict(RunConfig, {k: v for k, v in d.items() if k != "ganlearn"} if isinstance(d, dict) else d).validate()

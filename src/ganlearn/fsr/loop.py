@@ -20,6 +20,7 @@ from ganlearn.rng import make_generator
 from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.io import RunLock, append_jsonl, atomic_write_text, load_latest_checkpoint, save_checkpoint, save_tensors
 from ganlearn.fsr.evaluate import evaluate, is_finite_module, sliced_w2_floor
+from ganlearn.provenance import provenance
 
 __all__ = ["SUMMARY_KEYS", "DivergenceError", "build", "run_baseline", "run_stages", "train"]
 
@@ -157,7 +158,7 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():
-        atomic_write_text(cfg_path, json.dumps(to_dict(cfg), indent=2))
+        atomic_write_text(cfg_path, json.dumps({**to_dict(cfg), "ganlearn": provenance()}, indent=2))
     target, learner = build(cfg)
     floor = sliced_w2_floor(target, cfg.eval)
     atomic_write_text(run_dir / "target_assumptions.json", json.dumps(

@@ -20,10 +20,10 @@ batched unit takes no mid-run checkpoints: interrupted, it starts again (a sweep
 cell, and a finished cell is never re-run).
 
 When it pays: where a step is bound by per-operation overhead (a GPU: the default super-resolution
-step there is ~100% overhead, ``benchmarks/results/bench_plain_fsr_cuda.md``; the tiny preset on a
+step there is ~100% overhead, ``benchmarks/results/bench_plain_fsr_cuda/``; the tiny preset on a
 CPU). On a CPU the default preset's step is arithmetic (~3% overhead, ``bench_plain_fsr.md``) and the
 stacked tensors leave the cache, so R replicas cost more than R runs one after another
-(``benchmarks/results/bench_replicas_fsr.md``: 0.4-1.0x at R = 1-16); ``fsr-scaling`` batches its
+(``benchmarks/results/bench_replicas_fsr/``: 0.4-1.0x at R = 1-16); ``fsr-scaling`` batches its
 seeds on a GPU only.
 """
 from __future__ import annotations
@@ -44,6 +44,7 @@ from ganlearn.fsr.loop import SUMMARY_KEYS, build, run_baseline
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages import make_runner
 from ganlearn.io import RunLock, append_jsonl, atomic_write_text, save_tensors
+from ganlearn.provenance import provenance
 from ganlearn.rng import Generators, make_generator
 
 __all__ = ["batch_key", "train_replicas"]
@@ -92,7 +93,7 @@ def _train_replicas(cfgs: list[RunConfig], dirs: list[Path], progress: bool) -> 
     cfg, R = cfgs[0], len(cfgs)
     targets, learners, floors = [], [], []
     for c, d in zip(cfgs, dirs):
-        atomic_write_text(d / "config.json", json.dumps(to_dict(c), indent=2))
+        atomic_write_text(d / "config.json", json.dumps({**to_dict(c), "ganlearn": provenance()}, indent=2))
         atomic_write_text(d / "metrics.jsonl", "")  # a batch starts from scratch (no mid-run checkpoints)
         target, learner = build(c)
         targets.append(target)

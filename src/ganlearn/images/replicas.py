@@ -11,7 +11,7 @@ so it sees the batches and latents of its separate run. The losses are summed ov
 replica's gradient is its own), Adam and the EMA act elementwise. Every replica's trajectory is its
 separate run's up to float round-off (``tests/images/test_replicas.py``).
 
-Why (``benchmarks/results/bench_image_overhead.md``): at the ``image-width`` sweep's sizes a step on
+Why (``benchmarks/results/bench_image_overhead/``): at the ``image-width`` sweep's sizes a step on
 one CPU thread is 34-62% per-operation cost (the part batching removes). What a batch does per
 replica: its evaluations (SWD, Frechet/PRDC, code sparsity) and its loss checks. No checkpoints:
 an interrupted batch starts again (a sweep resumes cell by cell). DCGAN only (``arch="dcgan"``).

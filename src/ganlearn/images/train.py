@@ -41,6 +41,7 @@ from ganlearn.images.config import DEFAULT_RESOLUTION, ImageGANConfig, make_conf
 from ganlearn.images import metrics as M
 from ganlearn.images.nets import build
 from ganlearn.images.probe import code_sparsity
+from ganlearn.provenance import provenance
 from ganlearn.errors import UserError, check_finite_and_bounded
 from ganlearn.io import (RunLock, append_jsonl, atomic_write_text, flatten_optimizer, load_checkpoint,
                          load_flat_optimizer, load_latest_checkpoint, save_checkpoint)
@@ -268,7 +269,7 @@ def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank
         load_flat_optimizer("opt_d", opt_d, tensors, saved["opt_d_groups"])
         start, wall_before = saved["step"], saved["wall_seconds"]
     elif rank == 0:
-        atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
+        atomic_write_text(run_dir / "config.json", json.dumps({**meta, "ganlearn": provenance()}, indent=2))
 
     G_train, D_train = G, D
     if world > 1:

@@ -11,7 +11,7 @@ round-off (the test checks 1e-9 relative in float64).
 
 Why: at the sizes of the sample-complexity sweep one run is bound by per-operation overhead (a
 d x d matrix, a few hundred samples), so R runs cost far less than R times one (5.3x the
-throughput at d = 8, R = 64; ``benchmarks/results/bench_replicas.md``).
+throughput at d = 8, R = 64; ``benchmarks/results/bench_replicas/``).
 
 Compatible configs share what fixes the tensor shapes and the loop: ``d``, ``activation``,
 ``discriminator`` (truncated or quadratic; the MLP comparison is not batched), ``batch``,
