@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test bench sweep clean
+.PHONY: run test docs results-docs examples bench sweep clean
 
 $(BIN)/ganlearn: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,23 @@ run: $(BIN)/ganlearn
 
 test: $(BIN)/ganlearn
 	$(BIN)/python -m pytest -q
+
+# The documentation site (mkdocs-material, strict: a warning is an error) into site/.
+$(VENV)/.docs: $(BIN)/ganlearn
+	$(BIN)/pip install -q -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# Regenerate the results pages, the README's headline tables and the config / CLI references from
+# benchmarks/results/*/ and the code (the test suite fails when a committed page differs).
+results-docs: $(BIN)/ganlearn
+	$(BIN)/python docs/generate.py
+
+# Each example at its --small size, its output and figures kept for the docs (benchmarks/results/examples/).
+examples: $(BIN)/ganlearn
+	$(BIN)/python benchmarks/run_examples.py
 
 # make sweep EXP=width-sweep (or any of `ganlearn sweep --list`: sample-complexity, width-sweep-general,
 # width-sweep-features, fsr-scaling, fsr-shapes, image-width, sparsity-claims); resumable
@@ -45,4 +62,4 @@ bench: $(BIN)/ganlearn
 	$(BIN)/python benchmarks/bench_memory.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

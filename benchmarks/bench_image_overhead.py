@@ -1,5 +1,4 @@
-"""Would replica batching pay for the small image GANs (issue 15: "and for the small image GANs if
-it pays")? Batching R runs into one computation can only remove the part of a training step that
+"""Would replica batching pay for the small image GANs? Batching R runs into one computation can only remove the part of a training step that
 does not grow with the batch (per-operation cost: kernel launches, Python, small-tensor overhead);
 the arithmetic of R runs stays R times one run's. This times the image trainer's SGDA step (n_dis = 1
 D step on a real and a fake batch, one G step, Adam, the EMA update: what ``images.train`` does per

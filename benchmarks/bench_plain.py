@@ -1,7 +1,7 @@
 """ganlearn against a plain eager PyTorch SGDA loop written the way GAN libraries write it (one
 generator module and one optimizer per player and run, ``zero_grad / backward / step``, the losses
 read back with ``.item()`` every step as a logging loop does, a Python loop over runs), for the three
-problems of issue 15. Side by side in one process, medians of --repeats; throughput in run-steps
+problems. Side by side in one process, medians of --repeats; throughput in run-steps
 per second (FSR: steps per second of one run).
 
 * ``--problem overparam``: the width sweep's problem (m = 10, k = 50, n = 200, linear D, 300

@@ -1,4 +1,4 @@
-"""Replica batching (issue 15): R runs as one batched computation against the same R runs one
+"""Replica batching: R runs as one batched computation against the same R runs one
 after another, side by side in one process, one torch thread (as a sweep worker runs), medians of
 ``--repeats``. ``--problem onelayer``: the one-layer SGDA (``onelayer.batched.train_batched`` vs
 ``onelayer.train.train``); ``--problem overparam``: GDA on the overparameterized GAN

@@ -1,4 +1,4 @@
-"""Replica batching of the staged FSR training (issue 15, ``ganlearn.fsr.replicas``): steps of R
+"""Replica batching of the staged FSR training (``ganlearn.fsr.replicas``): steps of R
 replicas as one batched computation against the same R runs' steps one after another, per SGDA
 stage of the default preset (GAN_FirstHidden, and GAN_ForwardSuperResolution at the top level,
 the two that make up the training time), side by side in one process, medians of ``--repeats``.

@@ -1,6 +1,5 @@
 """Achieved FLOP/s and memory traffic of ganlearn's largest steps against the device's measured
-peaks (issue 15, deliverable 4: "achieved FLOP/s and memory bandwidth of the largest configuration
-against the device's peak").
+peaks.
 
 Peaks are measured here, not read off a datasheet: a large float32 and float64 matrix product
 (TF32 off, as PyTorch's default for float32 products) and a large device-to-device copy (bytes read

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks and benchmarks of issue 15 in one go, for a machine with a CUDA GPU and a Python
+# The GPU checks and benchmarks in one go, for a machine with a CUDA GPU and a Python
 # that has PyTorch and ganlearn's other dependencies (pyproject.toml; e.g. POT and mlxtend added as
 # wheels on PYTHONPATH). No virtual environment or install needed: the package is used from src/.
 #

@@ -1,4 +1,4 @@
-"""Where the time of one FSR GAN_ForwardSuperResolution step goes (issue 15): the default preset's
+"""Where the time of one FSR GAN_ForwardSuperResolution step goes: the default preset's
 level-3 step (as ``bench_plain.fsr_setup`` sets it up) under ``torch.profiler``: wall time per
 step, the device's busy time per step (the sum of its kernels' times), the number of operator
 calls and kernel launches per step, and the operators that cost the most host time.

@@ -1,4 +1,4 @@
-"""One error path for the CLI (issue 14): every user error is one line ``ganlearn: error: ...``
+"""One error path for the CLI: every user error is one line ``ganlearn: error: ...``
 with exit status 2 and no traceback; --debug shows it; divergence is one line with exit status 1."""
 import numpy as np
 import pytest

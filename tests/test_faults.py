@@ -1,4 +1,4 @@
-"""Real faults (issue 14): SIGKILL mid-training then resume, for ``run``, ``train-images`` and a
+"""Real faults: SIGKILL mid-training then resume, for ``run``, ``train-images`` and a
 sweep, each ending equal to the uninterrupted run; SIGKILL during checkpoint writes; corrupt
 checkpoints detected on resume (the previous one used); one writer per run directory."""
 import json

@@ -1,4 +1,4 @@
-"""Fuzzing the command line with hypothesis (issue 14): generated ``--set`` overrides (real keys
+"""Fuzzing the command line with hypothesis: generated ``--set`` overrides (real keys
 and unknown ones; values of every JSON type, out of range, NaN/inf, empty lists, huge sizes) for
 ``run``, ``sweep`` and ``train-images``. Each must be accepted (exit 0) or refused with exit 2 and
 one line ``ganlearn: error: ...`` that names the key -- never a traceback, never a hang.

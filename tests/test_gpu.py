@@ -48,7 +48,7 @@ def _sync_sites(fn) -> list[str]:
 
 
 def test_fsr_steps_do_not_synchronise():
-    """No stage's SGDA step waits for the GPU (issue 15: the step stays asynchronous, so the host
+    """No stage's SGDA step waits for the GPU (the step stays asynchronous, so the host
     queues the next kernels while the device runs). The stage set-up (whitening, scales) and the
     evaluation may synchronise; the steps may not. Each kind's first step is run unchecked (lazy
     initialisation), then two more are checked."""

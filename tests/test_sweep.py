@@ -235,7 +235,7 @@ def test_fsr_shapes_tiny_grid_trains_every_level_of_every_cell(tmp_path):
 
 
 def test_width_sweep_features_reports_the_conditions_per_feature_map(tmp_path):
-    """Issue 16, item 2: one report row per (f, scale, p, width) with s_min at start and end, and a
+    """One report row per (f, scale, p, width) with s_min at start and end, and a
     verdict per (f, scale, p)."""
     from ganlearn.experiments import get
     from ganlearn.sweep import run_sweep

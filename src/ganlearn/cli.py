@@ -225,10 +225,25 @@ def _next_run_dir(root: Path, desc: str) -> Path:
     return root / f"{max(ids, default=-1) + 1:05d}-{desc}"
 
 
-def main(argv: list[str] | None = None) -> int:
+class _Version(argparse.Action):
+    """``--version``: the version, and the commit when run from a git checkout (read only when asked)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ganlearn import __version__
+        from ganlearn.provenance import git_state
+
+        g = git_state()
+        where = f" (commit {g['commit'][:10]}{', uncommitted changes' if g['dirty'] else ''})" if g["commit"] else ""
+        print(f"ganlearn {__version__}{where}")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (``docs/reference/cli.md`` is generated from it)."""
     p = argparse.ArgumentParser(prog="ganlearn", description="How GANs learn, runnable and measurable.",
                                 epilog="Bad input ends with one line 'ganlearn: error: ...' and exit status 2; "
                                        "--debug (or GANLEARN_DEBUG=1) shows the traceback instead.")
+    p.add_argument("--version", action=_Version, nargs=0, help="print the ganlearn version and git commit, and exit")
     p.add_argument("--debug", action="store_true",
                    help="show the full traceback of user errors too (also: environment GANLEARN_DEBUG=1)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -301,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--module", help="pkg.module:factory building your own generator (CHECKPOINT is then its state dict)")
     pr.add_argument("--z-dim", type=int, help="latent size of a --module generator")
     pr.set_defaults(func=cmd_probe)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("GANLEARN_DEBUG", "") not in ("", "0")
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning

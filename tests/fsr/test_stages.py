@@ -130,7 +130,7 @@ def test_nonnegative_rotation_recovers_a_planted_rotation_of_sparse_codes(gen):
 
 def test_warm_start_recovers_per_patch_features(gen):
     """Per-patch output layers (shared_output=false): span + non-negative rotation give every
-    patch's own features; GAN_OutputLayer alone did not (README, issue 11)."""
+    patch's own features; GAN_OutputLayer alone does not."""
     import dataclasses
 
     cfg = dataclasses.replace(TINY, shared_output=False)
@@ -224,7 +224,7 @@ def test_warm_start_of_a_wider_learner_recovers_every_feature_and_switches_off_t
     """A learner with twice the target's channels (32 for 16; level 1 of the default target, per-patch
     W*): the span's 16 extra columns carry round-off only. The rotation runs inside the signal part:
     outside it the non-negative objective is 0 along rotations that split a feature onto an extra
-    column, and Gauss-Newton found such splits (worst cosine 0.6-0.8, stop 29). So every feature is
+    column, and Gauss-Newton found such splits (worst cosine 0.6-0.8 without the restriction). So every feature is
     recovered and exactly the 16 extra channels per patch are switched off."""
     cfg = TargetConfig(levels=1, shared_output=False)
     target = FSRTarget(cfg, seed=0, n_calibration=4000)

@@ -143,7 +143,7 @@ def test_image_width_experiment_tiny(tmp_path):
 
 
 def test_sparsity_claims_cell_compares_trained_with_random_init_over_time(tmp_path):
-    """Issue 16, item 3: every evaluation logs the codes' sparsity measures; the experiment's cell
+    """Every evaluation logs the codes' sparsity measures; the experiment's cell
     holds trained and random-init values per layer and the curve from step 0 (the random init)."""
     from ganlearn.experiments import get
     from ganlearn.sweep import run_sweep

@@ -42,9 +42,9 @@ def test_coupled_error_is_zero_for_a_permuted_rotated_copy_of_the_target():
 def test_the_refined_rotation_is_kept_only_if_it_is_better_on_held_out_latents():
     """A rotated copy of the target, coupled from a perturbed start U0: the refinement (L-BFGS) finds
     the true rotation -- the error, 0.137 at the start, falls to round-off (measured 8.7e-12; with
-    Adam's 60 steps, before stop 28, it only halved) -- and is kept; started at the true rotation (error exactly 0), nothing can beat
+    Adam's 60 steps only halve it) -- and is kept; started at the true rotation (error exactly 0), nothing can beat
     it on the held-out latents, so the start is kept; fitted on 3 latents, the refinement overfits
-    them (selected on the fitting set, as before stop 25, it was kept and gave 0.176 against the
+    them (selected on the fitting set, it would be kept and gave 0.176 against the
     start's 0.136), and the held-out latents reject it."""
     target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
     learner = _copy(target)

@@ -119,7 +119,7 @@ def test_curvature_ratio_is_four_for_an_invertible_activation(gen):
 
 @pytest.mark.parametrize("act", ["leaky_relu", "sigmoid"])
 def test_invertible_activations_at_condition_10_learn_with_the_curvature_step(act):
-    """Issue 16: with the fixed step lr 0.3 these diverged (leaky ReLU NaN at step 25, d = 16,
+    """With the fixed step lr 0.3 these diverge (leaky ReLU NaN at step 25, d = 16,
     kappa 10): their curvature is 4 lambda_max(Sigma*). In curvature units they learn; the fixed
     step still blows up on the same small instance."""
     from ganlearn.errors import DivergenceError
@@ -130,7 +130,7 @@ def test_invertible_activations_at_condition_10_learn_with_the_curvature_step(ac
     assert out["sigma_rel_error"] < 0.05 and out["resolved"]["step_scale"] == "curvature"
     assert 3.5 < out["resolved"]["curvature_ratio"] < 4.5
     with pytest.raises(DivergenceError):
-        train(OneLayerConfig(**kw, step_scale="none", lr_g=0.3))  # the fixed step used until issue 16
+        train(OneLayerConfig(**kw, step_scale="none", lr_g=0.3))  # the fixed step
 
 
 def test_gaussian_tv_matches_the_one_dimensional_closed_form():

@@ -58,7 +58,7 @@ def test_broader_class_runs_and_converges_when_wide():
     # measured at k = 200: residual 1.1% of the start after 100 steps, 0.4% after 500
     rf = train(OverparamConfig(m=3, d=3, n=50, k=200, steps=300, discriminator="random_features", features=4))
     assert rf["residual_final"] < 0.02 * rf["residual0"] and rf["rate_fitted"] < 1
-    # issue 16: with fewer features than the data dimension, smooth (tanh) or not, J J^T is well
+    # With fewer features than the data dimension, smooth (tanh) or not, J J^T is well
     # conditioned and GDA converges (measured: residual 8.5e-14 in 600 steps, s_min 0.028); with
     # more features than m the feature means are nearly a linear function of G's mean, s_min(J J^T)
     # collapses (5e-4 for tanh, p = 8) and 600 steps leave 3% of the residual

@@ -14,7 +14,7 @@ half-lives, resets) are counted in steps, and at 0.25x / 0.5x the steps the outp
 recovered (worst feature cosine -0.24 / 0.27, coupled error 1.34 / 1.37, default preset, seed 0),
 so scaling steps measured truncated schedules rather than samples. The generated batches scale
 too (``scale_fake``; the generator's samples cost no real samples, but their noise enters every
-moment gap). What stops the error falling (default preset, seed 0, stop 23): with the generated
+moment gap). Where the error stops falling (default preset, seed 0, scale_fake off): with the generated
 batches fixed, 0.083 / 0.038 / 0.039 / 0.027 / 0.031 at 0.25x / 0.5x / 1x / 2x / 4x the real
 batches; at 1x, 4x the generated batches gave 0.037 and 2x every stage's steps 0.039 -- neither
 the real nor the generated sample noise nor the step count moves the floor of about 0.03, so it is
@@ -206,11 +206,9 @@ EXPERIMENT = Experiment(
     name="fsr-scaling",
     doc=("Forward super-resolution (Allen-Zhu & Li): the staged algorithm on the `default` preset target, "
          "error against the sample budget (every stage's batch x budget) and the learner's width."),
-    # The default preset, not tiny: with the Adam GAN_FirstHidden, tiny's stages were too short to
-    # learn level 1 (coupled error 0.66 at 8x its budget, 0.83 at 1x, seeds 0-1); with Gauss-Newton
-    # tiny reaches 0.18 at 1x (seed 0), still a preset for tests, not for measuring scaling.
-    # whiten_ridge null: the stages' default (1e-4). A wider learner needed 1e-2 before the warm
-    # start switched off its channels that decode no signal; it no longer does.
+    # The default preset, not tiny: tiny's stages are short (coupled error 0.18 at 1x, seed 0), a
+    # preset for tests, not for measuring scaling. whiten_ridge null: the stages' default (1e-4),
+    # safe for a wider learner because the warm start switches off its channels that decode nothing.
     base={"preset": "default", "whiten_ridge": None, "set": [], "scale_fake": True},
     grid={"width": [1.0, 1.5], "budget": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]}, seeds=1,
     run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key, batch_limit=batch_limit)

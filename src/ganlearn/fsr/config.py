@@ -83,7 +83,7 @@ class EvalConfig:
     n_projections: int = 256  # sliced-Wasserstein directions
     n_fit: int = 2000  # latents used to fit the rotation U of the coupled error
     # L-BFGS loss-and-gradient evaluations of the rotation fit (at most; metrics.recovery.coupled_error).
-    # 25: the default run's fit converged in 21 (Adam, before stop 28, needed 200: 33 s -> 4.4 s).
+    # 25: the default run's fit converges in 21 (200 Adam steps reach the same U, 7x slower).
     fit_steps: int = 25
     seed: int = 0  # evaluation streams fsr.eval*, separate from training so evaluation never changes training
     # Where the metrics are computed (float64 either way). "train" (default): the training device;
@@ -121,30 +121,17 @@ def default_stages(levels: int = 3, fire_rate: float | None = None) -> list:
 
     No GAN_OutputLayer stage by default: the warm start (top-m eigenvectors, then the
     non-negative rotation) already returns W_l = W*_l P up to round-off (seed 0: worst feature
-    cosine 1 - 2e-9 at every level), and the former level-1 polish of W_1 (300 steps of
-    GAN_OutputLayer) moved it away, to 0.9997 worst / 0.99980 mean, which alone is a level-1
-    error of ~0.02. GAN_OutputLayer stays available (``stages+={"kind": "output_layer", ...}``)
-    for data where the warm start is not exact.
+    cosine 1 - 2e-9 at every level), and 300 steps of GAN_OutputLayer on W_1 move it away, to
+    0.9997 worst / 0.99980 mean, which alone is a level-1 error of ~0.02. GAN_OutputLayer stays
+    available (``stages+={"kind": "output_layer", ...}``) for data where the warm start is not exact.
 
-    GAN_FirstHidden: one stage of 1500 steps ending at the average of its last 750 iterates
-    (``average_tail=0.5``). Measured, seed 0, level-1 coupled error (Procrustes U), same 1500
-    steps: 0.0160 with the former first_hidden + polish_v1 pair (last iterate), 0.0112 with the
-    pair each averaging its last half, 0.0107 with one averaged stage; averaging the last 75 %:
-    0.0116; lr_floor 0.05 with averaging: 0.0107. The last iterate is limited by the step noise
-    of the moment estimates, which the average removes.
-
-    Twice the stage's former batches (8192 real, 16384 generated) and a faster step decay
-    (half-life 300): the averaged stage is still limited by the moments' noise, not by steps.
-    Measured with W_1 exact (level-1 coupled error, Procrustes U, training streams of seeds 0 / 1):
-    batch 4096 -> 0.023 / 0.021; 3000 steps -> 0.023 / 0.020; half-life 300 -> 0.018 / 0.018;
-    batch 8192 -> 0.014 / 0.011; batch 8192 and half-life 300 -> 0.011 (seed 0); batch 16384 ->
-    0.015 / 0.011. ~20 s more on one core.
-
-    Then (issue 13) Gauss-Newton-preconditioned steps (``FirstHiddenStage``'s defaults: 300 steps,
-    lr 0.5, constant, averaged over the last half): with W_1 exact, level-1 error on seeds 0 / 1 /
-    4: 0.0073 / 0.0070 / 0.0059 against 0.0107 / 0.011 / 0.016 for the Adam stage above, which
-    stayed at 0.014-0.017 on seed 4 with the noise removed, 8x the samples or 2x the steps: its
-    limit was the optimizer near the solution, not the samples.
+    GAN_FirstHidden takes Gauss-Newton-preconditioned steps (``FirstHiddenStage``'s defaults: 300
+    steps, lr 0.5, constant, averaged over the last half). With W_1 exact, its level-1 error on
+    seeds 0 / 1 / 4 is 0.0073 / 0.0070 / 0.0059; the same stage with Adam and no preconditioning
+    (1500 steps, ``precondition="none"``) ends at 0.0107 / 0.011 / 0.016 and stays at 0.014-0.017 on
+    seed 4 with the noise removed, 8x the samples or 2x the steps: its limit is the optimizer near
+    the solution, not the samples. Averaging the last half of the iterates removes the step noise of
+    the moment estimates that limits the last iterate.
     """
     return scale_batches([WarmStartStage(), FirstHiddenStage()]
                          + [SuperResolutionStage(level=lv) for lv in range(2, levels + 1)], fire_rate)
@@ -168,14 +155,14 @@ def scale_batches(stages: list, rate: float | None) -> list:
     max(1, REFERENCE_FIRE_RATE / rate), rounded up to a multiple of 256, and GAN_FirstHidden's
     steps by the same factor (``rate`` None: unchanged).
 
-    Why the batches (measured, stop 25): the moment stages' noise follows the number of samples in
+    Why the batches (measured): the moment stages' noise follows the number of samples in
     which a channel is active, i.e. batch x k/m, so a sparser target needs proportionally larger
     batches. Default preset, seed 0, ``target.sparsity=1.0`` (half the default rate): coupled error
     0.170 (levels 0.035 / 0.075 / 0.180) with the default batches, 0.072 (0.019 / 0.039 / 0.076)
     with them doubled (373 s -> 754 s on one thread); k = 1.5 with the rule: 0.036. Denser targets
     keep the defaults (k = 4: 0.039 in the shape experiment).
 
-    Why GAN_FirstHidden's steps too (stop 27): at k = 0.5 (x 4) batches alone left level 1 at 0.130
+    Why GAN_FirstHidden's steps too: at k = 0.5 (x 4) batches alone left level 1 at 0.130
     in the pipeline (0.255 in all), still improving at the last step. With every other layer exact
     (default preset, ``target.sparsity=0.5``, the x 4 batches, training stream seed 11), the last
     iterate's V V^T error fell 0.31 / 0.22 / 0.14 / 0.12 / 0.107 at steps 50 / 100 / 200 / 300 / 400
@@ -247,7 +234,7 @@ class RunConfig:
     allow_untrained_levels: bool = False  # accept a stage list that leaves a level untrained
     memory_budget_gb: Optional[float] = None  # refuse runs predicted above it; None: 75% of available
     # Stop a run (DivergenceError) when the coupled error exceeds this factor (a random learner's is
-    # ~1; the blown-up run of issue 14 reached 482). null switches it off (NaN/inf always stop a run).
+    # ~1; a run that blew up without a NaN reached 482). null switches it off (NaN/inf always stop a run).
     divergence_factor: Optional[float] = 100.0
 
     def __post_init__(self):

@@ -188,7 +188,7 @@ def evaluate(g_ema: torch.nn.Module, real: torch.Tensor, cfg: ImageGANConfig, st
     idx = torch.randperm(len(real), generator=make_generator(cfg.seed, "images.eval.real"))[:n]
     fake = sample(g_ema, n, cfg.z_dim, seed=cfg.seed, stream="images.eval.fake", device=device)
     rec = {"step": step, "images_seen": images_seen, **_scores(real[idx], fake, cfg)}
-    # the hidden codes' sparsity measures (issue 16: followed over training time, not only at the end)
+    # the hidden codes' sparsity measures (followed over training time, not only at the end)
     rec["codes"] = code_sparsity(g_ema, cfg.z_dim, seed=cfg.seed, device=device)
     for k, v in (baseline or {}).items():
         if k != "meta":
@@ -378,7 +378,7 @@ def main_ddp() -> None:  # pragma: no cover - used through torchrun
     if dist.is_initialized():
         # Every rank past its last collective before any tears gloo down: without it a rank that
         # destroyed the group first sometimes took the other down with it ("terminate called without
-        # an active exception", SIGABRT: tests/images/test_train.py's DDP test, stops 24 and 28).
+        # an active exception", SIGABRT: tests/images/test_train.py's DDP test, seen twice).
         dist.barrier()
         dist.destroy_process_group()
 

@@ -80,13 +80,13 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
     (strong-Wolfe line search) with at most ``fit_steps`` loss-and-gradient evaluations; the better
     of the two on ``n_fit`` fresh latents (from ``select_generator``, else drawn from ``generator``
     after the others) is kept.
-    Why fresh ones: the refined U can overfit its fitting set. Measured (stop 25, default preset
+    Why fresh ones: the refined U can overfit its fitting set. Measured (default preset
     with ``target.sparsity=0.5``, codes firing 1/32 of the time, seed 0): the refined U won on the
     fitting set but gave 0.426 on the evaluation latents against 0.255 for the starting U, and the
     run reported 0.426. ``target`` should not require gradients of its own parameters (only U^T is
     fitted).
 
-    Why L-BFGS (stop 28; before, Adam at lr 0.02 for 200 steps): a smooth problem in 496 parameters
+    Why L-BFGS (rather than Adam at lr 0.02 for 200 steps): a smooth problem in 496 parameters
     (m0 = 32) started near its optimum, where Adam's first steps, ~lr in every coordinate, threw U
     off (default run's learner: coupled error 0.037 at the start, 0.25 after one Adam step, back to
     0.038 after ~60). The fitting loss after 21 L-BFGS evaluations was Adam's after 200 (-281.4061

@@ -12,7 +12,7 @@ size and depends on the activation:
 
 A fixed lr_g = 0.3 therefore put ReLU at lr x curvature 0.6-1.3 and leaky ReLU / sigmoid at up to
 0.3 x 17.7 = 5.3 (d = 32, kappa 10): past the stability limit 2, which is why those runs blew up
-(issue 16: Sigma error 17 and 6460; leaky ReLU NaN at step 25 with d = 16, kappa 10).
+(measured: Sigma error 17 and 6460; leaky ReLU NaN at step 25 with d = 16, kappa 10).
 
 The rule (``step_scale="curvature"``): eta_t = lr_g * decay(t) / (c * lambda_t), with
 

@@ -19,9 +19,9 @@ kappa 2; the numbers are in the bullets below):
 * Plain SGD for W with its step size in curvature units (``step_scale="curvature"``, lr_g 1.0,
   polynomial decay power 0.6; ``onelayer.step_size``): eta_t = lr_g decay(t) / (c lambda_t), c the
   activation's curvature-to-moment ratio measured once at init, lambda_t the larger top eigenvalue
-  of the step's real and fake statistics. A fixed step (``step_scale="none"``, lr_g 0.3, the rule
-  until issue 16) suited ReLU at kappa 2 but is past the stability limit for leaky ReLU and sigmoid
-  at kappa 10, whose curvature is 4 lambda_max(Sigma*) (up to 17.7 at d = 32): those runs diverged.
+  of the step's real and fake statistics. A fixed step (``step_scale="none"``, lr_g 0.3)
+  suits ReLU at kappa 2 but is past the stability limit for leaky ReLU and sigmoid
+  at kappa 10, whose curvature is 4 lambda_max(Sigma*) (up to 17.7 at d = 32): those runs diverge.
   Adam is available (g_optimizer="adam") but breaks the statistical scaling: its normalised step
   is ~lr whatever the gradient noise, so the samples needed follow the lr schedule and hardly
   depend on the batch or on d.
@@ -32,8 +32,8 @@ kappa 2; the numbers are in the bullets below):
   noise floor set by the step size.
 * Latents are drawn in float32 and used in float64 (``onelayer.model.latents``): float64 normals
   cost 5.7x as much to draw on a CPU and were about a quarter of a run; the rounding (6e-8) and the tail
-  cut at 5.77 sd are far below any batch's sampling error. (Before issue 15 the draws were float64:
-  the same law, other numbers for each seed.)
+  cut at 5.77 sd are far below any batch's sampling error (float64 draws give the same law,
+  other numbers for each seed).
 * Samples consumed N counts target (real) samples only, one batch per step: the generator's
   samples are free. (The MLP comparison draws two real batches a step.)
 * The MLP comparison (``discriminator="mlp"``) is a non-saturating GAN trained by :class:`SGDA`:
@@ -92,7 +92,7 @@ class OneLayerConfig:
     seed: int = 0
     # Stop (DivergenceError) when the reported Sigma's relative error exceeds this factor times
     # max(the initial learner's, 1); null: NaN/inf only. A run that learns has it falling from
-    # ~1; the sigmoid runs that blew up reached 17 and 6460 (issue 14).
+    # ~1; the sigmoid runs that blew up reached 17 and 6460 (measured).
     divergence_factor: Optional[float] = 10.0
 
     def validate(self) -> None:

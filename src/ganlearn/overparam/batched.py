@@ -124,7 +124,7 @@ def train_batched(cfgs: list[OverparamConfig], device: str | torch.device = "cpu
     r0 = None
     # Preallocated histories written in place: appending one small tensor per step (the first
     # version) pinned freed step temporaries in the heap, and glibc's arena grew by ~1 MB a step
-    # (23 GB RSS and an OOM kill for 3000 steps of R = 15 replicas at k = 1000, issue 16).
+    # (23 GB RSS and an OOM kill for 3000 steps of R = 15 replicas at k = 1000).
     res_hist = torch.zeros(c0.steps, R, dtype=torch.float64, device=device)
     d_hist = torch.zeros(c0.steps, R, dtype=torch.float64, device=device)
     act_hist = torch.zeros(c0.steps, R, dtype=torch.float64, device=device)

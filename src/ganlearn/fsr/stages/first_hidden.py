@@ -24,9 +24,9 @@ class FirstHiddenStage:
     """GAN_FirstHidden: a moment discriminator on decoded level-1 codes learns V_1, b_1.
 
     The defaults are the measured best (see ``FirstHidden``): Gauss-Newton-preconditioned SGDA,
-    300 steps, ending at the average of the last half of the iterates. The former default, Adam
-    without preconditioning, is ``precondition="none"`` with ``sgda.optimizer="adam"``,
-    ``sgda.lr_g=0.02``, ``steps=1500``, ``lr_half_life=300`` (5x the steps, 1.5-3x the error).
+    300 steps, ending at the average of the last half of the iterates. Plain SGDA with Adam, for
+    comparison, is ``precondition="none"`` with ``sgda.optimizer="adam"``, ``sgda.lr_g=0.02``,
+    ``steps=1500``, ``lr_half_life=300`` (5x the steps, 1.5-3x the error).
     """
 
     kind: Literal["first_hidden"] = "first_hidden"

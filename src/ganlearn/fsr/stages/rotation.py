@@ -1,6 +1,6 @@
 """The warm start's non-negative rotation: the rotation Q (per patch) inside the span of the
 output layer that makes the decoded codes non-negative, by Gauss-Newton with restarts (default)
-or by Riemannian gradient descent (the solver before stop 29, kept for comparison)."""
+or by Riemannian gradient descent (kept for comparison: ``solver="gradient"``)."""
 from __future__ import annotations
 
 import torch
@@ -47,7 +47,7 @@ def nonnegative_rotation(y: torch.Tensor, *, steps: int, lr: float = 1.0, tol: f
     ``solver="gradient"``: Riemannian gradient descent with the polar retraction, ``steps`` steps of
     size ``lr`` in units of the code scale, from the identity, no restarts.
 
-    Why Gauss-Newton (measured, stop 29): the gradient's rate along a rotation between two channels
+    Why Gauss-Newton (measured): the gradient's rate along a rotation between two channels
     is the mass where one fires without the other, which is tiny for channels that mostly co-fire
     (children of one parent). In the 4-level per-patch shape-experiment cell (patch 4, parent
     graph, k = 2, seed 0, 4096 images) 3000 gradient steps left 1 of 16 level-2 patches, 8 of 64
@@ -100,9 +100,9 @@ def _random_rotations(k: int, m: int, g: torch.Generator) -> torch.Tensor:
 
 
 def _gradient(y: torch.Tensor, q: torch.Tensor, *, steps: int, lr: float, tol: float) -> torch.Tensor:
-    """Riemannian gradient descent on every patch still above ``tol`` (the pre-stop-29 solver).
+    """Riemannian gradient descent on every patch still above ``tol`` (the comparison solver).
     The negative parts are taken in place and the converged patches leave the batch (the 4-level
-    per-patch warm start went 1724 -> 420 s with that, stop 28)."""
+    per-patch warm start takes 420 s with that, 1724 s without)."""
     J, n, m = y.shape
     scale = y.pow(2).mean((1, 2))[:, None, None]  # per patch
     active = torch.arange(J, device=y.device)
@@ -196,7 +196,7 @@ def _gauss_newton(y: torch.Tensor, q: torch.Tensor, *, steps: int, tol: float, s
         # Done: solved, stuck (no step decreased f), a step below round-off, or, once below ``solved``
         # (the polish), a step that gains less than 10x: round-off in the data (float32 images) sets
         # a floor above 0 that every step approaches a little (without this rule the pooled level 3
-        # of a learner with m = 24 for 16 polished for over 10 min, stop 29).
+        # of a learner with m = 24 for 16 polished for over 10 min).
         tiny = step[:, 0, 0] * torch.linalg.vector_norm(w, dim=1) < 1e-12
         slow = (fa < solved) & (fa > 0.1 * f_before)
         active = active[moved & (fa >= tol) & ~tiny & ~slow]

@@ -42,11 +42,11 @@ class SuperResolutionStage:
     ridge: float = 1.0
     whiten: bool = True  # map [1, parent codes] by C^{-1/2} per patch before the cross moments
     precondition: bool = True  # G steps in the whitened input coordinates, (V, b) = V_w M
-    # M = (C + whiten_ridge * mean diag(C) I)^{-1/2}. Before the warm start switched off the
-    # channels of a wider learner that decode no signal, their near-zero parent codes were
-    # amplified ~100x at 1e-4 and the preconditioned step blew up (tiny preset, learner m = 10 > 8:
-    # coupled error 44; 1e-2 kept it at 1.09). Switched off, they are exactly 0 and 1e-4 is fine
-    # (default target, learner m = 24 for 16, seed 0: coupled error 0.068).
+    # M = (C + whiten_ridge * mean diag(C) I)^{-1/2}. 1e-4 is safe because the warm start switches
+    # off the channels of a wider learner that decode no signal, so their parent codes are exactly
+    # 0 (default target, learner m = 24 for 16, seed 0: coupled error 0.068). Were they left on,
+    # their near-zero codes would be amplified ~100x and the preconditioned step blow up (tiny
+    # preset, learner m = 10 > 8: coupled error 44 at 1e-4, 1.09 at 1e-2).
     whiten_ridge: float = 1e-4
     parents: Literal["generated", "real"] = "real"  # fake pairs from G's own S_{l-1}, or G(real X_{l-1})
     lr_half_life: float = 300.0
@@ -56,7 +56,7 @@ class SuperResolutionStage:
     @property
     def init_samples(self) -> int:
         """Real pairs drawn at stage start for the whitening and the moment scales: at least 1024
-        (4 x the former batch of 256, which the whitening's measurements used), so a small batch
+        (4 x the batch of 256 at which the whitening was measured), so a small batch
         does not give a noisy whitening, nor a large one 4 x its memory."""
         return max(self.batch, 1024)
 

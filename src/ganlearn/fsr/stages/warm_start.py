@@ -35,7 +35,7 @@ class WarmStartStage:
     rotation: Literal["span", "nonneg"] = "nonneg"
     # The rotation's solver (stages.rotation.nonnegative_rotation): Gauss-Newton with random
     # restarts for the patches it leaves at a local minimum, or Riemannian gradient descent (the
-    # solver before stop 29; it left 100 of 256 level-4 patches of a 4-level per-patch target unsolved).
+    # comparison solver; it leaves 100 of 256 level-4 patches of a 4-level per-patch target unsolved).
     rotation_solver: Literal["gauss_newton", "gradient"] = "gauss_newton"
     rotation_steps: int = 3000  # iterations per start (a patch stops early when solved or stuck)
     rotation_restarts: int = 8  # gauss_newton: rounds of random restarts for the unsolved patches
@@ -123,7 +123,7 @@ class WarmStart:
                 # (m > rank), the columns past the rank carry round-off only, and the non-negative
                 # objective is 0 along every rotation that moves part of a feature e_i onto such a
                 # column n (cos t e_i + sin t n and sin t e_i - cos t n both decode s_i >= 0): not
-                # identifiable. Measured (m = 32 for 16, per-patch W*, stop 29): Gauss-Newton with
+                # identifiable. Measured (m = 32 for 16, per-patch W*): Gauss-Newton with
                 # restarts found such splits (worst cosine 0.61-0.79 at objective 2e-16). Those
                 # columns stay as the eigenvectors give them and are switched off below as dead.
                 ev = torch.stack(evals)  # (J, m), descending
