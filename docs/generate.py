@@ -110,8 +110,10 @@ def _default_text(f) -> str:
 def _config_table(cls, prefix: str) -> list[str]:
     hints = typing.get_type_hints(cls)
     notes, allowed = _field_comments(cls), _allowed_from_validate(cls)
-    doc = inspect.getdoc(cls) or ""
-    lines = [f"### `{prefix}` — {cls.__name__}", "", doc.split("\n\n")[0].replace("\n", " "), "",
+    doc = cls.__doc__ or ""
+    doc = "" if doc.startswith(cls.__name__ + "(") else inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ")
+    title = f"`{prefix}`" + ("" if prefix == cls.__name__ else f" — {cls.__name__}")
+    lines = [f"### {title}", "", doc, "",
              "| field | type | default | allowed / meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(cls):
         text = "; ".join(t for t in (allowed.get(f.name, ""), notes.get(f.name, "")) if t)
@@ -186,7 +188,7 @@ def _meta_table(meta: dict) -> list[str]:
     rows = [("command", f"`{meta.get('command', '')}`"), ("commit", f"`{commit[:10]}`{state}" if commit else "–"),
             ("date", meta.get("date", "–")), ("machine", machine or "–"), ("versions", versions or "–"),
             ("wall time", f"{wall / 60:.1f} min" if wall else "–")]
-    lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    lines = ["| provenance | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     if meta.get("provenance"):
         lines += ["", f"!!! note \"Provenance\"\n    {meta['provenance']}"]
     return lines
@@ -197,8 +199,10 @@ def _report_of(folder: Path) -> tuple[str, str]:
         if (folder / name).exists():
             text = (folder / name).read_text()
             break
-    else:
-        text = f"# {folder.name}\n\nThe result files: " + ", ".join(f"`{p.name}`" for p in sorted(folder.iterdir()))
+    else:  # a benchmark that writes only result.json: shown as it is
+        data = (folder / "result.json").read_text() if (folder / "result.json").exists() else "{}"
+        what = json.loads(data).get("what", folder.name) if data.lstrip().startswith("{") else folder.name
+        text = f"# {what}\n\n`result.json`:\n\n```json\n{data.strip()}\n```"
     lines = text.strip().splitlines()
     title = lines[0].lstrip("# ").strip() if lines and lines[0].startswith("#") else folder.name
     body = "\n".join(lines[1:] if lines and lines[0].startswith("#") else lines)
@@ -218,10 +222,15 @@ def results_pages() -> dict[Path, str]:
         title, body = _report_of(folder)
         src = f"benchmarks/results/{folder.name}/"
         pages[DOCS / "results" / f"{folder.name}.md"] = "\n".join(
-            [GENERATED.format(src=f"`{src}`"), "", f"# {folder.name}: {title}", "", *_meta_table(meta), "",
+            [GENERATED.format(src=f"`{src}`"), "", f"# {folder.name}", "",
+             *([] if title.startswith("Sweep `") else [f"*{title}*", ""]), *_meta_table(meta), "",
              f"Files: `{src}` (`results.csv` or `result.json` hold every number below).", "", body, ""])
         recovered = " (recovered)" if meta.get("provenance") else ""
-        index.append(f"| [{folder.name}]({folder.name}.md) | {title} | `{(meta.get('commit') or '–')[:10]}`{recovered} "
+        what = title
+        if title.startswith("Sweep `"):  # a sweep's report: its first paragraph is the experiment's doc
+            first = body.split("\n\n")[0].replace("\n", " ")
+            what = first.split(": ")[0] if len(first) > 160 else first
+        index.append(f"| [{folder.name}]({folder.name}.md) | {what} | `{(meta.get('commit') or '–')[:10]}`{recovered} "
                      f"| {str(meta.get('date', '–'))[:10]} |")
     pages[DOCS / "results" / "index.md"] = "\n".join(
         [GENERATED.format(src="`benchmarks/results/*/meta.json`"), "", "# Results", "",

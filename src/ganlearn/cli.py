@@ -88,9 +88,11 @@ def cmd_report(args) -> int:
     if (run_dir / "sweep.json").exists():  # a sweep directory: table + the experiment's report
         from ganlearn.experiments import get
         from ganlearn.sweep import write_sweep_report, write_table
+        from ganlearn.sweep_results import note_rendering
 
         write_table(run_dir)
         print(write_sweep_report(get(json.loads((run_dir / "sweep.json").read_text())["experiment"]), run_dir))
+        note_rendering(run_dir)
         return 0
     if not (run_dir / "summary.json").exists():
         raise ConfigError(f"RUN_DIR {str(run_dir)!r} has no summary.json: the run has not finished "

@@ -24,7 +24,7 @@ def cells(spec: dict) -> list:
 
     return _cells(spec)
 
-__all__ = ["load_cells", "write_table", "write_sweep_report", "write_sweep_meta"]
+__all__ = ["load_cells", "write_table", "write_sweep_report", "write_sweep_meta", "note_rendering"]
 
 
 def _status(result: dict) -> str:
@@ -117,3 +117,16 @@ def write_sweep_meta(out: Path) -> None:
     write_meta(out, wall_seconds=sum(h["wall_seconds"] for h in history),
                extra={"invocations": len(history), "cells_finished": len(recs),
                       "cell_seconds": round(sum(r["wall_seconds"] or 0 for r in recs), 1)})
+
+
+def note_rendering(out: Path) -> None:
+    """Record in meta.json (if there is one) that report.md and its figures were re-rendered from
+    the cells by this command and commit: the numbers are the cells', the presentation this code's."""
+    from ganlearn.io import write_json
+    from ganlearn.provenance import command_line, provenance
+
+    path = Path(out) / "meta.json"
+    if path.exists():
+        meta = json.loads(path.read_text())
+        meta["report_rendered"] = {"command": command_line(), **provenance()}
+        write_json(path, meta, indent=1)

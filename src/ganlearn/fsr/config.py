@@ -220,6 +220,8 @@ def untrained_levels(stages: list, levels: int) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """One FSR run: the target, the learner, the stage list, evaluation and the baseline."""
+
     seed: int = 0
     device: Literal["cpu", "cuda"] = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
