@@ -22,6 +22,7 @@ from typing import Any
 __all__ = ["provenance", "git_state", "machine", "command_line", "write_meta", "META_FILE"]
 
 META_FILE = "meta.json"
+RESULTS_DIR = "benchmarks/results"
 _ROOT = Path(__file__).resolve().parent
 
 
@@ -36,14 +37,16 @@ def _git_root() -> Path | None:
 @functools.lru_cache(maxsize=1)
 def git_state() -> dict:
     """``{"commit": sha or None, "dirty": bool or None}`` of the checkout ganlearn is imported
-    from. Dirty means tracked files differ from the commit (untracked files are ignored). Read once per process."""
+    from. Dirty means tracked files differ from the commit, untracked files and the results folders
+    (``benchmarks/results/``, which a benchmark rewrites as it runs) aside. Read once per process."""
     root = _git_root()
     if root is None:
         return {"commit": None, "dirty": None}
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                 ".", f":(exclude){RESULTS_DIR}"],
                                 capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
