@@ -6,8 +6,6 @@ with the noise; the top level's sliced W2 sits on its floor (two samples of G* i
 perturbation is large.
 
     python examples/fsr_coupled_error.py [--small]
-
-About 5 s on 2 idle CPU cores (measured).
 """
 import argparse
 import copy

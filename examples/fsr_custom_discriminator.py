@@ -6,7 +6,7 @@ GAN loss; the built-in moment discriminator (Gauss-Newton) is run beside it for 
 
     python examples/fsr_custom_discriminator.py [--small]
 
-About 10 s on 2 idle CPU cores (measured; --small: less).
+--small: shorter stages (what the tests run).
 """
 import argparse
 import copy

@@ -3,7 +3,7 @@ level's coupled error (min over rotations U of E|G(z) - G*(U^T z)|^2 / E|G*|^2) 
 
     python examples/fsr_stage_by_stage.py [--levels 3] [--small]
 
-About 16 s on 2 idle CPU cores for the 3-level target below (measured; --small: 2 levels, less).
+--small: 2 levels and shorter stages (what the tests run).
 """
 import argparse
 

@@ -5,7 +5,7 @@ bound, on log-log axes (written to onelayer_error_vs_samples.png).
 
     python examples/onelayer_error_vs_samples.py [--d 12] [--activation relu] [--small]
 
-About 5 s on 2 idle CPU cores for d = 12 (measured; --small: d = 4, 400 steps).
+--small: d = 4, 400 steps.
 """
 import argparse
 

@@ -7,7 +7,7 @@ created it, so every value is printed beside the random-init one.
 
     python examples/probe_generator.py [--steps 1500] [--small]
 
-About 13 s on 2 idle CPU cores (measured; --small: 200 steps).
+--small: 200 steps.
 """
 import argparse
 import copy
