@@ -155,13 +155,20 @@ def config_reference() -> str:
 def cli_reference() -> str:
     from ganlearn.cli import build_parser
 
+    # The synopsis is built here rather than by argparse's usage formatter, whose line wrapping
+    # follows the terminal width and whose layout changes between Python versions.
     p = build_parser()
-    out = [GENERATED.format(src="ganlearn.cli.build_parser"), "", "# Command-line reference", "",
-           p.description or "", "", p.epilog or "", "", "```text", p.format_usage().strip(), "```", ""]
     sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
     helps = {c.dest: c.help for c in sub._choices_actions}
+    top = " ".join(f"[{a.option_strings[-1]}]" for a in p._actions if a.option_strings and a.dest != "help")
+    out = [GENERATED.format(src="ganlearn.cli.build_parser"), "", "# Command-line reference", "",
+           p.description or "", "", p.epilog or "", "", "```text",
+           f"ganlearn {top} {{{','.join(sub.choices)}}} ...", "```", ""]
     for name, sp in sub.choices.items():
-        out += [f"## `ganlearn {name}`", "", helps.get(name, ""), "", "```text", sp.format_usage().strip(), "```",
+        pos = " ".join(a.dest.upper() if a.nargs is None else f"[{a.dest.upper()}]"
+                       for a in sp._actions if not a.option_strings)
+        synopsis = f"ganlearn {name} [options]" + (f" {pos}" if pos else "")
+        out += [f"## `ganlearn {name}`", "", helps.get(name, ""), "", "```text", synopsis, "```",
                 "", "| argument | default | meaning |", "|---|---|---|"]
         for a in sp._actions:
             if isinstance(a, argparse._HelpAction):
