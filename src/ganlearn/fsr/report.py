@@ -14,6 +14,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from ganlearn.fsr.config import load_json  # noqa: E402
 from ganlearn.io import atomic_write_text  # noqa: E402
+from ganlearn.plots import save  # noqa: E402
 from ganlearn.rng import make_generator  # noqa: E402
 
 __all__ = ["write_report"]
@@ -42,9 +43,7 @@ def _curves(records: list[dict], base: list[dict], out: Path) -> None:
         if logy:
             ax.set_yscale("log")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save(fig, out)
 
 
 def _tile(col: np.ndarray, colours: int, patch: int) -> np.ndarray:
@@ -75,9 +74,7 @@ def _features(learner_w: list[torch.Tensor], target_w: list[torch.Tensor], colou
             axes[2 * i + 1, r].set_title(f"{cos[r]:.2f}", fontsize=6)
     fig.suptitle("output features W (edge-colour atoms): true row above, matched learned row below, cosine",
                  fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save(fig, out)
 
 
 def _samples(target, learner, cfg, out: Path) -> None:
@@ -108,9 +105,7 @@ def _samples(target, learner, cfg, out: Path) -> None:
                     ax.set_ylabel(f"{name}\n{geo.resolution(i + 1)}px", fontsize=6)
     fig.suptitle("same latent: target G*(U^T z) (upper row) vs learner G(z) (lower row), every resolution",
                  fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save(fig, out)
 
 
 def _table(summary: dict) -> str:
