@@ -111,7 +111,7 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     lines += [md_table(["G", "norm", "layer", "measure", "trained", "random init", "trained - random", "seeds",
                         "verdict"], rows), ""]
     # over training time: Hoyer and firing rate of every layer, median over seeds
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
     for arch, norm in groups:
         cs = [c for c in cells if c["params"]["arch"] == arch and c["params"]["g_norm"] == norm]
         for layer in cs[0]["result"]["layers"]:
@@ -124,7 +124,7 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     for ax, t in zip(axes, ("Hoyer sparsity (1 = one active channel)", "firing rate Pr[h > 0]")):
         ax.set_xlabel("generator step (0: random init)")
         ax.set_title(t)
-        ax.legend(fontsize=6)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # one legend, beside the plots
     lines += [f"![sparsity over training]({save(fig, out / 'sparsity_over_time.png')})", ""]
     return "\n".join(lines)
 
