@@ -30,3 +30,12 @@ def _math(text: str) -> str:
 def on_page_markdown(markdown, page, config, files):
     parts = _CODE.split(markdown)
     return "".join(p if i % 2 else _math(p) for i, p in enumerate(parts))
+
+
+_ROLE = re.compile(r":(?:mod|func|class|meth|attr|data|obj|exc):(?=<code)")
+
+
+def on_page_content(html, page, config, files):
+    """Drop the Sphinx roles (``:func:`x```) that the docstrings use: mkdocstrings renders them as
+    text before the code span."""
+    return _ROLE.sub("", html).replace("</p>\n<p>::</p>", "</p>")
