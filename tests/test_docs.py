@@ -91,3 +91,12 @@ def test_cli_prints_its_version_and_commit():
     out = subprocess.run([sys.executable, "-m", "ganlearn.cli", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert re.match(r"ganlearn \d+\.\d+\.\d+", out.stdout)
+
+
+def test_the_version_is_written_once():
+    import ganlearn
+
+    cff = (ROOT / "CITATION.cff").read_text()
+    assert re.search(rf"^version: {re.escape(ganlearn.__version__)}$", cff, re.M), "CITATION.cff version"
+    assert re.search(rf"version = \{{{re.escape(ganlearn.__version__)}\}}", (ROOT / "README.md").read_text()), \
+        "README citation version"
