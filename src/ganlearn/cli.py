@@ -231,12 +231,12 @@ class _Version(argparse.Action):
     """``--version``: the version, and the commit when run from a git checkout (read only when asked)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from ganlearn import __version__
+        import ganlearn
         from ganlearn.provenance import git_state
 
         g = git_state()
         where = f" (commit {g['commit'][:10]}{', uncommitted changes' if g['dirty'] else ''})" if g["commit"] else ""
-        print(f"ganlearn {__version__}{where}")
+        print(f"ganlearn {ganlearn.__version__}{where}")
         parser.exit()
 
 
