@@ -4,7 +4,7 @@ machine, wall time). Imported by the benchmark scripts, which run as ``python be
 import time
 from pathlib import Path
 
-from ganlearn.provenance import write_meta
+from ganlearn.io import write_meta
 
 RESULTS = Path(__file__).parent / "results"
 T0 = time.time()  # the script's start: the wall time in meta.json is measured from here

@@ -13,7 +13,7 @@ least R * c * batch, at best a speed-up of 1 / (1 - a / step).
                                               [--resolution 16] [--arch dcgan] [--steps 20] [--repeats 3]
                                               [--R 3 8]
 
-``--R``: also time R replicas as one grouped network (``images.replicas``) at the default batch,
+``--R``: also time R replicas as one grouped network (``images.batched``) at the default batch,
 the speed-up batching gives (replica-steps per second, batched over one run after another).
 
 Writes benchmarks/results/bench_image_overhead[_DEVICE].json and .md.
@@ -33,8 +33,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ganlearn.images.nets import build  # noqa: E402
-from ganlearn.images.replicas import group  # noqa: E402
+from ganlearn.images.model import build  # noqa: E402
+from ganlearn.images.batched import group  # noqa: E402
 from ganlearn.images.train import d_loss_fn, g_loss_fn  # noqa: E402
 from ganlearn.rng import default_init_rng, make_generator  # noqa: E402
 from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
@@ -42,7 +42,7 @@ from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 def step_time(a, width: int, batch: int, R: int = 0) -> float:
     """Median seconds per SGDA step (after 2 untimed ones) of a fresh width-``width`` GAN; R >= 1:
-    of R such GANs as one grouped network (``images.replicas``, images (n, R * C, H, W))."""
+    of R such GANs as one grouped network (``images.batched``, images (n, R * C, H, W))."""
     nets = []
     for r in range(max(R, 1)):
         with default_init_rng(r, "bench.images.init"):
@@ -149,7 +149,7 @@ def main() -> None:
            + f" | {1e3 * r['fixed_s']:.2f} | {1e6 * r['s_per_image']:.1f} | {100 * r['fixed_share_at_default_batch']:.0f}% | "
              f"{r['max_batching_speedup']:.2f}x |" for r in rows]
     if a.R and a.arch == "dcgan":
-        md += ["", f"Measured: R replicas as one grouped network (`ganlearn.images.replicas`: grouped convolutions, "
+        md += ["", f"Measured: R replicas as one grouped network (`ganlearn.images.batched`: grouped convolutions, "
                f"per-replica batch and spectral norm) against R single steps, batch {a.default_batch}, replica-steps "
                f"per second batched over sequential (single and grouped timed alternately, median of {a.repeats} "
                f"pairs):", "",

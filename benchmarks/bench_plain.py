@@ -5,7 +5,7 @@ problems. Side by side in one process, medians of --repeats; throughput in run-s
 per second (FSR: steps per second of one run).
 
 * ``--problem overparam``: the width sweep's problem (m = 10, k = 50, n = 200, linear D, 300
-  steps, fixed eta 0.5): the plain loop, ganlearn's single-run trainer (``overparam.gda.train``,
+  steps, fixed eta 0.5): the plain loop, ganlearn's single-run trainer (``overparam.train.train``,
   which also records the curve and the spectra) and its replica-batched trainer at R runs.
 * ``--problem onelayer``: one-layer SGDA (ReLU, kappa 2, d = 8, batch 512, truncated statistics,
   fresh fakes for G): the plain loop (A as a parameter with SGD at lr_d * ridge = 1, G with SGD at
@@ -18,7 +18,7 @@ per second (FSR: steps per second of one run).
   ganlearn's step time at batch 64 / 256 / 1024: how much of a step is per-operation overhead
   (what replica batching or a captured graph can remove) and how much is arithmetic that grows
   with the batch (which they cannot remove on a CPU); and (``--fsr-R``, by default on a device) R
-  replicas of the stage as one batched computation (``fsr.replicas``), per replica-step.
+  replicas of the stage as one batched computation (``fsr.batched``), per replica-step.
 
     python benchmarks/bench_plain.py [--problem overparam|onelayer|fsr|all] [--R 64] [--repeats 3]
                                      [--threads 1] [--device cpu]
@@ -42,8 +42,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ganlearn.overparam.batched import train_batched as overparam_batched  # noqa: E402
-from ganlearn.overparam.gda import train as overparam_train  # noqa: E402
-from ganlearn.overparam.model import OverparamConfig, Problem  # noqa: E402
+from ganlearn.overparam.train import train as overparam_train  # noqa: E402
+from ganlearn.overparam.config import OverparamConfig
+from ganlearn.overparam.model import Problem  # noqa: E402
 from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 
@@ -136,7 +137,7 @@ def plain_onelayer(d: int, batch: int, steps: int, seed: int) -> float:
 
 def bench_onelayer(a) -> tuple[dict, list[str]]:
     from ganlearn.onelayer.batched import train_batched
-    from ganlearn.onelayer.train import OneLayerConfig, train
+    from ganlearn.onelayer import OneLayerConfig, train
 
     steps, d, batch = a.steps or 1000, 8, 512
     one_eval = [OneLayerConfig(d=d, batch=batch, steps=steps, seed=s, eval_every=steps) for s in range(a.R)]
@@ -158,7 +159,7 @@ def bench_onelayer(a) -> tuple[dict, list[str]]:
 
 def fsr_setup(device: str, level: int = 3):
     from ganlearn.fsr.config import resolve
-    from ganlearn.fsr.loop import build
+    from ganlearn.fsr.train import build
 
     cfg = dataclasses.replace(resolve("default"), device=device)
     target, learner = build(cfg)
@@ -276,9 +277,9 @@ def bench_fsr(a) -> tuple[dict, list[str]]:
         return statistics.median(fn() for _ in range(a.repeats))
 
     def ganlearn_replicas(R: int) -> float:
-        """Seconds per replica-step of R replicas as one batched computation (fsr.replicas)."""
+        """Seconds per replica-step of R replicas as one batched computation (fsr.batched)."""
         from ganlearn.fsr.model import FSRNet
-        from ganlearn.fsr.replicas import _images
+        from ganlearn.fsr.batched import _images
         from ganlearn.rng import Generators, make_generator
 
         learner.load_state_dict(state)

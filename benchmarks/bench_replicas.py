@@ -2,7 +2,7 @@
 after another, side by side in one process, one torch thread (as a sweep worker runs), medians of
 ``--repeats``. ``--problem onelayer``: the one-layer SGDA (``onelayer.batched.train_batched`` vs
 ``onelayer.train.train``); ``--problem overparam``: GDA on the overparameterized GAN
-(``overparam.batched.train_batched`` vs ``overparam.gda.train``; m = 10, k = 50, seeds 0..R-1).
+(``overparam.batched.train_batched`` vs ``overparam.train.train``; m = 10, k = 50, seeds 0..R-1).
 
 Throughput is replica-steps per second. The sequential side runs min(R, --seq-max) runs and is
 charged per run (its cost is linear in R: the runs are independent and identical in size).
@@ -30,10 +30,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ganlearn.onelayer import batched as onelayer_batched  # noqa: E402
-from ganlearn.onelayer.train import OneLayerConfig, train as onelayer_train  # noqa: E402
+from ganlearn.onelayer import OneLayerConfig, train as onelayer_train  # noqa: E402
 from ganlearn.overparam import batched as overparam_batched  # noqa: E402
-from ganlearn.overparam.gda import train as overparam_train  # noqa: E402
-from ganlearn.overparam.model import OverparamConfig  # noqa: E402
+from ganlearn.overparam.train import train as overparam_train  # noqa: E402
+from ganlearn.overparam.config import OverparamConfig  # noqa: E402
 from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 

@@ -1,4 +1,4 @@
-"""Replica batching of the staged FSR training (``ganlearn.fsr.replicas``): steps of R
+"""Replica batching of the staged FSR training (``ganlearn.fsr.batched``): steps of R
 replicas as one batched computation against the same R runs' steps one after another, per SGDA
 stage of the default preset (GAN_FirstHidden, and GAN_ForwardSuperResolution at the top level,
 the two that make up the training time), side by side in one process, medians of ``--repeats``.
@@ -29,9 +29,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ganlearn.fsr.config import resolve  # noqa: E402
-from ganlearn.fsr.loop import build  # noqa: E402
+from ganlearn.fsr.train import build  # noqa: E402
 from ganlearn.fsr.model import FSRNet  # noqa: E402
-from ganlearn.fsr.replicas import _images  # noqa: E402
+from ganlearn.fsr.batched import _images  # noqa: E402
 from ganlearn.fsr.stages import make_runner, stage_name  # noqa: E402
 from ganlearn.rng import Generators, make_generator  # noqa: E402
 from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
@@ -71,7 +71,7 @@ def main() -> None:
     out = Path(a.out) if a.out else out_stem(name)
     cfg = resolve(a.preset, None, ["baseline.enabled=false", f"device={a.device.split(':')[0]}"] + a.set)
     target, learner = build(cfg)
-    g = make_generator(0, "bench.fsr.replicas")
+    g = make_generator(0, "bench.fsr.batched")
     warm = cfg.stages[0]
     assert warm.kind == "warm_start", "the preset's first stage must be the warm start"
     make_runner(warm, learner, target.images, g).step(0, g)

@@ -122,7 +122,7 @@ def fsr_workload(a) -> dict:
 
 def overparam_workload(a) -> dict:
     from ganlearn.overparam.batched import train_batched
-    from ganlearn.overparam.model import OverparamConfig
+    from ganlearn.overparam.config import OverparamConfig
 
     def cfgs(steps):
         return [OverparamConfig(m=10, k=50, steps=steps, seed=s, stop_below=0.0, eta=0.5) for s in range(a.R)]

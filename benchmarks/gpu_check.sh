@@ -55,7 +55,7 @@ part run_eval_cpu 400 $PY benchmarks/bench_run.py --device cuda --tag _cuda_eval
 part plain 150 $PY benchmarks/bench_plain.py --problem all --device cuda --R 256
 part roofline 90 $PY benchmarks/bench_roofline.py --device cuda
 part replicas 90 $PY benchmarks/bench_replicas.py --problem overparam --device cuda --R 1 8 64 256
-# FSR replicas batched (fsr.replicas) vs one after another, per SGDA stage of the default preset
+# FSR replicas batched (fsr.batched) vs one after another, per SGDA stage of the default preset
 part replicas_fsr 120 $PY benchmarks/bench_replicas_fsr.py --device cuda --R 1 4 16 --steps 10 --repeats 3 --seq-max 2
 part profile 60 $PY benchmarks/profile_fsr_step.py --device cuda
 # how much of an image-GAN step is per-operation cost (what replica batching could remove)

@@ -59,8 +59,13 @@ def _field_comments(cls) -> dict[str, str]:
 
 
 def _allowed_from_validate(cls) -> dict[str, str]:
-    """What ``validate``/``__post_init__`` says is allowed, from its ``check(..., "key", v, "allowed")`` calls."""
-    out = {}
+    """What a field allows: its declared range (``ganlearn.config.setting``), else what
+    ``validate``/``__post_init__`` says, from their ``check(..., "key", v, "allowed")`` calls (the
+    rules across fields and the string patterns)."""
+    from ganlearn.config import allowed_text
+
+    hints = typing.get_type_hints(cls)
+    out = {f.name: t for f in dataclasses.fields(cls) if (t := allowed_text(f, hints[f.name]))}
     for meth in ("validate", "__post_init__"):
         fn = cls.__dict__.get(meth)
         if fn is None:
@@ -124,8 +129,8 @@ def _config_table(cls, prefix: str) -> list[str]:
 def config_reference() -> str:
     from ganlearn.fsr import config as fc
     from ganlearn.images.config import ImageGANConfig
-    from ganlearn.onelayer.train import OneLayerConfig
-    from ganlearn.overparam.model import OverparamConfig
+    from ganlearn.onelayer.config import OneLayerConfig
+    from ganlearn.overparam.config import OverparamConfig
     from ganlearn.sgda import SGDAConfig
 
     out = [GENERATED.format(src="the config dataclasses"), "", "# Configuration reference", "",

@@ -22,7 +22,7 @@ def test_overrides_apply_with_types():
     ("target.channels=abc", "target.channels='abc' has the wrong type: must be an int"),
     ("target.channels=1000", "target.channels=1000 is not allowed"),
     ("target.neighbourhood=\"diag\"", "target.neighbourhood='diag' is not allowed: must be one of"),
-    ("stages.1.sgda.lr_d=-1", "lr_d must be > 0"),
+    ("stages.1.sgda.lr_d=-1", r"stages.1.sgda.lr_d=-1.0 is not allowed: must be a number > 0"),
     ("stages.9.steps=3", "unknown key 'stages.9'"),
     ("stages.2.kind=\"magic\"", "stages.2.kind='magic' is not allowed"),
     ("baseline.enabled=1", "baseline.enabled=1 has the wrong type: must be a bool"),

@@ -104,7 +104,7 @@ def test_debug_shows_the_traceback(capsys, monkeypatch):
 
 
 def test_one_layer_blow_up_is_caught():
-    from ganlearn.onelayer.train import OneLayerConfig, train
+    from ganlearn.onelayer import OneLayerConfig, train
 
     with pytest.raises(DivergenceError, match=r"step \d+: Sigma's relative error = .* more than 10 x"):
         train(OneLayerConfig(d=4, lr_g=30.0, steps=400, decay_t0=1e9, eval_every=1))

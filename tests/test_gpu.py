@@ -55,7 +55,7 @@ def test_fsr_steps_do_not_synchronise():
     import dataclasses
 
     from ganlearn.fsr.config import resolve
-    from ganlearn.fsr.loop import build
+    from ganlearn.fsr.train import build
     from ganlearn.fsr.stages import make_runner
     from ganlearn.rng import make_generator
 
@@ -79,7 +79,7 @@ def test_fsr_steps_do_not_synchronise():
 def test_overparam_batched_on_cuda_matches_cpu():
     """The replica-batched GDA on the GPU follows the CPU trajectories (float64 both)."""
     from ganlearn.overparam.batched import train_batched
-    from ganlearn.overparam.model import OverparamConfig
+    from ganlearn.overparam.config import OverparamConfig
 
     cfgs = [OverparamConfig(m=6, d=3, n=40, k=k, steps=60, seed=s) for s, k in ((0, 20), (1, 32), (2, 24))]
     cpu, gpu = train_batched(cfgs), train_batched(cfgs, device="cuda")
@@ -95,8 +95,8 @@ def test_evaluation_on_the_gpu_matches_the_cpu():
     import dataclasses
 
     from ganlearn.fsr.config import resolve
-    from ganlearn.fsr.evaluate import evaluate
-    from ganlearn.fsr.loop import build
+    from ganlearn.fsr.metrics import evaluate
+    from ganlearn.fsr.train import build
     from ganlearn.fsr.stages import run_stage
     from ganlearn.rng import make_generator
 
@@ -115,15 +115,15 @@ def test_evaluation_on_the_gpu_matches_the_cpu():
 
 
 def test_fsr_replicas_on_cuda_match_the_cpu_and_steps_do_not_synchronise(tmp_path):
-    """Replica-batched FSR training (fsr.replicas) on the GPU: each replica's run equals the CPU's
+    """Replica-batched FSR training (fsr.batched) on the GPU: each replica's run equals the CPU's
     (float64 both; the training RNG is the CPU's on both), and no SGDA stage's batched step waits
     for the GPU."""
     import dataclasses
 
     from ganlearn.fsr.config import resolve
-    from ganlearn.fsr.loop import build
+    from ganlearn.fsr.train import build
     from ganlearn.fsr.model import FSRNet
-    from ganlearn.fsr.replicas import _images, train_replicas
+    from ganlearn.fsr.batched import _images, train_replicas
     from ganlearn.fsr.stages import make_runner
     from ganlearn.rng import Generators, make_generator
 
@@ -149,9 +149,9 @@ def test_fsr_replicas_on_cuda_match_the_cpu_and_steps_do_not_synchronise(tmp_pat
 
 
 def test_image_replicas_on_cuda():
-    """DCGAN seeds as one grouped network (images.replicas) train on the GPU; each replica's result is
+    """DCGAN seeds as one grouped network (images.batched) train on the GPU; each replica's result is
     finite and the replicas differ."""
-    from ganlearn.images.replicas import train_replicas
+    from ganlearn.images.batched import train_replicas
     from ganlearn.images.train import make_config
 
     cfgs = [make_config(dict(data="digits", width=4, z_dim=8, batch=16, eval_n=150, eval_patches=4, eval_every=2,

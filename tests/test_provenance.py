@@ -10,7 +10,8 @@ import ganlearn
 from ganlearn.config import to_dict
 from ganlearn.fsr.config import load_json, resolve
 from ganlearn.io import load_checkpoint, save_checkpoint
-from ganlearn.provenance import command_line, git_state, machine, provenance, write_meta
+from ganlearn.io import write_meta
+from ganlearn.provenance import command_line, git_state, machine, provenance
 from ganlearn.sweep import Experiment, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]

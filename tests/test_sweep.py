@@ -84,7 +84,7 @@ def test_spec_errors_and_overrides():
     assert parse_value("relu") == "relu" and parse_value("null") is None
     spec = resolve_spec(EXP, ["x=[5]", "fail_at=[1,1]"], seeds=3)
     assert spec["grid"] == {"x": [5]} and spec["base"]["fail_at"] == [1, 1]
-    assert [c for c, _ in cells(spec)] == ["x=5__seed=0", "x=5__seed=1", "x=5__seed=2"]
+    assert [c for c, _ in cells(EXP, spec)] == ["x=5__seed=0", "x=5__seed=1", "x=5__seed=2"]
     with pytest.raises(ConfigError, match=r"--set y=... is not allowed: 'toy' has grid keys \['x'\]"):
         resolve_spec(EXP, ["y=1"])
     with pytest.raises(ConfigError, match="seeds=0 is not allowed"):
@@ -169,15 +169,26 @@ def test_fsr_scaling_batches_seeds_on_a_gpu_only_and_run_batch_equals_run(monkey
         assert b.keys() == a.keys()
         for k in ("coupled_rel_error", "coupled_rel_error_level2", "feature_cosine_min", "samples_seen"):
             assert b[k] == pytest.approx(a[k], rel=1e-8), k
-    # a divergence in the batch: every cell again on its own, each with its own outcome
+    # a divergence in the batch: the sweep's unit runs every cell again on its own, each with its
+    # own outcome (a result, or the record of its divergence)
+    from ganlearn.sweep.units import run_unit
+
     calls = []
 
     def diverge(*a, **k):
         raise DivergenceError("replica r1 diverged")
 
-    monkeypatch.setattr("ganlearn.fsr.replicas.train_replicas", diverge)
-    monkeypatch.setattr(fs, "run", lambda p: calls.append(p["seed"]) or {"seed": p["seed"]})
-    assert fs.run_batch(cells) == [{"seed": 0}, {"seed": 1}] and calls == [0, 1]
+    def alone_run(p):
+        calls.append(p["seed"])
+        if p["seed"] == 1:
+            raise DivergenceError("r1 blew up on its own too")
+        return {"seed": p["seed"]}
+
+    monkeypatch.setattr(fs, "train_replicas", diverge)
+    with pytest.raises(DivergenceError):
+        fs.run_batch(cells)
+    outcome = [r for r, _ in run_unit(alone_run, fs.run_batch, cells)]
+    assert outcome == [{"seed": 0}, {"diverged": True, "divergence": "r1 blew up on its own too"}] and calls == [0, 1]
 
 
 def test_fsr_scaling_report_fits_the_power_law_per_level(tmp_path):
@@ -221,7 +232,7 @@ def test_fsr_shapes_tiny_grid_trains_every_level_of_every_cell(tmp_path):
             "set=[\"eval.n_samples=200\",\"eval.n_fit=200\",\"eval.fit_steps=3\",\"stages.0.n_samples=256\"]"]
     stats = run_sweep(exp, tmp_path, overrides=sets, workers=2, progress=False, log=lambda s: None)
     spec = json.loads((tmp_path / "sweep.json").read_text())
-    n = len(cells(spec))
+    n = len(cells(exp, spec))
     assert stats["failed"] == 0 and stats["finished"] == n and 6 <= n < 24
     seen = set()
     for row in _rows(tmp_path):
@@ -252,21 +263,19 @@ def test_width_sweep_features_reports_the_conditions_per_feature_map(tmp_path):
 
 
 def test_units_respect_the_batch_limit_and_start_longest_first():
-    from ganlearn.sweep import _units
+    from ganlearn.sweep.units import plan_units
 
     exp = Experiment(name="t", doc="", base={}, grid={}, seeds=1, run=lambda p: {}, run_batch=lambda ps: [{}] * len(ps),
                      batch_key=lambda p: p["size"], batch_limit=lambda p: 2 if p["size"] == "big" else 64,
                      cost=lambda p: {"big": 100.0, "small": 1.0}[p["size"]])
     todo = [(f"s{i}", {"size": "small"}) for i in range(6)] + [(f"b{i}", {"size": "big"}) for i in range(5)]
-    units = _units(exp, todo, batch=64, workers=1)
+    units = plan_units(exp, todo, batch=64, workers=1)
     assert [len(u) for u in units] == [2, 2, 1, 6]  # big ones at most 2 per unit, and first
-    assert all(p["size"] == "big" for u in units[:3] for _, p in u)
-    assert sorted(c for u in units for c, _ in u) == sorted(c for c, _ in todo)
+    assert all(p["size"] == "big" for u in units[:3] for p in u.params)
+    assert sorted(c for u in units for c, _ in u.cells) == sorted(c for c, _ in todo)
     # every unit of a batch key goes to run_batch, the lone big cell too; with --batch 1 none does
-    from ganlearn.sweep import _run_batch_of
-
-    assert all(_run_batch_of(exp, u) is exp.run_batch for u in units)
-    assert all(_run_batch_of(exp, u) is None for u in _units(exp, todo, batch=1, workers=1))
+    assert all(u.batched for u in units)
+    assert not any(u.batched for u in plan_units(exp, todo, batch=1, workers=1))
     unkeyed = Experiment(name="t", doc="", base={}, grid={}, seeds=1, run=exp.run, run_batch=exp.run_batch,
                          batch_key=lambda p: None)
-    assert all(_run_batch_of(unkeyed, u) is None for u in _units(unkeyed, todo, batch=64, workers=1))
+    assert not any(u.batched for u in plan_units(unkeyed, todo, batch=64, workers=1))

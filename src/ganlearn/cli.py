@@ -55,7 +55,7 @@ def cmd_run(args) -> int:
         return 0
     _check_device(cfg.device)
     check_budget(cfg)
-    from ganlearn.fsr.loop import train
+    from ganlearn.fsr.train import train
 
     run_dir = Path(args.out) if args.out else _next_run_dir(Path("runs"), args.preset)
     if (run_dir / "config.json").exists():
@@ -73,7 +73,7 @@ def cmd_resume(args) -> int:
         raise ConfigError(f"RUN_DIR {str(run_dir)!r} has no config.json: not a ganlearn run directory")
     cfg = load_json(run_dir / "config.json")
     _check_device(cfg.device)
-    from ganlearn.fsr.loop import train
+    from ganlearn.fsr.train import train
 
     print(f"ganlearn: resuming {run_dir}", flush=True)
     summary = train(cfg, run_dir, progress=not args.no_progress)
@@ -87,8 +87,7 @@ def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
     if (run_dir / "sweep.json").exists():  # a sweep directory: table + the experiment's report
         from ganlearn.experiments import get
-        from ganlearn.sweep import write_sweep_report, write_table
-        from ganlearn.sweep_results import note_rendering
+        from ganlearn.sweep import note_rendering, write_sweep_report, write_table
 
         write_table(run_dir)
         print(write_sweep_report(get(json.loads((run_dir / "sweep.json").read_text())["experiment"]), run_dir))
@@ -118,7 +117,7 @@ def cmd_sweep(args) -> int:
     if args.dry_run:
         spec = resolve_spec(exp, args.set, args.seeds)
         check_cells(exp, spec)
-        print(json.dumps(spec, indent=2) + f"\n{len(cells(spec))} cells")
+        print(json.dumps(spec, indent=2) + f"\n{len(cells(exp, spec))} cells")
         return 0
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{exp.name}"
     print(f"ganlearn: sweep {exp.name!r} into {out} with {args.workers} worker(s)", flush=True)

@@ -9,6 +9,7 @@ only the mechanism and imports nothing from ``ganlearn`` but :mod:`ganlearn.erro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -19,13 +20,121 @@ from typing import Any, Literal, Union
 
 from ganlearn.errors import ConfigError
 
-__all__ = ["ConfigError", "check", "to_dict", "from_dict", "parse_value", "apply_override", "merge",
-           "read_config_file"]
+__all__ = ["ConfigError", "check", "setting", "check_fields", "allowed_text", "Settings", "to_dict", "from_dict",
+           "parse_value", "apply_override", "merge", "read_config_file"]
 
 
 def check(cond: bool, key: str, value: Any, allowed: str) -> None:
     if not cond:
         raise ConfigError(f"{key}={value!r} is not allowed: must be {allowed}")
+
+
+# Validation stated once. A field's type is its annotation (checked by from_dict); its range is
+# declared beside it with ``setting(default, ge=..., lt=...)`` (field metadata), checked by
+# check_fields -- from from_dict, naming the dotted key, and from ``Settings.__post_init__`` for
+# configurations built in Python. Why field metadata and not pydantic: the settings are frozen
+# stdlib dataclasses throughout (dataclasses.replace, asdict, the generated config reference),
+# and a range check is a few lines; pydantic would add a dependency and a second model layer.
+# ``validate()`` methods keep only the rules that relate several fields.
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def setting(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None, allowed: str | None = None, min_items: int = 0,
+            **field_kwargs) -> Any:
+    """A dataclass field with its allowed range: ``ge``/``gt``/``le``/``lt`` bounds (for a list, on
+    every item; None, for an Optional field, is always allowed; a string, for a field that also
+    takes a Literal such as "auto", is checked by its type); ``min_items`` for a list; ``allowed``
+    replaces the generated text of the error."""
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    meta = dict(field_kwargs.pop("metadata", {}), bounds=bounds, min_items=min_items)
+    if allowed is not None:
+        meta["allowed"] = allowed
+    return dataclasses.field(default=default, metadata=meta, **field_kwargs)
+
+
+def _num(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def allowed_text(f: dataclasses.Field, tp: Any) -> str | None:
+    """What a field declared with :func:`setting` allows, in words (None: no range declared)."""
+    bounds = f.metadata.get("bounds")
+    if not bounds and "allowed" not in f.metadata and not f.metadata.get("min_items"):
+        return None
+    optional = typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
+    if "allowed" in f.metadata:
+        text = f.metadata["allowed"]
+    else:
+        inner = [a for a in typing.get_args(tp) if a is not type(None)][0] if optional else tp
+        seq = typing.get_origin(inner) in (list, tuple)
+        item = (typing.get_args(inner) or (float,))[0] if seq else inner
+        kind = ("a non-empty list of " if f.metadata.get("min_items") else "a list of ") * seq \
+            + ("integers" if seq and item is int else "numbers" if seq else "an integer" if item is int else "a number")
+        lo = next(((k, v) for k, v in bounds.items() if k in ("ge", "gt")), None)
+        hi = next(((k, v) for k, v in bounds.items() if k in ("le", "lt")), None)
+        if lo and hi and inner is int and lo[0] == "ge" and hi[0] == "le":
+            text = f"{kind} in {_num(lo[1])}..{_num(hi[1])}"
+        elif lo and hi:
+            text = (f"{kind} in {'[' if lo[0] == 'ge' else '('}{_num(lo[1])}, "
+                    f"{_num(hi[1])}{']' if hi[0] == 'le' else ')'}")
+        else:
+            text = " and ".join(f"{kind} {_BOUNDS[k]} {_num(v)}" for k, v in bounds.items())
+    return f"null or {text}" if optional and not text.startswith("null") else text
+
+
+def _in_range(value: Any, bounds: dict) -> bool:
+    return all({"ge": value >= b, "gt": value > b, "le": value <= b, "lt": value < b}[k] for k, b in bounds.items())
+
+
+@functools.cache
+def _hints(cls: type) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def check_fields(obj: Any, key: str = "") -> None:
+    """Raise ConfigError, naming the dotted key, for the first field of dataclass ``obj`` whose
+    value is outside the range its :func:`setting` declares."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        _check_one(f, getattr(obj, f.name), hints[f.name], key)
+
+
+def _literal_of(tp: Any) -> tuple | None:
+    """The choices of a Literal field (also inside Optional[...]); None for other types."""
+    if typing.get_origin(tp) is Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and typing.get_origin(args[0]) is Literal:
+            return typing.get_args(args[0]) + ((None,) if len(args) < len(typing.get_args(tp)) else ())
+    return None
+
+
+def _check_one(f: dataclasses.Field, value: Any, tp: Any, key: str) -> None:
+    bounds = f.metadata.get("bounds")
+    full = f"{key}.{f.name}" if key else f.name
+    choices = _literal_of(tp)
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{full}={value!r} is not allowed: must be {_type_name(tp)}")
+    if isinstance(value, (list, tuple)) and f.metadata.get("min_items", 0) > len(value):
+        raise ConfigError(f"{full}={value!r} is not allowed: must be {allowed_text(f, tp)}")
+    if not bounds or value is None or isinstance(value, str):  # a string is a Literal alternative ("auto")
+        return
+    try:
+        values = value if isinstance(value, (list, tuple)) else [value]  # bounds hold for every item
+        ok = all(not isinstance(v, bool) and _in_range(v, bounds) for v in values)
+    except TypeError:
+        raise ConfigError(f"{full}={value!r} has the wrong type: must be {allowed_text(f, tp)}") from None
+    if not ok:
+        raise ConfigError(f"{full}={value!r} is not allowed: must be {allowed_text(f, tp)}")
+
+
+class Settings:
+    """Base of the settings dataclasses: every construction checks the declared ranges."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 
@@ -57,7 +166,20 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], key)
+        if len(inner) == 1:
+            return _convert(value, inner[0], key)
+        for a in inner:  # e.g. int | Literal["auto"]: the first that takes the value
+            try:
+                return _convert(value, a, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}={value!r} is not allowed: must be {_type_name(tp)}")
+    if origin in (list, tuple) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r} has the wrong type: must be a list")
+        item = (typing.get_args(tp) or (Any,))[0]
+        items = [_convert(v, item, f"{key}.{i}") for i, v in enumerate(value)]
+        return tuple(items) if (origin or tp) is tuple else items
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -103,8 +225,12 @@ def from_dict(cls: type, d: Any, key: str = "") -> Any:
             kwargs[k] = [items(s, f"{full}.{i}") for i, s in enumerate(v)]
         else:
             kwargs[k] = _convert(v, hints[k], full)
+    for name, value in kwargs.items():  # the declared ranges, naming the dotted key
+        _check_one(fields[name], value, hints[name], key)
     try:
         obj = cls(**kwargs)
+    except ConfigError as e:  # a rule of __post_init__: its message starts with the field's name
+        raise ConfigError(f"{key}.{e}" if key else str(e)) from None
     except ValueError as e:  # e.g. SGDAConfig checks its own values
         raise ConfigError(f"{key}: {e}") from None
     return obj

@@ -7,7 +7,9 @@ traceback.
 """
 from __future__ import annotations
 
-__all__ = ["UserError", "ConfigError", "DivergenceError", "check_finite_and_bounded"]
+import math
+
+__all__ = ["UserError", "ConfigError", "DivergenceError", "divergence", "check_finite_and_bounded"]
 
 
 class UserError(ValueError):
@@ -25,15 +27,23 @@ class DivergenceError(RuntimeError):
     records the cell as ``diverged``."""
 
 
-def check_finite_and_bounded(name: str, value: float, start: float, factor: float | None, where: str) -> None:
-    """Raise :class:`DivergenceError` if ``value`` is NaN/inf, or if ``factor`` is set and
-    ``value > factor * max(start, 1)`` (the floor of 1 keeps a quantity that starts near 0, e.g. a
-    loss, from tripping on noise). ``where`` says which run and step, e.g. "stage 2 step 400"."""
-    import math
-
+def divergence(name: str, value: float, start: float, factor: float | None, where: str | int) -> str | None:
+    """The one divergence rule of every trainer: the message if ``value`` is NaN/inf, or if
+    ``factor`` is set and ``value > factor * max(|start|, 1)`` (the floor of 1 keeps a quantity that
+    starts near 0, e.g. a loss, from tripping on noise); else None. ``where`` says which run and
+    step, e.g. "stage 2 step 400" (an int: "step N")."""
+    where = f"step {where}" if isinstance(where, int) else where
     if not math.isfinite(value):
-        raise DivergenceError(f"{where}: {name} is {value} (non-finite); training stopped")
+        return f"{where}: {name} is {value} (non-finite); training stopped"
     if factor is not None and value > factor * max(abs(start), 1.0):
-        raise DivergenceError(f"{where}: {name} = {value:.4g}, more than {factor:g} x its start value "
-                              f"{start:.4g} (blow-up); training stopped. Smaller step sizes usually help; the "
-                              f"factor is the config's divergence_factor")
+        return (f"{where}: {name} = {value:.4g}, more than {factor:g} x its start value {start:.4g} (blow-up); "
+                f"training stopped. Smaller step sizes usually help; the factor is the config's divergence_factor")
+    return None
+
+
+def check_finite_and_bounded(name: str, value: float, start: float, factor: float | None, where: str) -> None:
+    """Raise :class:`DivergenceError` with :func:`divergence`'s message when it has one (the
+    trainers whose divergence ends the run; the overparameterized GDA records it in its result)."""
+    why = divergence(name, value, start, factor, where)
+    if why is not None:
+        raise DivergenceError(why)

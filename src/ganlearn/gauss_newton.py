@@ -44,7 +44,7 @@ def conjugate_gradient(apply_a: Callable[[Tensors], Tensors], b: Tensors, iters:
     arithmetic; stops early once the residual is zero. No host synchronisation.
 
     ``batch_dims=k``: the first k dimensions of every tensor index independent systems (replicas,
-    :mod:`ganlearn.fsr.replicas`), each with its own inner products and step lengths, so each
+    :mod:`ganlearn.fsr.batched`), each with its own inner products and step lengths, so each
     system's iterates are those of its own solve."""
     x = tuple(torch.zeros_like(t) for t in b)
     r, p = b, b

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 
 from ganlearn.errors import UserError
-from ganlearn.provenance import provenance
+from ganlearn.provenance import META_FILE, command_line, machine, provenance
 
-__all__ = ["atomic_write_text", "write_json", "append_jsonl", "jsonable", "save_tensors", "load_tensors",
+__all__ = ["atomic_write_text", "write_json", "append_jsonl", "read_jsonl", "write_meta", "jsonable", "save_tensors", "load_tensors",
            "save_checkpoint", "latest_checkpoint", "load_checkpoint", "load_latest_checkpoint", "flatten_optimizer",
            "load_flat_optimizer", "CorruptFileError", "CheckpointWarning", "RunLock", "RunDirBusy"]
 
@@ -64,6 +64,31 @@ def append_jsonl(path: str | Path, record: dict) -> None:
     """One JSON line appended (a log: a crash can lose at most the line being written)."""
     with open(path, "a") as f:
         f.write(json.dumps(record, default=jsonable) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The records of a JSON-lines log; a last line cut short by a crash is left out."""
+    lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i < len(lines) - 1:
+                raise CorruptFileError(f"{path}: line {i + 1} is not JSON ({e.msg})") from None
+    return out
+
+
+def write_meta(folder: str | Path, *, wall_seconds: float | None, command: str | None = None,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Write ``folder/meta.json`` (atomically): the command, provenance, machine, wall time and
+    ``extra``. Every results folder under ``benchmarks/results/`` has one."""
+    meta = {"command": command if command is not None else command_line(), **provenance(),
+            "machine": machine(), "wall_seconds": None if wall_seconds is None else round(float(wall_seconds), 1),
+            **(extra or {})}
+    path = Path(folder) / META_FILE
+    write_json(path, meta, indent=1)
+    return path
 
 
 def _digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -122,7 +147,7 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     # copy=True: fresh, aligned memory. safetensors hands out views into its read buffer at any byte
     # offset (measured: 56, 4 and 24 mod 64 for three tensors of one file), and the CPU's BLAS takes
     # other code paths, with other round-off, for unaligned operands: a GAN_FirstHidden resumed with
-    # its whitening matrix restored that way left the uninterrupted trajectory (tests/fsr/test_loop).
+    # its whitening matrix restored that way left the uninterrupted trajectory (tests/fsr/test_train).
     return {k: v.to(device, copy=True) for k, v in tensors.items()}, meta
 
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["provenance", "git_state", "machine", "command_line", "write_meta", "META_FILE"]
+__all__ = ["provenance", "git_state", "machine", "command_line", "META_FILE"]
 
 META_FILE = "meta.json"
 RESULTS_DIR = "benchmarks/results"
@@ -115,20 +115,6 @@ def command_line(argv: list[str] | None = None) -> str:
         except ValueError:
             first = ["python", head.name]
     return shlex.join(first + argv[1:])
-
-
-def write_meta(folder: str | Path, *, wall_seconds: float | None, command: str | None = None,
-               extra: dict[str, Any] | None = None) -> Path:
-    """Write ``folder/meta.json`` (atomically): the command, provenance, machine, wall time and
-    ``extra``. Every results folder under ``benchmarks/results/`` has one."""
-    from ganlearn.io import write_json
-
-    meta = {"command": command if command is not None else command_line(), **provenance(),
-            "machine": machine(), "wall_seconds": None if wall_seconds is None else round(float(wall_seconds), 1),
-            **(extra or {})}
-    path = Path(folder) / META_FILE
-    write_json(path, meta, indent=1)
-    return path
 
 
 if __name__ == "__main__":  # python -m ganlearn.provenance: what this checkout would record

@@ -43,7 +43,7 @@ def make_generator(seed: int, stream: str, device: str | torch.device = "cpu") -
 
 
 class Generators:
-    """The training RNGs of R replicas trained as one batched computation (:mod:`ganlearn.fsr.replicas`):
+    """The training RNGs of R replicas trained as one batched computation (:mod:`ganlearn.fsr.batched`):
     one ``torch.Generator`` per replica, each the stream its separate run would use, so replica r
     draws exactly the numbers of its own run. Anything that takes a generator and draws through
     :func:`randn` accepts it; ``get_state`` / ``set_state`` act on every replica's stream (stacked)."""

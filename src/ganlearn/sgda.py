@@ -31,6 +31,7 @@ from typing import Callable, Literal, Sequence
 
 import torch
 
+from ganlearn.config import Settings, setting
 from ganlearn.io import flatten_optimizer, load_flat_optimizer
 
 __all__ = ["SGDAConfig", "SGDA"]
@@ -40,10 +41,10 @@ Projection = Callable[[], None]
 
 
 @dataclass(frozen=True)
-class SGDAConfig:
-    lr_g: float = 0.1  # generator step size eta_g
-    lr_d: float = 0.1  # discriminator step size eta_d
-    n_d: int = 1  # discriminator (inner max) steps per generator step
+class SGDAConfig(Settings):
+    lr_g: float = setting(0.1, gt=0)  # generator step size eta_g
+    lr_d: float = setting(0.1, gt=0)  # discriminator step size eta_d
+    n_d: int = setting(1, ge=1)  # discriminator (inner max) steps per generator step
     optimizer: Literal["sgd", "adam"] = "sgd"
     d_optimizer: Literal["same", "sgd", "adam"] = "same"  # the discriminator's, if it differs
     mode: Literal["alternating", "simultaneous"] = "alternating"
@@ -53,20 +54,6 @@ class SGDAConfig:
     g_batch: Literal["fresh", "same"] = "fresh"
     beta1: float = 0.5  # Adam only
     beta2: float = 0.999  # Adam only
-
-    def __post_init__(self):
-        if self.lr_g <= 0 or self.lr_d <= 0:
-            raise ValueError(f"lr_g and lr_d must be > 0, got lr_g={self.lr_g}, lr_d={self.lr_d}")
-        if self.n_d < 1:
-            raise ValueError(f"n_d must be >= 1, got {self.n_d}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.d_optimizer not in ("same", "sgd", "adam"):
-            raise ValueError(f"d_optimizer must be 'same', 'sgd' or 'adam', got {self.d_optimizer!r}")
-        if self.g_batch not in ("fresh", "same"):
-            raise ValueError(f"g_batch must be 'fresh' or 'same', got {self.g_batch!r}")
-        if self.mode not in ("alternating", "simultaneous"):
-            raise ValueError(f"mode must be 'alternating' or 'simultaneous', got {self.mode!r}")
 
 
 def _make_optimizer(params: Sequence[torch.Tensor], lr: float, cfg: SGDAConfig, kind: str) -> torch.optim.Optimizer:

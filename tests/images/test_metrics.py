@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ganlearn.images import metrics as M
 from ganlearn.images import probe as P
-from ganlearn.images.nets import Discriminator, FSRGenerator, build
+from ganlearn.images.model import Discriminator, FSRGenerator, build
 
 
 def test_sliced_wasserstein_of_a_shift_is_the_shift():

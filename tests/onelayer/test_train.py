@@ -68,7 +68,7 @@ def test_sigmoid_inverse_recovers_preactivations(gen):
 
 @pytest.mark.parametrize("act", ["relu", "leaky_relu", "sigmoid"])
 def test_sgda_on_truncated_statistics_learns_sigma_on_a_tiny_instance(act):
-    from ganlearn.onelayer.train import OneLayerConfig, train
+    from ganlearn.onelayer import OneLayerConfig, train
 
     start = train(OneLayerConfig(d=3, activation=act, steps=1, eval_every=1))["sigma_rel_error"]
     out = train(OneLayerConfig(d=3, activation=act, steps=800, eval_every=200))
@@ -78,16 +78,16 @@ def test_sgda_on_truncated_statistics_learns_sigma_on_a_tiny_instance(act):
 
 
 def test_onelayer_config_errors_name_the_field():
-    from ganlearn.onelayer.train import OneLayerConfig, train
+    from ganlearn.onelayer import OneLayerConfig, train
 
-    with pytest.raises(ValueError, match="condition=0.5 is not allowed: must be >= 1"):
+    with pytest.raises(ValueError, match="condition=0.5 is not allowed: must be a number >= 1"):
         train(OneLayerConfig(condition=0.5))
     with pytest.raises(ValueError, match="discriminator='gp' is not allowed"):
         train(OneLayerConfig(discriminator="gp"))
 
 
 def test_mlp_discriminator_honours_its_config_and_learns():
-    from ganlearn.onelayer.train import OneLayerConfig, train
+    from ganlearn.onelayer import OneLayerConfig, train
 
     out = train(OneLayerConfig(d=3, discriminator="mlp", steps=2, eval_every=1))
     assert out["resolved"] == {"g_optimizer": "adam", "lr_d": 1e-3, "d_optimizer": "adam", "lr_g": 0.3,
@@ -123,7 +123,7 @@ def test_invertible_activations_at_condition_10_learn_with_the_curvature_step(ac
     kappa 10): their curvature is 4 lambda_max(Sigma*). In curvature units they learn; the fixed
     step still blows up on the same small instance."""
     from ganlearn.errors import DivergenceError
-    from ganlearn.onelayer.train import OneLayerConfig, train
+    from ganlearn.onelayer import OneLayerConfig, train
 
     kw = {"d": 6, "activation": act, "condition": 10.0, "steps": 600, "eval_every": 50, "batch": 1024}
     out = train(OneLayerConfig(**kw))

@@ -1,7 +1,7 @@
 """``fsr-scaling``: the staged forward-super-resolution algorithm's error against its sample
 budget and against the learner's width (channels m_learner >= the target's m).
 
-One cell = one ``ganlearn.fsr.loop.train`` run of a preset (``default``: 3 levels, m = 16)
+One cell = one ``ganlearn.fsr.train.train`` run of a preset (``default``: 3 levels, m = 16)
 with every stage's real batch, its generated batch (``scale_fake``, default true) and the warm
 start's samples multiplied by ``budget``, the learner's
 channels set to ceil(``width`` * m) (at most the patch dimension: 48 for ``default``, 12 for ``tiny``),
@@ -24,29 +24,46 @@ target's features against the best-matching learned ones.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
+from ganlearn.config import from_dict, setting, to_dict
+from ganlearn.fsr.batched import batch_key as fsr_batch_key
+from ganlearn.fsr.batched import train_replicas
+from ganlearn.fsr.config import resolve
+from ganlearn.fsr.memory import (
+    BASE_BYTES,
+    budget_bytes,
+    check_budget,
+    predict_peak_bytes,
+)
+from ganlearn.fsr.train import train
 from ganlearn.plots import md_table, median, plt, save
-from ganlearn.sweep import Experiment, run_each
+from ganlearn.sweep import Experiment
+
+
+@dataclass(frozen=True)
+class ScalingCell:
+    """One cell: the preset's run with every stage's batch (and sample count) x ``budget`` and a
+    learner ``width`` x the target's channels; ``set``: further ``key=value`` overrides."""
+    preset: str = "default"
+    width: float = setting(1.0, gt=0, le=1000)
+    budget: float = setting(1.0, gt=0, le=1000)
+    whiten_ridge: Optional[float] = setting(None, ge=0)  # null: the stages' own
+    set: list[str] = dataclasses.field(default_factory=list)
+    scale_fake: bool = True  # scale the generated batches with the budget too
+    seed: int = setting(0, ge=0)
 
 
 def config(params: dict):
     """One cell's ``RunConfig``, without training (the sweep's ``check``)."""
-    from ganlearn.config import ConfigError, to_dict
-    from ganlearn.fsr.config import resolve
-
-    if not isinstance(params.get("scale_fake", True), bool):
-        raise ConfigError(f"scale_fake={params['scale_fake']!r} is not allowed: must be true or false")
-    for key in ("width", "budget"):
-        v = params[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1000:
-            raise ConfigError(f"{key}={v!r} is not allowed: must be a number in (0, 1000]")
-    if not isinstance(params.get("set", []), list):
-        raise ConfigError(f"set={params['set']!r} is not allowed: must be a list of KEY=VALUE strings")
+    from_dict(ScalingCell, params)
     base = to_dict(resolve(params["preset"]))
     m = base["target"]["channels"]
     sets = [f"learner.channels={math.ceil(params['width'] * m)}", "baseline.enabled=false",
@@ -60,8 +77,6 @@ def config(params: dict):
             sets.append(f"stages.{i}.fake_batch={max(1, round(st['fake_batch'] * params['budget']))}")
         if "n_samples" in st:
             sets.append(f"stages.{i}.n_samples={max(2, round(st['n_samples'] * params['budget']))}")
-    from ganlearn.fsr.memory import check_budget
-
     cfg = resolve(params["preset"], None, sets + list(params.get("set", [])))
     check_budget(cfg)  # a cell predicted above this machine's memory is refused before any runs
     return cfg, m
@@ -78,8 +93,6 @@ def _result(cfg, m: int, s: dict) -> dict:
 
 
 def run(params: dict) -> dict:
-    from ganlearn.fsr.loop import train
-
     cfg, m = config(params)
     with tempfile.TemporaryDirectory(prefix="ganlearn-fsr-cell-") as tmp:
         s = train(cfg, Path(tmp), progress=False)
@@ -87,20 +100,16 @@ def run(params: dict) -> dict:
 
 
 def batch_key(params: dict):
-    """Cells that differ only in their seed train as replicas of one batch (``fsr.replicas``) on a
+    """Cells that differ only in their seed train as replicas of one batch (``fsr.batched``) on a
     GPU, where a step is per-operation overhead; never on the CPU, where the step is arithmetic and
     R replicas cost what R runs cost (``benchmarks/results/bench_replicas_fsr/``)."""
-    from ganlearn.fsr.replicas import batch_key as key
-
     cfg, _ = config(params)
-    return None if cfg.device == "cpu" else key(cfg)
+    return None if cfg.device == "cpu" else fsr_batch_key(cfg)
 
 
 def batch_limit(params: dict) -> int:
     """As many replicas as the memory budget holds (the stages' tensors grow with R; the evaluation
     runs replica by replica), at most 16."""
-    from ganlearn.fsr.memory import BASE_BYTES, budget_bytes, predict_peak_bytes
-
     cfg, _ = config(params)
     peak, _ = predict_peak_bytes(cfg)
     budget = budget_bytes(cfg)
@@ -110,18 +119,12 @@ def batch_limit(params: dict) -> int:
 
 
 def run_batch(params_list: list[dict]) -> list[dict]:
-    """The cells as replicas of one batch; if one diverges, each cell again on its own (so each
-    gets its own outcome: a result, or the record of its divergence)."""
-    from ganlearn.errors import DivergenceError
-    from ganlearn.fsr.replicas import train_replicas
-
+    """The cells as replicas of one batch (if one diverges, the sweep runs each on its own, so
+    each gets its own outcome: a result, or the record of its divergence)."""
     built = [config(p) for p in params_list]
-    try:
-        with tempfile.TemporaryDirectory(prefix="ganlearn-fsr-batch-") as tmp:
-            sums = train_replicas([c for c, _ in built], [Path(tmp) / f"r{i}" for i in range(len(built))],
-                                  progress=False)
-    except DivergenceError:
-        return run_each(run, params_list)
+    with tempfile.TemporaryDirectory(prefix="ganlearn-fsr-batch-") as tmp:
+        sums = train_replicas([c for c, _ in built], [Path(tmp) / f"r{i}" for i in range(len(built))],
+                              progress=False)
     return [_result(c, m, s) for (c, m), s in zip(built, sums)]
 
 
@@ -211,4 +214,5 @@ EXPERIMENT = Experiment(
     # safe for a wider learner because the warm start switches off its channels that decode nothing.
     base={"preset": "default", "whiten_ridge": None, "set": [], "scale_fake": True},
     grid={"width": [1.0, 1.5], "budget": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]}, seeds=1,
-    run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key, batch_limit=batch_limit)
+    run=run, params=ScalingCell, report=report, check=config, run_batch=run_batch, batch_key=batch_key,
+    batch_limit=batch_limit)

@@ -19,13 +19,22 @@ target's Assumption 2.2 statistics, the levels the stage list trains, wall time 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Optional
 
+import torch
+
+from ganlearn.config import from_dict, setting
+from ganlearn.fsr.config import resolve, untrained_levels
+from ganlearn.fsr.memory import check_budget
+from ganlearn.fsr.train import train
 from ganlearn.plots import md_table, plt, save
 from ganlearn.sweep import Experiment, pairwise_design
 
@@ -39,22 +48,26 @@ def overrides(params: dict) -> list[str]:
             "baseline.enabled=false", f"seed={params['seed']}"] + list(params.get("set", []))
 
 
+@dataclass(frozen=True)
+class ShapeCell:
+    """One cell: the target's shape (the grid axes, ``TargetConfig``'s fields, checked by the run's
+    configuration) on a preset; how the sweep runs it."""
+    levels: int = 3
+    patch: int = 4
+    shared_output: bool = True
+    neighbourhood: str = "cross"
+    sparsity: float = 2.0
+    preset: str = "default"
+    design: Literal["pairwise", "full"] = "pairwise"
+    threads: int = setting(1, ge=1)  # torch threads of the cell's child process
+    max_steps: Optional[int] = setting(None, ge=1, allowed="null (the stages' own) or an integer >= 1")
+    set: list[str] = dataclasses.field(default_factory=list)  # further key=value overrides of the run
+    seed: int = setting(0, ge=0)
+
+
 def config(params: dict):
     """One cell's ``RunConfig``, without training (the sweep's ``check``)."""
-    from ganlearn.config import ConfigError
-    from ganlearn.fsr.config import resolve
-
-    for key in ("threads", "max_steps"):
-        v = params.get(key)
-        if not (v is None and key == "max_steps") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ConfigError(f"{key}={v!r} is not allowed: must be an integer >= 1"
-                              + (" or null (the stages' own)" if key == "max_steps" else ""))
-    if params.get("design") not in ("pairwise", "full"):
-        raise ConfigError(f"design={params.get('design')!r} is not allowed: must be pairwise or full")
-    if not isinstance(params.get("set", []), list):
-        raise ConfigError(f"set={params['set']!r} is not allowed: must be a list of KEY=VALUE strings")
-    from ganlearn.fsr.memory import check_budget
-
+    from_dict(ShapeCell, params)
     cfg = resolve(params.get("preset", "default"), None, overrides(params))
     check_budget(cfg)  # a cell predicted above this machine's memory is refused before any runs
     return cfg
@@ -62,16 +75,9 @@ def config(params: dict):
 
 def _train_cell(params: dict, out_file: str) -> None:
     """Child-process body: train one cell and write its result JSON (with this process's peak RSS)."""
-    import torch
-
-    from ganlearn.fsr.config import resolve, untrained_levels
-    from ganlearn.fsr.loop import train
-
     torch.set_num_threads(int(params.get("threads", 1)))
     cfg = resolve(params.get("preset", "default"), None, overrides(params))
     if params.get("max_steps") is not None:  # a quick look: every stage cut to at most this many steps
-        import dataclasses
-
         cap = int(params["max_steps"])
         cfg = dataclasses.replace(cfg, stages=[dataclasses.replace(s, steps=min(s.steps, cap)) if hasattr(s, "steps")
                                                else s for s in cfg.stages])
@@ -166,4 +172,4 @@ EXPERIMENT = Experiment(
     base={"preset": "default", "design": "pairwise", "threads": 1, "max_steps": None, "set": []},
     grid={"levels": [2, 3, 4], "patch": [3, 4], "shared_output": [True, False],
           "neighbourhood": ["parent", "cross", "square"], "sparsity": [2.0, 4.0]},
-    seeds=1, run=run, report=report, design=design, check=config)
+    seeds=1, run=run, params=ShapeCell, report=report, design=design, check=config)

@@ -16,14 +16,18 @@ SWD over the second half of training (oscillation).
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ganlearn.plots import md_table, median, plt, save
-from ganlearn.sweep import Experiment, run_each
+from ganlearn.images.batched import batch_key as images_batch_key
+from ganlearn.images.batched import train_replicas
+from ganlearn.images.config import ImageGANConfig, make_config
+from ganlearn.images.train import load_generator, sample, train
+from ganlearn.io import read_jsonl
+from ganlearn.plots import md_table, median, plt, save, save_png, tile
+from ganlearn.sweep import Experiment
 
 BASE = {"data": "mnist-5k", "resolution": 16, "arch": "dcgan", "steps": 1500, "batch": 64, "z_dim": 32,
         "eval_every": 150, "eval_n": 1000, "eval_patches": 16, "lr_g": 2e-4, "lr_d": 2e-4, "d_norm": "sn",
@@ -33,19 +37,14 @@ GRID = {"width": [4, 8, 16, 32]}
 
 def config(params: dict):
     """One cell's ``ImageGANConfig``, without training (the sweep's ``check``)."""
-    from ganlearn.images.train import make_config
-
     return make_config({**params, "grid_every": 0, "ckpt_every": 0, "log_every": 10})
 
 
 def run(params: dict) -> dict:
-    from ganlearn.images.train import load_generator, train
-
     cfg = config(params)
     with tempfile.TemporaryDirectory(prefix="ganlearn-cell-") as tmp:
         res = train(cfg, tmp, progress=False)
-        curve = [json.loads(ln) for ln in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
-        stats = [json.loads(ln) for ln in (Path(tmp) / "stats.jsonl").read_text().splitlines()]
+        curve, stats = read_jsonl(Path(tmp) / "metrics.jsonl"), read_jsonl(Path(tmp) / "stats.jsonl")
         g, *_ = load_generator(tmp)
     return _result(cfg, res, curve, stats, g)
 
@@ -56,36 +55,25 @@ CPU_BATCH_MAX_WIDTH = 8
 
 def batch_key(params: dict):
     """Cells that differ only in their seed train as replicas of one grouped network
-    (``images.replicas``) where that pays: on a GPU always; on a CPU up to width
+    (``images.batched``) where that pays: on a GPU always; on a CPU up to width
     ``CPU_BATCH_MAX_WIDTH`` (``benchmarks/results/bench_image_overhead/``, one thread, batch 64,
     side by side: replica-steps per second batched over one by one, R = 3 / 8: width 4 2.2x / 3.1x,
     width 8 2.0x / 2.3x, width 16 1.3x / 1.05x, width 32 0.8x / 1.0x: at the wider layers the
     grouped convolutions cost what R separate ones do, and per-operation cost is a smaller share)."""
-    from ganlearn.images.replicas import batch_key as key
-
     cfg = config(params)
     if cfg.device == "cpu" and max(cfg.width, cfg.d_width or cfg.width) > CPU_BATCH_MAX_WIDTH:
         return None
-    return key(cfg)
+    return images_batch_key(cfg)
 
 
 def run_batch(params_list: list[dict]) -> list[dict]:
-    """The cells as replicas of one batch; if one diverges, each cell again on its own."""
-    from ganlearn.errors import DivergenceError
-    from ganlearn.images.replicas import train_replicas
-
+    """The cells as replicas of one batch (if one diverges, the sweep runs each on its own)."""
     cfgs = [config(p) for p in params_list]
-    try:
-        outs = train_replicas(cfgs)
-    except DivergenceError:
-        return run_each(run, params_list)
+    outs = train_replicas(cfgs)
     return [_result(c, o["result"], o["metrics"], o["stats"], o["g_ema"]) for c, o in zip(cfgs, outs)]
 
 
 def _result(cfg, res: dict, curve: list, stats: list, g) -> dict:
-    from ganlearn.images.train import sample
-    from ganlearn.plots import tile
-
     grid = tile(sample(g, 16, cfg.z_dim, seed=cfg.seed, stream="image_width.grid"), 8)
     swd = [c["swd_avg"] for c in curve]
     half = swd[len(swd) // 2:]
@@ -151,8 +139,6 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     axes[2].legend(fontsize=7, loc="center left")
     axes[0].legend(fontsize=7)
     lines += [f"![curves]({save(fig, out / 'image_width_curves.png')})", "", "## Final samples (seed 0 of each width)", ""]
-    from ganlearn.plots import save_png
-
     for w in widths:
         c0 = min(by_w[w], key=lambda c: c["params"]["seed"])
         name = f"samples_k{w}.png"
@@ -167,4 +153,4 @@ EXPERIMENT = Experiment(
     doc=("DCGAN-k on a built-in image dataset (MNIST-5k at 16 px by default): SWD, Frechet and PRDC of the EMA "
          "generator against the width k and against the training step, and their spread over seeds "
          "(Balaji et al.'s width claim on real images)."),
-    base=BASE, grid=GRID, seeds=3, run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key)
+    base=BASE, grid=GRID, seeds=3, run=run, params=ImageGANConfig, report=report, check=config, run_batch=run_batch, batch_key=batch_key)

@@ -15,12 +15,19 @@ therefore fits the exponents both on all points and on the noise-bound points (e
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Union
 
 import numpy as np
 
-from ganlearn.config import ConfigError, from_dict
+from ganlearn.config import from_dict, setting
+from ganlearn.onelayer import OneLayerConfig, train, train_batched
+from ganlearn.onelayer.batched import batch_key as onelayer_batch_key
+from ganlearn.onelayer.metrics import classifier_tv_lower
+from ganlearn.onelayer.model import OneLayerGenerator
 from ganlearn.plots import md_table, median, plt, save
 from ganlearn.rng import make_generator
 from ganlearn.sweep import Experiment
@@ -46,45 +53,38 @@ def max_samples_for(d: int, max_samples) -> int:
     return max(4_000_000, 12_000 * d * d) if max_samples == "auto" else int(max_samples)
 
 
+@dataclass(frozen=True)
+class SampleCell(OneLayerConfig):
+    """One cell: a ``OneLayerConfig`` whose batch, step count and evaluation follow from d and the
+    sample budget; eps and eps_gauss in (0, 1)."""
+    eps: tuple[float, ...] = setting((0.4, 0.2, 0.1, 0.05), gt=0, lt=1, min_items=1)
+    eps_gauss: tuple[float, ...] = setting((), gt=0, lt=1)
+    batch: Union[int, Literal["auto"]] = setting("auto", ge=1, allowed='an integer >= 1 or "auto" (derived from d)')
+    max_samples: Union[int, Literal["auto"]] = setting("auto", ge=1,
+                                                       allowed='an integer >= 1 or "auto" (derived from d)')
+    tv_lower_samples: int = setting(4000, ge=1)
+
+
 def config(params: dict):
     """One cell's ``OneLayerConfig`` (and the budget fields it derives), without training: the
-    sweep's ``check`` (wrong types and values are ConfigErrors naming the key)."""
-    from ganlearn.onelayer.train import OneLayerConfig
-
-    p = dict(params)
-    for key in ("d", "batch", "max_samples", "tv_lower_samples"):
-        v = p.get(key)
-        auto = key in ("batch", "max_samples")
-        if not (auto and v == "auto") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ConfigError(f"{key}={v!r} is not allowed: must be an integer >= 1"
-                              + (' or "auto" (derived from d)' if auto else ""))
-    eps = p.get("eps")
-    if (not isinstance(eps, list) or not eps
-            or not all(isinstance(e, (int, float)) and not isinstance(e, bool) and 0 < e < 1 for e in eps)):
-        raise ConfigError(f"eps={eps!r} is not allowed: must be a non-empty list of numbers in (0, 1)")
-    eg = p.setdefault("eps_gauss", [])
-    if not isinstance(eg, list) or not all(isinstance(e, (int, float)) and not isinstance(e, bool) and 0 < e < 1 for e in eg):
-        raise ConfigError(f"eps_gauss={eg!r} is not allowed: must be a list of numbers in (0, 1) (empty: eps)")
-    batch = batch_for(p["d"], p.pop("batch"))
-    max_samples, n_tv = max_samples_for(p["d"], p.pop("max_samples")), int(p.pop("tv_lower_samples"))
-    cfg = from_dict(OneLayerConfig, {**p, "eps": tuple(p["eps"]), "eps_gauss": tuple(p["eps_gauss"]), "batch": batch,
-                                     "stop_at_eps": True,
-                                     "steps": math.ceil(max_samples / batch), "eval_every": 25})
-    return cfg, batch, max_samples, n_tv
+    sweep's ``check``."""
+    cell = from_dict(SampleCell, params)
+    batch = batch_for(cell.d, cell.batch)
+    max_samples = max_samples_for(cell.d, cell.max_samples)
+    p = {f.name: getattr(cell, f.name) for f in dataclasses.fields(OneLayerConfig)}
+    cfg = OneLayerConfig(**{**p, "batch": batch, "stop_at_eps": True, "steps": math.ceil(max_samples / batch),
+                            "eval_every": 25})
+    return cfg, batch, max_samples, cell.tv_lower_samples
 
 
 def run(params: dict) -> dict:
-    from ganlearn.onelayer.train import train
-
     cfg, batch, max_samples, n_tv = config(params)
     return _cell_result(cfg, batch, max_samples, n_tv, train(cfg))
 
 
 def batch_key(params: dict):
     """Cells that can be trained as one replica batch (``ganlearn.onelayer.batched``)."""
-    from ganlearn.onelayer.batched import batch_key as key
-
-    return key(config(params)[0])
+    return onelayer_batch_key(config(params)[0])
 
 
 def batch_limit(params: dict) -> int:
@@ -109,17 +109,12 @@ def run_batch(params_list: list[dict]) -> list[dict]:
     """The cells of one batch key trained together; each result as :func:`run` gives it (a
     diverged replica: ``{"diverged": true, "divergence": ...}``, what the sweep records when
     :func:`run` raises)."""
-    from ganlearn.onelayer.batched import train_batched
-
     cfgs = [config(p) for p in params_list]
     outs = train_batched([c[0] for c in cfgs])
     return [out if out.get("diverged") else _cell_result(*c, out) for c, out in zip(cfgs, outs)]
 
 
 def _cell_result(cfg, batch: int, max_samples: int, n_tv: int, out: dict) -> dict:
-    from ganlearn.onelayer.metrics import classifier_tv_lower
-    from ganlearn.onelayer.model import OneLayerGenerator
-
     g = make_generator(cfg.seed, "sample_complexity.tv_samples")
     real = OneLayerGenerator(out["target_W"], cfg.activation).sample(n_tv, generator=g)
     fake = OneLayerGenerator(out["learner_W"], cfg.activation).sample(n_tv, generator=g)
@@ -239,5 +234,5 @@ EXPERIMENT = Experiment(
          "truncated-moment discriminator with fresh samples each step: real samples needed to reach TV eps (the "
          "certificate and the Gaussian TV), for several d, eps and condition numbers of W*, against the paper's "
          "O~(d^2/eps^2)."),
-    base=BASE, grid=GRID, seeds=5, run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key,
+    base=BASE, grid=GRID, seeds=5, run=run, params=SampleCell, report=report, check=config, run_batch=run_batch, batch_key=batch_key,
     batch_limit=batch_limit, cost=cost)

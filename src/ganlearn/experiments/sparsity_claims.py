@@ -20,12 +20,18 @@ only when every seed moves the same way by more than the spread of the random-in
 """
 from __future__ import annotations
 
-import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ganlearn.config import setting
+from ganlearn.images.config import ImageGANConfig, make_config
+from ganlearn.images.probe import code_sparsity
+from ganlearn.images.probe_report import calibrate_bn, random_init, run_probe
+from ganlearn.images.train import load_generator, train
+from ganlearn.io import read_jsonl
 from ganlearn.plots import md_table, plt, save
 from ganlearn.sweep import Experiment
 
@@ -39,15 +45,21 @@ MEASURES = [("fire_rate", "firing rate Pr[h > 0]", -1), ("hoyer", "Hoyer sparsit
             ("pair_ratio", "pair co-activation ratio", -1), ("r2", "best R^2 to the low-res image", +1)]
 
 
-def config(params: dict):
-    from ganlearn.config import ConfigError
-    from ganlearn.images.train import make_config
+@dataclass(frozen=True)
+class ProbeCell(ImageGANConfig):
+    """One cell: an image run, then ``probe_n`` generator samples for the probes."""
+    probe_n: int = setting(1000, ge=100)
 
+
+def config(params: dict):
+    """One cell's ``ImageGANConfig`` and probe size, without training (the sweep's ``check``)."""
     p = dict(params)
     n = p.pop("probe_n")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 100:
-        raise ConfigError(f"probe_n={n!r} is not allowed: must be an integer >= 100")
     return make_config({**p, "grid_every": 0, "ckpt_every": 0, "log_every": 50}), n
+
+
+def check(params: dict):
+    return config(params)[0]
 
 
 def _layer_values(rec: dict) -> dict:
@@ -59,14 +71,10 @@ def _layer_values(rec: dict) -> dict:
 
 
 def run(params: dict) -> dict:
-    from ganlearn.images.probe import code_sparsity
-    from ganlearn.images.probe_report import calibrate_bn, random_init, run_probe
-    from ganlearn.images.train import load_generator, train
-
     cfg, n = config(params)
     with tempfile.TemporaryDirectory(prefix="ganlearn-sparsity-") as tmp:
         res = train(cfg, tmp, progress=False)
-        curve = [json.loads(ln) for ln in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+        curve = read_jsonl(Path(tmp) / "metrics.jsonl")
         probe = run_probe(tmp, None, Path(tmp) / "probe", n=n, seed=cfg.seed)
         shape = load_generator(tmp)[3]["data_shape"]
     layers = {name: {"trained": _layer_values(rec["trained"]), "random": _layer_values(rec["random"]),
@@ -134,4 +142,4 @@ EXPERIMENT = Experiment(
     doc=("FSR paper Fig. 3 under stress: sparsity (firing rate, Hoyer, top-k energy, clearly-active fraction) and "
          "co-activation of the hidden codes of DCGAN and FSR-shaped image generators, with and without batch norm, "
          "trained vs random init over seeds, and over training time."),
-    base=BASE, grid=GRID, seeds=3, run=run, report=report, check=lambda p: config(p)[0])
+    base=BASE, grid=GRID, seeds=3, run=run, params=ProbeCell, report=report, check=check)

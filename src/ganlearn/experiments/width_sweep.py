@@ -1,7 +1,7 @@
 """``width-sweep`` (and ``width-sweep-general``): GDA on the overparameterized one-hidden-layer GAN
 of Balaji et al. against the hidden width k, from below the data dimension m to 100 m.
 
-One cell = one ``ganlearn.overparam.gda.train`` run with k = ceil(width_factor * m), the step size
+One cell = one ``ganlearn.overparam.train.train`` run with k = ceil(width_factor * m), the step size
 from the LTV stability rule (``step_rule="ltv"``: eta = 1/(4 lambda_max(J_0 J_0^T))) or fixed
 (``step_rule="fixed"``: eta = ``fixed_eta``, the control). ``model`` picks the paper's model
 ("linear": linear discriminator, G = V relu(W z)) or the broader class ("random_features":
@@ -9,42 +9,46 @@ D(x) = <d, relu(B x)>; "deep": a generator with two hidden layers).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from ganlearn.config import ConfigError, from_dict
+from ganlearn.config import from_dict, setting
+from ganlearn.overparam import OverparamConfig, train, train_batched
+from ganlearn.overparam import batch_key as overparam_batch_key
 from ganlearn.plots import md_table, median, plt, save
 from ganlearn.sweep import Experiment
 
 MODELS = {"linear": {}, "random_features": {"discriminator": "random_features"}, "deep": {"depth": 2}}
+_OWN = ("width_factor", "step_rule", "model", "fixed_eta")
 
 
-def config(params: dict):
+@dataclass(frozen=True)
+class WidthCell(OverparamConfig):
+    """One cell: an ``OverparamConfig`` (all its fields may be set) whose width k is
+    ceil(width_factor * m) and whose step is the LTV rule's or ``fixed_eta``."""
+    width_factor: float = setting(1.0, gt=0, lt=1e6)
+    step_rule: Literal["ltv", "fixed"] = "ltv"
+    model: Literal["linear", "random_features", "deep"] = "linear"
+    fixed_eta: float = setting(0.5, gt=0)
+
+
+def config(params: dict) -> OverparamConfig:
     """One cell's ``OverparamConfig``, without training (the sweep's ``check``)."""
-    from ganlearn.overparam.model import OverparamConfig
-
-    p = dict(params)
-    factor, rule, model, fixed_eta = p.pop("width_factor"), p.pop("step_rule"), p.pop("model"), p.pop("fixed_eta")
-    if not isinstance(rule, str) or rule not in ("ltv", "fixed"):
-        raise ConfigError(f"step_rule={rule!r} is not allowed: must be ltv or fixed")
-    if not isinstance(model, str) or model not in MODELS:
-        raise ConfigError(f"model={model!r} is not allowed: must be one of {', '.join(MODELS)}")
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < 1e6:
-        raise ConfigError(f"width_factor={factor!r} is not allowed: must be a number in (0, 1e6)")
-    if isinstance(p.get("m"), bool) or not isinstance(p.get("m"), int) or p["m"] < 1:
-        raise ConfigError(f"m={p.get('m')!r} is not allowed: must be an integer >= 1")
-    p.update(MODELS[model], k=max(1, math.ceil(factor * p["m"])), eta=fixed_eta if rule == "fixed" else None)
-    cfg = from_dict(OverparamConfig, p)  # unknown keys and wrong types: ConfigError naming the key
-    if hasattr(cfg, "validate"):
-        cfg.validate()
+    cell = from_dict(WidthCell, {k: v for k, v in params.items()})
+    p = {f.name: getattr(cell, f.name) for f in dataclasses.fields(OverparamConfig)}
+    p.update(MODELS[cell.model], k=max(1, math.ceil(cell.width_factor * cell.m)),
+             eta=cell.fixed_eta if cell.step_rule == "fixed" else None)
+    cfg = OverparamConfig(**p)
+    cfg.validate()
     return cfg
 
 
 def run(params: dict) -> dict:
-    from ganlearn.overparam.gda import train
-
     cfg = config(params)
     return _cell_result(cfg, train(cfg))
 
@@ -52,15 +56,11 @@ def run(params: dict) -> dict:
 def batch_key(params: dict):
     """Cells that can be trained as one replica batch (``ganlearn.overparam.batched``): same shape
     but the seed, the width (padded, within a power of two) and the step size."""
-    from ganlearn.overparam.batched import batch_key as key
-
-    return key(config(params))
+    return overparam_batch_key(config(params))
 
 
 def run_batch(params_list: list[dict]) -> list[dict]:
     """The cells of one batch key trained together; each result as :func:`run` gives it."""
-    from ganlearn.overparam.batched import train_batched
-
     cfgs = [config(p) for p in params_list]
     return [_cell_result(c, out) for c, out in zip(cfgs, train_batched(cfgs))]
 
@@ -169,7 +169,7 @@ EXPERIMENT = Experiment(
          "simultaneous GDA on n fixed latents and data points: convergence against the width k, for data "
          "dimensions m, with the LTV stability-rule step size and a fixed step (control)."),
     base=BASE, grid={"m": [5, 10, 20], "width_factor": [0.5, 1, 1.5, 2, 3, 5, 10, 30, 100],
-                     "step_rule": ["ltv", "fixed"]}, seeds=5, run=run, report=report, check=config,
+                     "step_rule": ["ltv", "fixed"]}, seeds=5, run=run, params=WidthCell, report=report, check=config,
     run_batch=run_batch, batch_key=batch_key)
 GENERAL = Experiment(
     name="width-sweep-general",
@@ -177,7 +177,7 @@ GENERAL = Experiment(
          "and a generator with two hidden layers, against the width, LTV step rule."),
     base={**BASE, "m": 10, "step_rule": "ltv"},
     grid={"model": ["random_features", "deep"], "width_factor": [1, 2, 3, 5, 10, 30, 100]}, seeds=3,
-    run=run, report=report, check=config, run_batch=run_batch, batch_key=batch_key)
+    run=run, params=WidthCell, report=report, check=config, run_batch=run_batch, batch_key=batch_key)
 
 
 def report_features(out: Path, cells: list[dict], spec: dict) -> str:
@@ -246,4 +246,4 @@ FEATURES = Experiment(
     base={**BASE, "m": 10, "step_rule": "ltv", "model": "random_features"},
     grid={"feature_act": ["relu", "tanh", "softplus"], "features": [5, 10, 20, 40], "feature_scale": [1.0, 3.0],
           "width_factor": [2, 5, 10, 30, 100]}, seeds=3,
-    run=run, report=report_features, check=config, run_batch=run_batch, batch_key=batch_key)
+    run=run, params=WidthCell, report=report_features, check=config, run_batch=run_batch, batch_key=batch_key)

@@ -27,14 +27,14 @@ Stage by stage, with the error of every level after each stage (seconds on 2 CPU
 ``fsr.train(fsr.resolve("default"), "runs/x")`` is the whole resumable run that ``ganlearn run``
 makes (checkpoints, metrics.jsonl, summary, report); ``fsr.train_replicas([cfg_seed0, cfg_seed1, ...],
 [dir0, dir1, ...])`` trains runs that differ only in their seeds as one replica-batched computation
-(worth it on a GPU; see :mod:`ganlearn.fsr.replicas`). Everything not listed in ``__all__`` is
+(worth it on a GPU; see :mod:`ganlearn.fsr.batched`). Everything not listed in ``__all__`` is
 internal and may change.
 """
 from __future__ import annotations
 
 from ganlearn.fsr.config import (EvalConfig, LearnerConfig, RunConfig, TargetConfig, default_stages, resolve,
                                  tiny_stages)
-from ganlearn.fsr.evaluate import evaluate, sliced_w2_floor
+from ganlearn.fsr.metrics import evaluate, sliced_w2_floor
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages import (EndToEndStage, FirstHiddenStage, OutputLayerStage, SuperResolutionStage,
                                  WarmStartStage, make_runner, run_stage, run_steps)
@@ -61,7 +61,7 @@ def train(cfg: RunConfig, run_dir, *, progress: bool = True) -> dict:
     resumes from its last checkpoint."""
     from pathlib import Path
 
-    from ganlearn.fsr.loop import train as _train
+    from ganlearn.fsr.train import train as _train
 
     return _train(cfg, Path(run_dir), progress=progress)
 
@@ -70,6 +70,6 @@ def train_replicas(cfgs: list, run_dirs: list, *, progress: bool = True) -> list
     """Runs ``cfgs`` that differ only in ``seed`` / ``target.seed`` trained as replicas of one batched
     computation, each into its run directory (what ``train`` writes, no mid-run checkpoints); returns
     their summaries. Each replica's run equals its ``train`` run up to float round-off."""
-    from ganlearn.fsr.replicas import train_replicas as _train_replicas
+    from ganlearn.fsr.batched import train_replicas as _train_replicas
 
     return _train_replicas(cfgs, run_dirs, progress=progress)

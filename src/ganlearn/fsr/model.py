@@ -15,7 +15,7 @@ A replica net (``FSRNet(shape, replicas=R)``, or :meth:`FSRNet.stack`) holds R n
 every parameter has a leading dimension R, and activations carry R right after the sample axis,
 (n, R, d_l, ...), so that (R, d_l) are one axis of R * d_l patches in memory and every per-patch
 product is one batched product over them, as a run with R times the patches would have it
-(:func:`replica_eq`; :mod:`ganlearn.fsr.replicas` trains them as one computation).
+(:func:`replica_eq`; :mod:`ganlearn.fsr.batched` trains them as one computation).
 """
 from __future__ import annotations
 

@@ -130,7 +130,7 @@ def _table(summary: dict) -> str:
 
 def write_report(run_dir: str | Path) -> Path:
     """Write ``report.md`` and its figures into ``run_dir`` and return the report's path."""
-    from ganlearn.fsr.loop import build
+    from ganlearn.fsr.train import build
 
     run_dir = Path(run_dir)
     cfg = load_json(run_dir / "config.json")

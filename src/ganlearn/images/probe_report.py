@@ -62,7 +62,7 @@ def _load(checkpoint: str, *, module: str | None, layers: list[str] | None, z_di
 def random_init(cfg, shape, *, seed: int):
     """(G, D) of the run's architecture freshly initialised (stream ``probe.random_init`` of
     ``seed``): the baseline every probe compares with. ``shape``: the data shape (n, C, R, R)."""
-    from ganlearn.images.nets import build
+    from ganlearn.images.model import build
 
     with default_init_rng(seed, "probe.random_init"):
         return build(cfg.arch, resolution=shape[-1], channels=shape[1], width=cfg.width,

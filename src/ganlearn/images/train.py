@@ -39,7 +39,7 @@ from ganlearn.config import ConfigError
 from ganlearn.images import data as datamod
 from ganlearn.images.config import DEFAULT_RESOLUTION, ImageGANConfig, make_config  # noqa: F401 (re-exported)
 from ganlearn.images import metrics as M
-from ganlearn.images.nets import build
+from ganlearn.images.model import build
 from ganlearn.images.probe import code_sparsity
 from ganlearn.provenance import provenance
 from ganlearn.errors import UserError, check_finite_and_bounded
@@ -136,7 +136,7 @@ def sgda_step(G, D, opt_g, opt_d, cfg: ImageGANConfig, real_batch, latents, step
     """One SGDA step: ``cfg.n_dis`` discriminator steps (the logistic loss, loss="ns", or the hinge
     loss), then one generator step through the unwrapped D (-log D(G(z)) or -D(G(z))); returns the
     last D loss and the G loss. ``G_train`` / ``D_train``: the DDP wrappers, if any. ``d_losses`` /
-    ``g_losses`` may return one loss per replica (``images.replicas``): their sum is differentiated,
+    ``g_losses`` may return one loss per replica (``images.batched``): their sum is differentiated,
     so each replica gets its own gradient."""
     G_train, D_train = G_train or G, D_train or D
     for k in range(cfg.n_dis):

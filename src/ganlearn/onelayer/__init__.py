@@ -15,7 +15,8 @@ Example::
 from ganlearn.onelayer.batched import train_batched
 from ganlearn.onelayer.metrics import classifier_tv_lower, gaussian_tv_upper, sigma_rel_error
 from ganlearn.onelayer.model import activation
-from ganlearn.onelayer.train import OneLayerConfig, train
+from ganlearn.onelayer.config import OneLayerConfig
+from ganlearn.onelayer.train import train
 
 __all__ = ["OneLayerConfig", "train", "train_batched", "activation", "sigma_rel_error", "gaussian_tv_upper",
            "classifier_tv_lower"]

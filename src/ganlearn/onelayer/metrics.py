@@ -1,6 +1,7 @@
 """Metrics for one-layer generators, pure functions of Sigma = W W^T or of samples."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ganlearn.onelayer.model import latents
@@ -68,12 +69,11 @@ def gaussian_tv(sigma: torch.Tensor, sigma_star: torch.Tensor, *, n: int = 200_0
     return total / 2
 
 
-def _relu_log_density(y: "np.ndarray", sigma: "np.ndarray") -> "np.ndarray":
+def _relu_log_density(y: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """log density of y = relu(z), z ~ N(0, Sigma), w.r.t. Lebesgue measure on the positive
     coordinates times counting measure on the zero ones: the Gaussian density of y_S (S = the
     positive coordinates) times Pr(z_{S^c} <= 0 | z_S = y_S), an orthant probability of the
     conditional Gaussian (scipy's multivariate normal CDF), grouped by sign pattern."""
-    import numpy as np
     from scipy.stats import multivariate_normal, norm
 
     n, d = y.shape
@@ -114,7 +114,6 @@ def relu_tv(sigma: torch.Tensor, sigma_star: torch.Tensor, *, n: int = 5000, see
     Cost: one multivariate normal CDF per draw and law (about 10 s at d = 4, n = 5000), so it is a
     check for small d, not a per-step metric. In one dimension it is half the Gaussian TV (the atoms at
     0 are equal; the tests use that)."""
-    import numpy as np
 
     g = make_generator(seed, "relu_tv")
     a, b = sigma.double().numpy(), sigma_star.double().numpy()

@@ -44,90 +44,20 @@ kappa 2; the numbers are in the bullets below):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Literal, Optional
+from dataclasses import asdict
 
 import torch
 
+from ganlearn.onelayer.config import OneLayerConfig
 from ganlearn.onelayer.discriminators import MLPDiscriminator, quadratic_stats, truncated_stats
 from ganlearn.onelayer.metrics import gaussian_tv, gaussian_tv_draws, gaussian_tv_upper, sigma_rel_error
 from ganlearn.onelayer.model import OneLayerGenerator, activation, conditioned_matrix
 from ganlearn.onelayer.step_size import moment_scale
-from ganlearn.config import check
 from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.rng import make_generator
 from ganlearn.sgda import SGDA, SGDAConfig
 
 __all__ = ["OneLayerConfig", "train", "average_sigma", "evaluation", "result"]
-
-
-@dataclass(frozen=True)
-class OneLayerConfig:
-    d: int = 8
-    activation: Literal["relu", "leaky_relu", "sigmoid"] = "relu"
-    condition: float = 2.0  # kappa(W*)
-    discriminator: Literal["truncated", "quadratic", "mlp"] = "truncated"
-    batch: int = 512  # real samples per step (and as many fake per player update)
-    steps: int = 4000
-    # None: 1.0 with step_scale="curvature" (lr x curvature), else 0.3 (SGD with step_scale="none", Adam, mlp)
-    lr_g: Optional[float] = None
-    step_scale: Literal["curvature", "none"] = "curvature"  # SGD on W only (see onelayer.step_size)
-    g_optimizer: Optional[Literal["sgd", "adam"]] = None  # None: sgd (truncated/quadratic), adam (mlp)
-    decay_power: float = 0.6  # lr_g / (1 + t / decay_t0) ** decay_power
-    lr_d: Optional[float] = None  # None: 1.0 (SGD on A; lr_d * ridge = 1 is the exact inner max), 1e-3 (mlp, Adam)
-    ridge: float = 1.0
-    decay_t0: float = 200.0
-    average: bool = True  # report the polynomial-decay average of Sigma_t
-    mlp_hidden: int = 64
-    eps: tuple = (0.4, 0.2, 0.1)  # record real samples to reach each TV upper bound
-    # ... and each Gaussian TV (tv_mc_samples > 0); empty: the same as eps. The Gaussian TV is 4-6x
-    # below the certificate at kappa 2 and 6-10x at kappa 10, so smaller values are informative.
-    eps_gauss: tuple = ()
-    stop_at_eps: bool = False  # stop once the smallest eps is reached
-    eval_every: int = 25
-    # Draws per Gaussian for the Monte-Carlo TV(N(0, Sigma), N(0, Sigma*)) at each evaluation
-    # (onelayer.metrics.gaussian_tv: exact TV for leaky ReLU and sigmoid, an upper bound for ReLU;
-    # standard error < 1 / (2 sqrt(2 n)) = 0.0025 at 20k, the same draws every time); 0: off.
-    tv_mc_samples: int = 20_000
-    seed: int = 0
-    # Stop (DivergenceError) when the reported Sigma's relative error exceeds this factor times
-    # max(the initial learner's, 1); null: NaN/inf only. A run that learns has it falling from
-    # ~1; the sigmoid runs that blew up reached 17 and 6460 (measured).
-    divergence_factor: Optional[float] = 10.0
-
-    def validate(self) -> None:
-        def bad(key, value, allowed):
-            check(False, key, value, allowed)
-        if self.d < 1:
-            bad("d", self.d, "an integer >= 1")
-        activation(self.activation)
-        if self.condition < 1:
-            bad("condition", self.condition, ">= 1")
-        if self.g_optimizer not in (None, "sgd", "adam"):
-            bad("g_optimizer", self.g_optimizer, "one of sgd, adam")
-        if self.discriminator not in ("truncated", "quadratic", "mlp"):
-            bad("discriminator", self.discriminator, "one of truncated, quadratic, mlp")
-        if isinstance(self.tv_mc_samples, bool) or not isinstance(self.tv_mc_samples, int) or self.tv_mc_samples < 0:
-            bad("tv_mc_samples", self.tv_mc_samples, "an integer >= 0 (0: off)")
-        for key in ("batch", "steps", "eval_every"):
-            if getattr(self, key) < 1:
-                bad(key, getattr(self, key), "an integer >= 1")
-        if self.decay_power < 0:
-            bad("decay_power", self.decay_power, ">= 0")
-        if self.step_scale not in ("curvature", "none"):
-            bad("step_scale", self.step_scale, "one of curvature, none")
-        for key in ("lr_g", "lr_d", "ridge", "decay_t0"):
-            v = getattr(self, key)
-            if v is None and key in ("lr_d", "lr_g"):
-                continue
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                bad(key, getattr(self, key), "> 0")
-        if self.divergence_factor is not None and not self.divergence_factor > 1:
-            bad("divergence_factor", self.divergence_factor, "null (off) or > 1")
-        if not self.eps or any(not 0 < e for e in self.eps):
-            bad("eps", self.eps, "a non-empty list of numbers > 0")
-        if any(not 0 < e for e in self.eps_gauss):
-            bad("eps_gauss", self.eps_gauss, "a list of numbers > 0 (empty: the same as eps)")
 
 
 def curvature_scaled(cfg: OneLayerConfig) -> bool:
@@ -171,7 +101,6 @@ def train(cfg: OneLayerConfig, *, log=None) -> dict:
     Sigma (tv_gauss: the Monte-Carlo Gaussian TV, None with tv_mc_samples=0); ``samples_to_eps``
     counts by the certificate tv_upper, ``samples_to_eps_gauss`` by tv_gauss."""
     cfg.validate()
-    act = activation(cfg.activation)
     target = OneLayerGenerator(conditioned_matrix(cfg.d, cfg.condition, generator=make_generator(cfg.seed, "onelayer.target")),
                                cfg.activation)
     target.requires_grad_(False)

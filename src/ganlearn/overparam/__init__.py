@@ -14,8 +14,10 @@ Example::
         out = train(OverparamConfig(m=10, k=k, steps=2000))
         print(k, out["success"], out["rate_fitted"], out["rate_predicted"])
 """
-from ganlearn.overparam.batched import train_batched
-from ganlearn.overparam.gda import spectrum, train
-from ganlearn.overparam.model import OneHiddenGenerator, OverparamConfig, Problem
+from ganlearn.overparam.batched import batch_key, train_batched
+from ganlearn.overparam.metrics import spectrum
+from ganlearn.overparam.train import train
+from ganlearn.overparam.config import OverparamConfig
+from ganlearn.overparam.model import OneHiddenGenerator, Problem
 
-__all__ = ["OverparamConfig", "Problem", "OneHiddenGenerator", "train", "train_batched", "spectrum"]
+__all__ = ["OverparamConfig", "Problem", "OneHiddenGenerator", "train", "train_batched", "batch_key", "spectrum"]

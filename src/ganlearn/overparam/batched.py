@@ -1,4 +1,4 @@
-"""R independent GDA runs of the overparameterized GAN (``overparam.gda.train``) as one batched
+"""R independent GDA runs of the overparameterized GAN (``overparam.train.train``) as one batched
 computation: every parameter gets a leading replica dimension, and the replicas' widths k are
 zero-padded to the largest.
 
@@ -21,14 +21,16 @@ import math
 import numpy as np
 import torch
 
-from ganlearn.overparam.gda import block_radius, fitted_rate
-from ganlearn.overparam.model import FEATURE_ACTS, OverparamConfig, Problem
+from ganlearn.overparam.metrics import block_radius, fitted_rate
+from ganlearn.errors import divergence
+from ganlearn.overparam.config import OverparamConfig
+from ganlearn.overparam.model import FEATURE_ACTS, Problem
 
 __all__ = ["batch_key", "train_batched"]
 
 # What replicas of one batch must share (everything but the seed, the width k and the step size).
 SHARED = ("m", "d", "n", "depth", "act", "train", "discriminator", "features", "feature_act", "mu", "mode", "steps",
-          "tol", "stop_below")
+          "tol", "stop_below", "divergence_factor")
 
 
 def batch_key(cfg: OverparamConfig) -> tuple:
@@ -145,7 +147,7 @@ def train_batched(cfgs: list[OverparamConfig], device: str | torch.device = "cpu
         steps_run = t + 1
         if r0 is None:
             r0 = rn.clamp_min(1.0)
-        stop = ~torch.isfinite(rn) | (rn > 1e6 * r0) | (rn < c0.stop_below)
+        stop = ~torch.isfinite(rn) | (rn > c0.divergence_factor * r0) | (rn < c0.stop_below)
         active = torch.where(stop, torch.zeros_like(active), active)
         if t % 50 == 49 and not bool(active.any()):  # every replica stopped: nothing left to run
             break
@@ -163,9 +165,8 @@ def train_batched(cfgs: list[OverparamConfig], device: str | torch.device = "cpu
         residual = [float(v) for v in res[:n_steps, i]] + [float(r_end[i])]
         dnorm = [float(v) for v in dn[:n_steps, i]] + [float(d_end[i])]
         last = residual[-2]
-        diverged = not math.isfinite(last) or last > 1e6 * max(residual[0], 1.0)
-        why = (f"GDA residual |r| = {last:.4g} at step {n_steps}, beyond 1e6 x max(|r_0|, 1) = "
-               f"{1e6 * max(residual[0], 1.0):.4g}") if diverged else None
+        why = divergence("GDA residual |r|", last, max(residual[0], 1.0), c.divergence_factor, n_steps)
+        diverged = why is not None
         s0, s_end = spec0[i].numpy(), (spec_end[i].numpy() if not diverged else np.full(spec0.shape[1], np.nan))
         final = residual[-1]
         outs.append({

@@ -21,63 +21,14 @@ smooth, which is what ``width-sweep-features`` compares.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 
-from ganlearn.config import check
+from ganlearn.overparam.config import OverparamConfig
 from ganlearn.rng import make_generator
 
-__all__ = ["OverparamConfig", "OneHiddenGenerator", "Problem", "FEATURE_ACTS"]
+__all__ = ["OneHiddenGenerator", "Problem", "FEATURE_ACTS"]
 
 FEATURE_ACTS = {"relu": torch.relu, "tanh": torch.tanh, "softplus": torch.nn.functional.softplus}
-
-
-@dataclass(frozen=True)
-class OverparamConfig:
-    m: int = 10  # data dimension
-    d: int = 5  # latent dimension
-    n: int = 200  # data points = fixed latents
-    k: int = 50  # hidden width (the overparameterization)
-    depth: int = 1  # hidden layers of G; 1 is the theory's V phi(W z)
-    act: Literal["relu", "identity"] = "relu"  # identity: a linear G, for which the LTV rule is exact
-    train: Literal["W", "all"] = "W"  # W: hidden weights only (theory); all: V as well
-    discriminator: Literal["linear", "random_features"] = "linear"
-    features: int = 20  # random-feature discriminator: rows of B
-    feature_act: Literal["relu", "tanh", "softplus"] = "relu"  # random-feature discriminator: f in f(B x)
-    feature_scale: float = 1.0  # B iid N(0, feature_scale^2 / m): how far into f's nonlinearity B x reaches
-    mu: float = 1.0  # discriminator (ascent) step; mu = 1 is the best response
-    eta: float | None = None  # generator (descent) step; None: the stability rule below
-    eta_scale: float = 0.25  # stability rule: eta = eta_scale / lambda_max(J_0 J_0^T)
-    mode: Literal["simultaneous", "alternating"] = "simultaneous"
-    steps: int = 3000
-    tol: float = 1e-6  # success: |r_T| < tol (|xbar| = 1)
-    stop_below: float = 1e-13  # stop early once |r_t| is at float64 round-off
-    seed: int = 0
-
-    def validate(self) -> None:
-        def bad(key, value, allowed):
-            check(False, key, value, allowed)
-        for key in ("m", "d", "n", "k", "depth", "features", "steps"):
-            if int(getattr(self, key)) != getattr(self, key) or getattr(self, key) < 1:
-                bad(key, getattr(self, key), "an integer >= 1")
-        for key, allowed in (("act", ("relu", "identity")), ("train", ("W", "all")),
-                             ("discriminator", ("linear", "random_features")),
-                             ("feature_act", tuple(FEATURE_ACTS)),
-                             ("mode", ("simultaneous", "alternating"))):
-            if getattr(self, key) not in allowed:
-                bad(key, getattr(self, key), "one of " + ", ".join(allowed))
-        if not 0 < self.mu < 2:
-            bad("mu", self.mu, "in (0, 2) (the stability range of the ascent step)")
-        if self.eta is not None and not self.eta > 0:
-            bad("eta", self.eta, "> 0, or null for the stability rule")
-        if not self.eta_scale > 0:
-            bad("eta_scale", self.eta_scale, "> 0")
-        if not self.feature_scale > 0:
-            bad("feature_scale", self.feature_scale, "> 0")
-        if not self.tol > 0:
-            bad("tol", self.tol, "> 0")
 
 
 class OneHiddenGenerator(torch.nn.Module):

@@ -16,46 +16,18 @@ J_t stays near J_0, which width buys (the lazy regime) -- ``relative_movement`` 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from ganlearn.overparam.model import OverparamConfig, Problem
+from ganlearn.errors import divergence
+from ganlearn.overparam.config import OverparamConfig
+from ganlearn.overparam.metrics import block_radius, fitted_rate, spectrum
+from ganlearn.overparam.model import Problem
 from ganlearn.sgda import SGDA, SGDAConfig
 
-__all__ = ["block_radius", "fitted_rate", "spectrum", "train"]
-
-
-def block_radius(s: np.ndarray, eta: float, mu: float, mode: str) -> np.ndarray:
-    """Spectral radius of the linearised (r, d) block for each eigenvalue s of J J^T."""
-    s = np.asarray(s, dtype=float)
-    if mode == "simultaneous":
-        a, b = np.ones_like(s), eta * s
-    else:
-        a, b = 1 - eta * mu * s, eta * s * (1 - mu)
-    mats = np.stack([np.stack([a, b], -1), np.stack([np.full_like(s, -mu), np.full_like(s, 1 - mu)], -1)], -2)
-    return np.abs(np.linalg.eigvals(mats)).max(-1)
-
-
-def fitted_rate(residuals, floor: float = 1e-11) -> float:
-    """exp(slope) of log |r_t| fitted by least squares on the second half of the steps above
-    ``floor`` (float64 round-off sits near 1e-15 |xbar|): the per-step contraction factor.
-    NaN when fewer than 10 such steps."""
-    r = np.asarray(residuals, dtype=float)
-    above = np.nonzero(~(r > floor))[0]
-    end = int(above[0]) if above.size else r.size
-    t = np.arange(end // 2, end)
-    if t.size < 10:
-        return float("nan")
-    return float(np.exp(np.polyfit(t, np.log(r[t]), 1)[0]))
-
-
-def spectrum(problem: Problem) -> np.ndarray:
-    """Eigenvalues of J J^T at the current parameters, ascending."""
-    J = problem.jacobian()
-    return torch.linalg.eigvalsh(J @ J.T).clamp_min(0).numpy()
+__all__ = ["train"]
 
 
 def train(cfg: OverparamConfig) -> dict:
@@ -83,11 +55,11 @@ def train(cfg: OverparamConfig) -> dict:
         gda.step(losses, None)
         r = seen["r"].norm().item()
         residual.append(r)
-        if not math.isfinite(r) or r > 1e6 * max(residual[0], 1.0):
+        why = divergence("GDA residual |r|", r, max(residual[0], 1.0), cfg.divergence_factor, t + 1)
+        if why is not None:
             # an outcome of this step size (the fixed-step control diverges by design), recorded
             # in the result rather than raised: the width sweep analyses it
             diverged = True
-            why = f"GDA residual |r| = {r:.4g} at step {t + 1}, beyond 1e6 x max(|r_0|, 1) = {1e6 * max(residual[0], 1.0):.4g}"
             break
         if r < cfg.stop_below:  # float64 round-off: nothing left to measure
             break

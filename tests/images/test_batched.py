@@ -1,4 +1,4 @@
-"""Replica-batched image-GAN training (ganlearn.images.replicas): grouped layers equal the R
+"""Replica-batched image-GAN training (ganlearn.images.batched): grouped layers equal the R
 networks they stack, and each replica's run follows its separate run."""
 import json
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ganlearn.config import ConfigError
-from ganlearn.images.nets import build
-from ganlearn.images.replicas import batch_key, group, replica, train_replicas
+from ganlearn.images.model import build
+from ganlearn.images.batched import batch_key, group, replica, train_replicas
 from ganlearn.images.train import load_generator, make_config, train
 from ganlearn.rng import default_init_rng
 

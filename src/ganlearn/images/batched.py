@@ -9,7 +9,7 @@ replica's power iteration on its own weight, as ``torch.nn.utils.parametrization
 does it). Images are (n, R * C, H, W), latents (n, R * z): each replica's from its own named streams,
 so it sees the batches and latents of its separate run. The losses are summed over replicas (each
 replica's gradient is its own), Adam and the EMA act elementwise. Every replica's trajectory is its
-separate run's up to float round-off (``tests/images/test_replicas.py``).
+separate run's up to float round-off (``tests/images/test_batched.py``).
 
 Why (``benchmarks/results/bench_image_overhead/``): at the ``image-width`` sweep's sizes a step on
 one CPU thread is 34-62% per-operation cost (the part batching removes). What a batch does per
@@ -31,7 +31,7 @@ from ganlearn.config import ConfigError
 from ganlearn.errors import check_finite_and_bounded
 from ganlearn.images import data as datamod
 from ganlearn.images.config import ImageGANConfig
-from ganlearn.images.nets import build
+from ganlearn.images.model import build
 from ganlearn.images.train import ema_update, evaluate, real_baseline, sgda_step, step_generator
 from ganlearn.rng import default_init_rng, to_device
 

@@ -19,7 +19,7 @@ from ganlearn.fsr.target import FSRTarget, make_learner
 from ganlearn.rng import make_generator
 from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.io import RunLock, append_jsonl, atomic_write_text, load_latest_checkpoint, save_checkpoint, save_tensors
-from ganlearn.fsr.evaluate import evaluate, is_finite_module, sliced_w2_floor
+from ganlearn.fsr.metrics import evaluate, is_finite_module, sliced_w2_floor
 from ganlearn.provenance import provenance
 
 __all__ = ["SUMMARY_KEYS", "DivergenceError", "build", "run_baseline", "run_stages", "train"]

@@ -9,10 +9,10 @@ gradient is its own run's; Adam and SGD act elementwise; the per-replica pieces 
 scales, the Gauss-Newton damping and conjugate-gradient steps, the output layer's thresholds) are
 kept per replica. The warm start (a one-off eigendecomposition and rotation per patch) runs replica
 by replica, as does the evaluation. So replica r's trajectory is its separate run's up to float
-round-off (``tests/fsr/test_replicas.py``: float64, every parameter within 1e-9 after the tiny
+round-off (``tests/fsr/test_batched.py``: float64, every parameter within 1e-9 after the tiny
 preset's stages).
 
-What it writes into each replica's run directory is what :func:`ganlearn.fsr.loop.train` writes
+What it writes into each replica's run directory is what :func:`ganlearn.fsr.train.train` writes
 (``config.json``, ``target_assumptions.json``, ``metrics.jsonl``, ``learner.safetensors``,
 ``summary.json``), with two differences: the game values (``d_loss``, ``g_loss``) are the sum over
 replicas and are left out of the per-replica records, and ``wall_seconds`` is the unit's time. A
@@ -39,8 +39,8 @@ from tqdm.auto import tqdm
 from ganlearn.config import ConfigError, to_dict
 from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.fsr.config import RunConfig
-from ganlearn.fsr.evaluate import evaluate, is_finite_module, sliced_w2_floor
-from ganlearn.fsr.loop import SUMMARY_KEYS, build, run_baseline
+from ganlearn.fsr.metrics import evaluate, is_finite_module, sliced_w2_floor
+from ganlearn.fsr.train import SUMMARY_KEYS, build, run_baseline
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages import make_runner
 from ganlearn.io import RunLock, append_jsonl, atomic_write_text, save_tensors
@@ -72,14 +72,14 @@ def _images(tnet: FSRNet):
 
 def train_replicas(cfgs: list[RunConfig], run_dirs: list, *, progress: bool = True) -> list[dict]:
     """Train the runs ``cfgs`` (one :func:`batch_key`) as replicas of one batch, each into its run
-    directory; returns their summaries (as :func:`ganlearn.fsr.loop.train` would). A replica that
+    directory; returns their summaries (as :func:`ganlearn.fsr.train.train` would). A replica that
     diverges stops the batch with :class:`DivergenceError` naming its run directory."""
     if not cfgs or len(cfgs) != len(run_dirs):
         raise ConfigError(f"train_replicas needs one run directory per config, got {len(cfgs)} and {len(run_dirs)}")
     keys = [batch_key(c) for c in cfgs]
     if keys[0] is None or len(set(keys)) != 1:
         raise ConfigError("train_replicas: the configs must differ only in seed and target.seed and have no "
-                          "end_to_end stage; train the others with ganlearn.fsr.loop.train")
+                          "end_to_end stage; train the others with ganlearn.fsr.train.train")
     dirs = [Path(d) for d in run_dirs]
     with contextlib.ExitStack() as locks:
         for d in dirs:

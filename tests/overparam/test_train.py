@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ganlearn.overparam.gda import block_radius, fitted_rate, spectrum, train
-from ganlearn.overparam.model import OverparamConfig, Problem
+from ganlearn.overparam.metrics import block_radius, fitted_rate, spectrum
+from ganlearn.overparam.train import train
+from ganlearn.overparam.config import OverparamConfig
+from ganlearn.overparam.model import Problem
 
 
 def test_block_radius_matches_the_closed_form_roots():
@@ -82,7 +84,7 @@ def test_overparam_config_errors_name_the_field():
         OverparamConfig(mu=2.5).validate()
     with pytest.raises(ValueError, match="discriminator='mlp' is not allowed"):
         OverparamConfig(discriminator="mlp").validate()
-    with pytest.raises(ValueError, match="feature_act='gelu' is not allowed: must be one of relu, tanh, softplus"):
+    with pytest.raises(ValueError, match="feature_act='gelu' is not allowed: must be one of 'relu', 'tanh', 'softplus'"):
         OverparamConfig(feature_act="gelu").validate()
     with pytest.raises(ValueError, match="k=0 is not allowed"):
         Problem(OverparamConfig(k=0))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import ganlearn.fsr.loop as loop
+import ganlearn.fsr.train as loop
 from ganlearn.fsr.config import resolve
 from ganlearn.io import latest_checkpoint, load_checkpoint
 
@@ -148,7 +148,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_summary(tmp_path):
 
 def test_evaluation_is_a_function_of_the_parameters():
     """The same learner evaluated twice (and with a different thread count) gives identical metrics."""
-    from ganlearn.fsr.evaluate import evaluate
+    from ganlearn.fsr.metrics import evaluate
 
     cfg = resolve("tiny")
     target, learner = loop.build(cfg)
@@ -167,8 +167,8 @@ def test_eval_device_is_validated_and_train_means_the_training_device_on_a_cpu_r
 
     from ganlearn.config import ConfigError
     from ganlearn.fsr.config import resolve
-    from ganlearn.fsr.evaluate import evaluate
-    from ganlearn.fsr.loop import build
+    from ganlearn.fsr.metrics import evaluate
+    from ganlearn.fsr.train import build
 
     with pytest.raises(ConfigError, match="eval.device='gpu'"):
         resolve("tiny", overrides=['eval.device="gpu"'])

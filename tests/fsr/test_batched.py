@@ -1,4 +1,4 @@
-"""Replica-batched FSR training (ganlearn.fsr.replicas): each replica's trajectory equals its
+"""Replica-batched FSR training (ganlearn.fsr.batched): each replica's trajectory equals its
 separate run's, and the pieces it is built from hold replica by replica."""
 import json
 
@@ -8,9 +8,9 @@ import torch
 from ganlearn.config import ConfigError
 from ganlearn.errors import DivergenceError
 from ganlearn.fsr.config import resolve
-from ganlearn.fsr.loop import train
+from ganlearn.fsr.train import train
 from ganlearn.fsr.model import FSRNet
-from ganlearn.fsr.replicas import batch_key, train_replicas
+from ganlearn.fsr.batched import batch_key, train_replicas
 from ganlearn.gauss_newton import conjugate_gradient
 from ganlearn.io import load_tensors
 from ganlearn.rng import Generators, make_generator
@@ -54,7 +54,7 @@ def test_each_replica_equals_its_separate_run(tmp_path, extra):
 
 def test_stack_and_replica_round_trip_and_forward_per_replica():
     cfgs = _cfgs([0, 1, 2])
-    from ganlearn.fsr.loop import build
+    from ganlearn.fsr.train import build
     nets = [build(c)[1] for c in cfgs]
     stacked = FSRNet.stack(nets)
     assert stacked.V[1].shape == (3, *nets[0].V[1].shape)
