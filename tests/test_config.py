@@ -30,7 +30,7 @@ def test_overrides_apply_with_types():
     ("stages.2.level=-1", "stages.2.level=-1 is not allowed"),
     ("stages.1.fake_batch=0", "stages.1.fake_batch=0 is not allowed"),
     ("stages.3.whiten=false", "stages.3.precondition=True is not allowed"),
-    ("stages.3.whiten_ridge=0", "stages.3.whiten_ridge=0.0 is not allowed: must be > 0"),
+    ("stages.3.whiten_ridge=0", "stages.3.whiten_ridge=0.0 is not allowed: must be a number > 0"),
     ("noequals", "must look like key=value"),
     ("learner.channels=12", "learner.channels=12 is not allowed: must be null or >= target.channels = 16"),
 ])

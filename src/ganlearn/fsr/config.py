@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from ganlearn.config import ConfigError, apply_override, check, from_dict, merge, read_config_file, to_dict, _convert
+from ganlearn.config import (ConfigError, Settings, apply_override, check, check_fields, from_dict, merge,
+                             read_config_file, setting, to_dict)
 from ganlearn.fsr.stages import (STAGE_KINDS, EndToEndStage, FirstHiddenStage, OutputLayerStage,
                                  SuperResolutionStage, WarmStartStage, stage_from_dict, stage_name)
 from ganlearn.sgda import SGDAConfig
@@ -29,62 +30,50 @@ MAX_LEVELS = 16
 
 
 @dataclass(frozen=True)
-class TargetConfig:
+class TargetConfig(Settings):
     """The ground-truth FSR distribution (paper §2.1). Defaults: images of 8, 16, 32 px, RGB."""
 
-    levels: int = 3  # L, number of resolutions
-    base_grid: int = 2  # patches per side at level 1; doubles every level
-    patch: int = 4  # p, patch side in pixels
-    colours: int = 3  # colour channels (d = colours * patch**2)
-    channels: int = 16  # m, hidden channels per patch
-    sparsity: float = 2.0  # k: each channel fires with probability k/m
-    latent_dim: int = 32  # m0, dimension of z
+    levels: int = setting(3, ge=1, le=MAX_LEVELS)  # L, number of resolutions
+    base_grid: int = setting(2, ge=1)  # patches per side at level 1; doubles every level
+    patch: int = setting(4, ge=1)  # p, patch side in pixels
+    colours: int = setting(3, ge=1)  # colour channels (d = colours * patch**2)
+    channels: int = setting(16, ge=1)  # m, hidden channels per patch
+    sparsity: float = setting(2.0, gt=0)  # k: each channel fires with probability k/m
+    latent_dim: int = setting(32, ge=1)  # m0, dimension of z
     neighbourhood: Literal["parent", "cross", "square"] = "cross"  # connection graph P
     shared_output: bool = True  # W*_{l,j} = W*_l (a deconvolution)
     atoms: Literal["edge_colour", "random"] = "edge_colour"  # how W* is drawn
-    seed: Optional[int] = None  # None: derived from the run seed
+    seed: Optional[int] = setting(None, ge=0)  # None: derived from the run seed
 
     def validate(self, key: str = "target") -> None:
-        check(1 <= self.levels <= MAX_LEVELS, f"{key}.levels", self.levels, f"an integer in 1..{MAX_LEVELS}")
-        check(self.base_grid >= 1, f"{key}.base_grid", self.base_grid, "an integer >= 1")
-        check(self.patch >= 1, f"{key}.patch", self.patch, "an integer >= 1")
-        check(self.colours >= 1, f"{key}.colours", self.colours, "an integer >= 1")
         d = self.colours * self.patch ** 2
         check(1 <= self.channels <= d, f"{key}.channels", self.channels,
                f"between 1 and the patch dimension d = colours*patch^2 = {d} (W* is column-orthonormal)")
-        check(0 < self.sparsity < self.channels, f"{key}.sparsity", self.sparsity, "in (0, channels)")
-        check(self.latent_dim >= 1, f"{key}.latent_dim", self.latent_dim, "an integer >= 1")
-        if self.seed is not None:
-            check(self.seed >= 0, f"{key}.seed", self.seed, "null or an integer >= 0")
+        check(self.sparsity < self.channels, f"{key}.sparsity", self.sparsity, "in (0, channels)")
 
 
 @dataclass(frozen=True)
-class LearnerConfig:
+class LearnerConfig(Settings):
     """The learner generator: the target's structure (§2.2); None copies the target's value."""
 
-    channels: Optional[int] = None  # m of the learner (may exceed the target's)
-    latent_dim: Optional[int] = None
-    sparsity: Optional[float] = None  # firing rate k/m used to calibrate the initial biases
+    channels: Optional[int] = setting(None, ge=1)  # m of the learner (may exceed the target's)
+    latent_dim: Optional[int] = setting(None, ge=1)
+    sparsity: Optional[float] = setting(None, gt=0)  # firing rate k/m used to calibrate the initial biases
 
     def validate(self, key: str = "learner") -> None:
-        if self.channels is not None:
-            check(self.channels >= 1, f"{key}.channels", self.channels, "null or an integer >= 1")
-        if self.latent_dim is not None:
-            check(self.latent_dim >= 1, f"{key}.latent_dim", self.latent_dim, "null or an integer >= 1")
-        if self.sparsity is not None:
-            check(self.sparsity > 0, f"{key}.sparsity", self.sparsity, "null or > 0")
+        """Every rule is a single field's range (those across the target: RunConfig.validate)."""
 
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    every: int = 200  # evaluate every this many steps within a stage (and at each stage end)
-    n_samples: int = 2000  # samples per side for the distribution metrics
-    n_projections: int = 256  # sliced-Wasserstein directions
-    n_fit: int = 2000  # latents used to fit the rotation U of the coupled error
+class EvalConfig(Settings):
+    every: int = setting(200, ge=2)  # evaluate every this many steps within a stage (and at each stage end)
+    n_samples: int = setting(2000, ge=2)  # samples per side for the distribution metrics
+    n_projections: int = setting(256, ge=2)  # sliced-Wasserstein directions
+    n_fit: int = setting(2000, ge=2)  # latents used to fit the rotation U of the coupled error
     # L-BFGS loss-and-gradient evaluations of the rotation fit (at most; metrics.recovery.coupled_error).
     # 25: the default run's fit converges in 21 (200 Adam steps reach the same U, 7x slower).
-    fit_steps: int = 25
+    fit_steps: int = setting(25, ge=0)
     seed: int = 0  # evaluation streams fsr.eval*, separate from training so evaluation never changes training
     # Where the metrics are computed (float64 either way). "train" (default): the training device;
     # on the CPU with one thread, so a metric is a function of the parameters alone; on a GPU with
@@ -93,25 +82,19 @@ class EvalConfig:
     # H100). "cpu": always one CPU thread, the same numbers on every machine. Why the GPU: on an
     # H100 each final evaluation of the default run took ~94 s on the CPU (almost all of it the
     # former 200-step Adam fit of U) against 3-4 s on the GPU, for ~32 s of staged training.
-    device: str = "train"
+    device: Literal["train", "cpu"] = "train"
 
     def validate(self, key: str = "eval") -> None:
-        for name in ("every", "n_samples", "n_projections", "n_fit"):
-            v = getattr(self, name)
-            check(v >= 2, f"{key}.{name}", v, "an integer >= 2")
-        check(self.fit_steps >= 0, f"{key}.fit_steps", self.fit_steps, "an integer >= 0")
-        check(self.device in ("cpu", "train"), f"{key}.device", self.device,
-              "'cpu' (one CPU thread, the same numbers on every machine) or 'train' (the training device)")
+        """Every rule is a single field's range, declared above and checked at construction."""
 
 
 @dataclass(frozen=True)
-class BaselineConfig:
+class BaselineConfig(Settings):
     enabled: bool = True  # also train the end-to-end baseline on the same sample budget ...
-    max_steps: int = 400  # ... capped at this many steps (WGAN-GP costs far more per sample)
+    max_steps: int = setting(400, ge=1)  # ... capped at this many steps (WGAN-GP costs far more per sample)
     stage: EndToEndStage = EndToEndStage()
 
     def validate(self, key: str = "baseline") -> None:
-        check(self.max_steps >= 1, f"{key}.max_steps", self.max_steps, "an integer >= 1")
         self.stage.validate(f"{key}.stage")
 
 
@@ -219,10 +202,10 @@ def untrained_levels(stages: list, levels: int) -> dict[int, str]:
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Settings):
     """One FSR run: the target, the learner, the stage list, evaluation and the baseline."""
 
-    seed: int = 0
+    seed: int = setting(0, ge=0)
     device: Literal["cpu", "cuda"] = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
     target: TargetConfig = TargetConfig()
@@ -232,14 +215,15 @@ class RunConfig:
     stages: Optional[list] = dataclasses.field(default=None, metadata={"items": stage_from_dict})
     eval: EvalConfig = EvalConfig()
     baseline: BaselineConfig = BaselineConfig()
-    checkpoint_every: int = 200  # steps between resumable checkpoints (and at every stage end)
+    checkpoint_every: int = setting(200, ge=1)  # steps between resumable checkpoints (and at every stage end)
     allow_untrained_levels: bool = False  # accept a stage list that leaves a level untrained
-    memory_budget_gb: Optional[float] = None  # refuse runs predicted above it; None: 75% of available
+    memory_budget_gb: Optional[float] = setting(None, gt=0)  # refuse runs predicted above it; None: 75% of available
     # Stop a run (DivergenceError) when the coupled error exceeds this factor (a random learner's is
     # ~1; a run that blew up without a NaN reached 482). null switches it off (NaN/inf always stop a run).
-    divergence_factor: Optional[float] = 100.0
+    divergence_factor: Optional[float] = setting(100.0, gt=1)
 
     def __post_init__(self):
+        check_fields(self)
         if self.stages is None:
             object.__setattr__(self, "stages",
                                default_stages(self.target.levels, fire_rate_of(self.target, self.learner)))
@@ -259,14 +243,7 @@ class RunConfig:
         if self.learner.sparsity is not None:
             check(self.learner.sparsity < m_learner, "learner.sparsity", self.learner.sparsity,
                   f"null or in (0, learner channels = {m_learner})")
-        self.eval.validate()
         self.baseline.validate()
-        check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "an integer >= 1")
-        check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
-        if self.divergence_factor is not None:
-            check(self.divergence_factor > 1, "divergence_factor", self.divergence_factor, "null (off) or > 1")
-        if self.memory_budget_gb is not None:
-            check(self.memory_budget_gb > 0, "memory_budget_gb", self.memory_budget_gb, "null or > 0")
         check(len(self.stages) >= 1, "stages", self.stages, "a non-empty list of stages")
         for i, st in enumerate(self.stages):
             st.validate(f"stages.{i}")
@@ -329,11 +306,9 @@ def resolve(preset: str = "default", config_file: str | Path | None = None, over
         if ov not in stage_ovs:
             d = apply_override(d, ov)
     if not explicit_stages:  # the stage list follows the (overridden) target
-        levels = _convert(d["target"]["levels"], int, "target.levels")
-        check(1 <= levels <= MAX_LEVELS, "target.levels", levels, f"an integer in 1..{MAX_LEVELS}")
-        rate = fire_rate_of(from_dict(TargetConfig, d["target"], "target"),
-                            from_dict(LearnerConfig, d["learner"], "learner"))
-        d["stages"] = to_dict(STAGE_FACTORIES[preset](levels, rate))
+        target = from_dict(TargetConfig, d["target"], "target")  # its levels bounded before a list is built
+        rate = fire_rate_of(target, from_dict(LearnerConfig, d["learner"], "learner"))
+        d["stages"] = to_dict(STAGE_FACTORIES[preset](target.levels, rate))
     for ov in stage_ovs:
         d = apply_stage_override(d, ov)
     return from_dict(RunConfig, d).validate()

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 import torch
 
-from ganlearn.config import check
+from ganlearn.config import Settings, setting
 from ganlearn.fsr.discriminators import code_moments, mat_vec, second_moment, whitening
 from ganlearn.fsr.model import FSRNet, replica_eq
 from ganlearn.fsr.stages.common import Data
@@ -20,7 +20,7 @@ __all__ = ["FirstHiddenStage", "FirstHidden", "CodeMomentJacobian"]
 
 
 @dataclass(frozen=True)
-class FirstHiddenStage:
+class FirstHiddenStage(Settings):
     """GAN_FirstHidden: a moment discriminator on decoded level-1 codes learns V_1, b_1.
 
     The defaults are the measured best (see ``FirstHidden``): Gauss-Newton-preconditioned SGDA,
@@ -31,9 +31,9 @@ class FirstHiddenStage:
 
     kind: Literal["first_hidden"] = "first_hidden"
     name: Optional[str] = None  # for overrides (stages.NAME.key=...); None: see fsr.stages.stage_name
-    steps: int = 300
-    batch: int = 8192  # real images per D evaluation (level 1 only is rendered: cheap)
-    fake_batch: int = 16384  # generator draws per D evaluation (one layer: cheap; less noise)
+    steps: int = setting(300, ge=1)
+    batch: int = setting(8192, ge=1)  # real images per D evaluation (level 1 only is rendered: cheap)
+    fake_batch: int = setting(16384, ge=1)  # generator draws per D evaluation (one layer: cheap; less noise)
     # G: plain SGD on the Gauss-Newton direction (the step is already scale-free, so no Adam);
     # D: plain SGD with lr_d * ridge = 1, so theta jumps to the exact inner maximiser.
     # g_batch="same": the G step re-uses the D step's batch, so the moment gap and the Jacobian of
@@ -42,30 +42,20 @@ class FirstHiddenStage:
     # "gauss_newton": G's gradient is mapped by (J^T J / ridge + damping * mean curvature * I)^{-1},
     # J the Jacobian of the fake moment features, by cg_iters conjugate-gradient steps (matrix-free).
     precondition: Literal["gauss_newton", "none"] = "gauss_newton"
-    cg_iters: int = 10
-    damping: float = 1e-3  # relative to the mean curvature tr(J^T J) / dim at the stage's start
-    ridge: float = 1.0  # lambda of the -lambda/2 ||theta||^2 term of D
+    cg_iters: int = setting(10, ge=1)
+    damping: float = setting(1e-3, gt=0)  # relative to the mean curvature tr(J^T J) / dim at the stage's start
+    ridge: float = setting(1.0, gt=0)  # lambda of the -lambda/2 ||theta||^2 term of D
     whiten: bool = True  # map the codes by C^{-1/2} before taking moments (same zeros, better conditioned)
     reinit: bool = False  # redraw the directions of V_1's rows first (norms and biases kept)
     # Constant step by default: the iterate average, not a decaying step, removes the noise.
-    lr_half_life: float = 1e9
-    lr_floor: float = 0.01
+    lr_half_life: float = setting(1e9, gt=0)
+    lr_floor: float = setting(0.01, gt=0, le=1)
     # Average G's iterates over the last ``average_tail`` fraction of the steps and end the stage
     # at the average (Polyak-Ruppert); 0 = the last iterate. See _MomentGame.
-    average_tail: float = 0.5
+    average_tail: float = setting(0.5, ge=0, lt=1)
 
     def validate(self, key: str) -> None:
-        check(self.steps >= 1, f"{key}.steps", self.steps, "an integer >= 1")
-        check(self.batch >= 1, f"{key}.batch", self.batch, "an integer >= 1")
-        check(self.fake_batch >= 1, f"{key}.fake_batch", self.fake_batch, "an integer >= 1")
-        check(self.ridge > 0, f"{key}.ridge", self.ridge, "> 0")
-        check(self.precondition in ("gauss_newton", "none"), f"{key}.precondition", self.precondition,
-              "'gauss_newton' or 'none'")
-        check(self.cg_iters >= 1, f"{key}.cg_iters", self.cg_iters, "an integer >= 1")
-        check(self.damping > 0, f"{key}.damping", self.damping, "> 0")
-        check(self.lr_half_life > 0, f"{key}.lr_half_life", self.lr_half_life, "> 0")
-        check(0 < self.lr_floor <= 1, f"{key}.lr_floor", self.lr_floor, "in (0, 1]")
-        check(0 <= self.average_tail < 1, f"{key}.average_tail", self.average_tail, "in [0, 1)")
+        """Every rule is a single field's range, declared above and checked at construction."""
 
 
 class FirstHidden(MomentGame):

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 import torch
 
-from ganlearn.config import ConfigError, check
+from ganlearn.config import ConfigError, Settings, check, setting
 from ganlearn.sgda import SGDAConfig
 from ganlearn.fsr.discriminators import thresholded_output_d
 from ganlearn.fsr.model import FSRNet, polar
@@ -18,35 +18,25 @@ __all__ = ["OutputLayerStage", "OutputLayer"]
 
 
 @dataclass(frozen=True)
-class OutputLayerStage:
+class OutputLayerStage(Settings):
     """GAN_OutputLayer: thresholded one-hidden-layer discriminators learn every W_l."""
 
     kind: Literal["output_layer"] = "output_layer"
     name: Optional[str] = None  # for overrides (stages.NAME.key=...); None: see fsr.stages.stage_name
-    level: int = 0  # 0: every level at once; l >= 1: only W_l (a later polish of one level)
-    steps: int = 600
-    batch: int = 512
+    level: int = setting(0, ge=0, allowed="0 (every level) or a level >= 1")  # 0: every level at once; l >= 1: only W_l (a later polish of one level)
+    steps: int = setting(600, ge=1)
+    batch: int = setting(512, ge=1)
     sgda: SGDAConfig = SGDAConfig(lr_g=20.0, lr_d=20.0, n_d=2)
-    lr_half_life: float = 150.0  # step sizes halve every this many steps ...
-    lr_floor: float = 0.05  # ... down to this fraction of their start
+    lr_half_life: float = setting(150.0, gt=0)  # step sizes halve every this many steps ...
+    lr_floor: float = setting(0.05, gt=0, le=1)  # ... down to this fraction of their start
     beta_start: float = 0.5  # b^D = beta * rho_l, rho_l = RMS patch norm of level l
-    beta_end: float = 0.2
-    beta_decay: float = 0.8  # beta <- max(beta_end, beta * beta_decay) ...
-    beta_every: int = 50  # ... every this many steps
-    reset_every: int = 10  # W^D <- generator's W every this many steps
+    beta_end: float = setting(0.2, ge=0)
+    beta_decay: float = setting(0.8, gt=0, le=1)  # beta <- max(beta_end, beta * beta_decay) ...
+    beta_every: int = setting(50, ge=1)  # ... every this many steps
+    reset_every: int = setting(10, ge=1)  # W^D <- generator's W every this many steps
 
     def validate(self, key: str) -> None:
-        check(self.level >= 0, f"{key}.level", self.level, "0 (every level) or a level >= 1")
-        check(self.steps >= 1, f"{key}.steps", self.steps, "an integer >= 1")
-        check(self.batch >= 1, f"{key}.batch", self.batch, "an integer >= 1")
-        check(self.lr_half_life > 0, f"{key}.lr_half_life", self.lr_half_life, "> 0")
-        check(0 < self.lr_floor <= 1, f"{key}.lr_floor", self.lr_floor, "in (0, 1]")
-        check(self.beta_start >= self.beta_end >= 0, f"{key}.beta_start", self.beta_start,
-               f">= beta_end={self.beta_end} >= 0")
-        check(0 < self.beta_decay <= 1, f"{key}.beta_decay", self.beta_decay, "in (0, 1]")
-        check(self.beta_every >= 1, f"{key}.beta_every", self.beta_every, "an integer >= 1")
-        check(self.reset_every >= 1, f"{key}.reset_every", self.reset_every, "an integer >= 1")
-
+        check(self.beta_start >= self.beta_end, f"{key}.beta_start", self.beta_start, f">= beta_end={self.beta_end}")
 
 
 class OutputLayer:

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 import torch
 
-from ganlearn.config import ConfigError, check
+from ganlearn.config import ConfigError, Settings, check, setting
 from ganlearn.fsr.discriminators import pair_moments, whitening, with_bias
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages.common import Data
@@ -18,13 +18,13 @@ __all__ = ["SuperResolutionStage", "SuperResolution"]
 
 
 @dataclass(frozen=True)
-class SuperResolutionStage:
+class SuperResolutionStage(Settings):
     """GAN_ForwardSuperResolution: a discriminator on pairs (X_{l-1}, X_l) learns V_l, b_l."""
 
     kind: Literal["super_resolution"] = "super_resolution"
     name: Optional[str] = None  # for overrides (stages.NAME.key=...); None: see fsr.stages.stage_name
-    level: int = 2
-    steps: int = 800
+    level: int = setting(2, ge=2, allowed="an integer >= 2 (level 1 is first_hidden)")
+    steps: int = setting(800, ge=1)
     # Real pairs per D evaluation. The stage's own error is set by the step noise of the cross
     # moments, not by the number of steps. Measured with every other layer exact (default target,
     # seed 0, own level-l coupled error after 800 steps): level 3: batch 256 -> 0.035 (still falling
@@ -32,14 +32,14 @@ class SuperResolutionStage:
     # lr_half_life 800 -> 0.053 (a larger step is noisier, not faster), batch 1024 -> 0.0034.
     # In the pipeline (seed 0), the own error of levels 2 / 3 went 0.0072 / 0.0323 -> 0.0021 / 0.0031
     # and the level-3 error 0.080 -> 0.033, for ~55 s more on 2 cores. Over 5 seeds with the current
-    # first_hidden, the own error is 0.0024-0.0030 (level 2) and 0.0085-0.0141 (level 3; seeds.md).
-    batch: int = 1024
-    fake_batch: int = 1024  # generator draws per D evaluation (parents="generated" only)
+    # first_hidden, the own error is 0.0024-0.0030 (level 2) and 0.0085-0.0141 (level 3).
+    batch: int = setting(1024, ge=1)
+    fake_batch: int = setting(1024, ge=1)  # generator draws per D evaluation (parents="generated" only)
     # Adam for both players. Measured with every other layer exact (level-2 coupled error after 800
     # steps, seed 0): precondition=true with lr_g 0.005 / 0.01 / 0.02 / 0.05 -> 0.031 / 0.0068 /
     # 0.024 / 0.32; precondition=false, lr_g 0.05 (its best) -> 0.056.
     sgda: SGDAConfig = SGDAConfig(lr_g=0.01, lr_d=0.5, n_d=1, optimizer="adam")
-    ridge: float = 1.0
+    ridge: float = setting(1.0, gt=0)
     whiten: bool = True  # map [1, parent codes] by C^{-1/2} per patch before the cross moments
     precondition: bool = True  # G steps in the whitened input coordinates, (V, b) = V_w M
     # M = (C + whiten_ridge * mean diag(C) I)^{-1/2}. 1e-4 is safe because the warm start switches
@@ -47,11 +47,11 @@ class SuperResolutionStage:
     # 0 (default target, learner m = 24 for 16, seed 0: coupled error 0.068). Were they left on,
     # their near-zero codes would be amplified ~100x and the preconditioned step blow up (tiny
     # preset, learner m = 10 > 8: coupled error 44 at 1e-4, 1.09 at 1e-2).
-    whiten_ridge: float = 1e-4
+    whiten_ridge: float = setting(1e-4, gt=0)
     parents: Literal["generated", "real"] = "real"  # fake pairs from G's own S_{l-1}, or G(real X_{l-1})
-    lr_half_life: float = 300.0
-    lr_floor: float = 0.05
-    average_tail: float = 0.0  # as in first_hidden.FirstHiddenStage
+    lr_half_life: float = setting(300.0, gt=0)
+    lr_floor: float = setting(0.05, gt=0, le=1)
+    average_tail: float = setting(0.0, ge=0, lt=1)  # as in first_hidden.FirstHiddenStage
 
     @property
     def init_samples(self) -> int:
@@ -61,17 +61,8 @@ class SuperResolutionStage:
         return max(self.batch, 1024)
 
     def validate(self, key: str) -> None:
-        check(self.level >= 2, f"{key}.level", self.level, "an integer >= 2 (level 1 is first_hidden)")
-        check(self.steps >= 1, f"{key}.steps", self.steps, "an integer >= 1")
-        check(self.batch >= 1, f"{key}.batch", self.batch, "an integer >= 1")
-        check(self.fake_batch >= 1, f"{key}.fake_batch", self.fake_batch, "an integer >= 1")
         check(self.whiten or not self.precondition, f"{key}.precondition", self.precondition,
-               "false when whiten is false (the step is taken in the whitened coordinates)")
-        check(self.whiten_ridge > 0, f"{key}.whiten_ridge", self.whiten_ridge, "> 0")
-        check(self.ridge > 0, f"{key}.ridge", self.ridge, "> 0")
-        check(self.lr_half_life > 0, f"{key}.lr_half_life", self.lr_half_life, "> 0")
-        check(0 < self.lr_floor <= 1, f"{key}.lr_floor", self.lr_floor, "in (0, 1]")
-        check(0 <= self.average_tail < 1, f"{key}.average_tail", self.average_tail, "in [0, 1)")
+              "false when whiten is false (the step is taken in the whitened coordinates)")
 
 
 class SuperResolution(MomentGame):

@@ -6,10 +6,10 @@ from typing import Literal, Optional
 
 import torch
 
-from ganlearn.config import check
+from ganlearn.config import Settings, setting
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages.common import Data
-from ganlearn.fsr.stages.rotation import ROTATION_SOLVERS, ROTATION_TOL, nonnegative_rotation
+from ganlearn.fsr.stages.rotation import ROTATION_TOL, nonnegative_rotation
 
 __all__ = ["WarmStartStage", "truncated_patch_covariance", "nonnegative_rotation", "WarmStart"]
 
@@ -20,13 +20,13 @@ RANK_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
-class WarmStartStage:
+class WarmStartStage(Settings):
     """SVD warm start of every output layer from a truncated patch covariance."""
 
     kind: Literal["warm_start"] = "warm_start"
     name: Optional[str] = None  # for overrides (stages.NAME.key=...); None: see fsr.stages.stage_name
-    n_samples: int = 4096  # images drawn to estimate the covariance
-    truncation: float = 0.99  # keep patches whose squared norm is below this quantile
+    n_samples: int = setting(4096, ge=2)  # images drawn to estimate the covariance
+    truncation: float = setting(0.99, gt=0, le=1)  # keep patches whose squared norm is below this quantile
     # "span": W_l <- top-m eigenvectors only (W* up to an unknown rotation Q, paper Remark 3.1).
     # "nonneg": then rotate inside the span to the basis in which the decoded codes are
     # non-negative (see stages.nonnegative_rotation): the only basis where they can be, so the
@@ -37,24 +37,16 @@ class WarmStartStage:
     # restarts for the patches it leaves at a local minimum, or Riemannian gradient descent (the
     # comparison solver; it leaves 100 of 256 level-4 patches of a 4-level per-patch target unsolved).
     rotation_solver: Literal["gauss_newton", "gradient"] = "gauss_newton"
-    rotation_steps: int = 3000  # iterations per start (a patch stops early when solved or stuck)
-    rotation_restarts: int = 8  # gauss_newton: rounds of random restarts for the unsolved patches
-    rotation_lr: float = 1.0  # gradient only: the step, in units of the code scale
+    rotation_steps: int = setting(3000, ge=0)  # iterations per start (a patch stops early when solved or stuck)
+    rotation_restarts: int = setting(8, ge=0)  # gauss_newton: rounds of random restarts for the unsolved patches
+    rotation_lr: float = setting(1.0, gt=0)  # gradient only: the step, in units of the code scale
     # A learner channel whose decoded codes carry less than this fraction of the mean channel's
     # energy on the warm start's samples spans no signal (a learner wider than the target's rank):
     # it is switched off (V row 0, bias 1, so ReLU(-1) = 0 and no gradient revives it). 0 = never.
-    dead_energy: float = 1e-6
+    dead_energy: float = setting(1e-6, ge=0, lt=1)
 
     def validate(self, key: str) -> None:
-        check(self.n_samples >= 2, f"{key}.n_samples", self.n_samples, "an integer >= 2")
-        check(0 < self.truncation <= 1, f"{key}.truncation", self.truncation, "in (0, 1]")
-        check(self.rotation_steps >= 0, f"{key}.rotation_steps", self.rotation_steps, "an integer >= 0")
-        check(self.rotation_lr > 0, f"{key}.rotation_lr", self.rotation_lr, "> 0")
-        check(self.rotation_solver in ROTATION_SOLVERS, f"{key}.rotation_solver", self.rotation_solver,
-              f"one of {', '.join(ROTATION_SOLVERS)}")
-        check(self.rotation_restarts >= 0, f"{key}.rotation_restarts", self.rotation_restarts, "an integer >= 0")
-        check(0 <= self.dead_energy < 1, f"{key}.dead_energy", self.dead_energy, "in [0, 1)")
-
+        """Every rule is a single field's range, declared above and checked at construction."""
 
 
 def truncated_patch_covariance(patches: torch.Tensor, truncation: float) -> torch.Tensor:
