@@ -1,6 +1,9 @@
 import json
 
+import pytest
+
 from ganlearn.cli import main
+from ganlearn.config import ConfigError
 
 
 def test_dry_run_prints_resolved_config(capsys):
@@ -60,3 +63,57 @@ def test_memory_prediction_grows_with_the_shape():
     big, phases = predict_peak_bytes(resolve("default", overrides=["target.levels=5", "target.channels=32",
                                                                    "target.neighbourhood=\"square\""]))
     assert 0.5e9 < small < big and "evaluation" in phases and "target" in phases
+
+
+@pytest.mark.parametrize("problem,sets,key", [
+    ("onelayer", ["steps=60", "d=4", "batch=256", "tv_mc_samples=0"], "sigma_rel_error"),
+    ("overparam", ["steps=80", "m=4", "k=20", "n=40"], "residual_final"),
+])
+def test_every_problem_runs_with_one_grammar_and_resumes(problem, sets, key, tmp_path, capsys):
+    """``ganlearn run PROBLEM``: the same run directory (config.json, metrics.jsonl, summary.json,
+    report.md) for each problem; a finished run resumes to the same summary, an unfinished one is
+    run again to the same numbers; another configuration in the same directory is refused."""
+    out = tmp_path / problem
+    args = ["run", problem, "--out", str(out), "--no-progress"] + [a for s in sets for a in ("--set", s)]
+    assert main(args) == 0
+    for name in ("config.json", "metrics.jsonl", "summary.json", "report.md", "curves.png"):
+        assert (out / name).exists(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["problem"] == problem and "ganlearn" in cfg
+    first = json.loads((out / "summary.json").read_text())
+    assert len((out / "metrics.jsonl").read_text().splitlines()) >= 2
+    (out / "summary.json").unlink()  # as if interrupted before the end
+    assert main(["resume", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())[key] == first[key]
+    assert main(["report", str(out)]) == 0
+    capsys.readouterr()
+    from ganlearn.problems import build_config, get
+
+    with pytest.raises(ConfigError, match="another configuration"):
+        get(problem).train(build_config(get(problem), overrides=sets[:-1]), out, False)
+    assert main(args) == 2 and "already holds a run" in capsys.readouterr().err
+
+
+def test_run_images_writes_the_same_run_directory(tmp_path, capsys):
+    out = tmp_path / "img"
+    sets = ["data=\"digits\"", "width=4", "steps=20", "batch=32", "eval_every=0", "eval_n=200", "eval_patches=4",
+            "grid_every=0", "ckpt_every=0", "log_every=10", "z_dim=8"]
+    assert main(["run", "images", "--out", str(out), "--no-progress"] + [a for s in sets for a in ("--set", s)]) == 0
+    for name in ("config.json", "metrics.jsonl", "summary.json", "report.md"):
+        assert (out / name).exists(), name
+    assert "swd_avg" in capsys.readouterr().out
+    from ganlearn.rundir import problem_of
+
+    assert problem_of(out) == "images"
+    with pytest.raises(ConfigError, match="no config.json"):
+        problem_of(tmp_path / "nothing")
+
+
+def test_run_refuses_what_a_problem_does_not_have(capsys):
+    assert main(["run", "overparam", "--preset", "tiny", "--dry-run"]) == 2
+    assert "presets are FSR's" in capsys.readouterr().err
+    assert main(["run", "onelayer", "--set", "d=0", "--dry-run"]) == 2
+    assert "d=0 is not allowed: must be an integer >= 1" in capsys.readouterr().err
+    assert main(["run", "onelayer", "--device", "cuda", "--dry-run"]) == 2
+    assert main(["run", "overparam", "--dry-run", "--set", "k=7"]) == 0
+    assert json.loads(capsys.readouterr().out)["k"] == 7

@@ -12,9 +12,9 @@ SRC = Path(ganlearn.__file__).parent
 # Bottom to top. A module's layer is that of its longest matching prefix.
 LAYERS = [
     ["ganlearn.errors", "ganlearn.io", "ganlearn.plots", "ganlearn.rng", "ganlearn.metrics", "ganlearn.provenance"],
-    ["ganlearn.config", "ganlearn.sgda", "ganlearn.gauss_newton"],
+    ["ganlearn.config", "ganlearn.sgda", "ganlearn.gauss_newton", "ganlearn.rundir"],
     ["ganlearn.fsr", "ganlearn.onelayer", "ganlearn.overparam", "ganlearn.images"],
-    ["ganlearn.sweep"],
+    ["ganlearn.sweep", "ganlearn.problems"],
     ["ganlearn.experiments"],
     ["ganlearn.cli", "ganlearn.__init__", "ganlearn.__main__"],
 ]

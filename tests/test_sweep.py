@@ -279,3 +279,41 @@ def test_units_respect_the_batch_limit_and_start_longest_first():
     unkeyed = Experiment(name="t", doc="", base={}, grid={}, seeds=1, run=exp.run, run_batch=exp.run_batch,
                          batch_key=lambda p: None)
     assert not any(u.batched for u in plan_units(unkeyed, todo, batch=64, workers=1))
+
+
+def _design_first_and_last(spec):
+    xs = spec["grid"]["x"]
+    return [{"x": xs[0], "y": spec["grid"]["y"][0]}, {"x": xs[-1], "y": spec["grid"]["y"][-1]}]
+
+
+def _run_xy(params):
+    return {"z": params["x"] * 10 + params["y"]}
+
+
+def test_a_users_experiment_runs_exactly_its_own_design(tmp_path):
+    """An Experiment that is in no registry, with its own design, passed to run_sweep: exactly the
+    design's points run (not the grid's product), and the table and report count them."""
+    exp = Experiment(name="mine", doc="a design of two points", base={}, grid={"x": [1, 2, 3], "y": [0, 5]},
+                     seeds=2, run=_run_xy, design=_design_first_and_last, report=lambda o, r, s: f"{len(r)} cells")
+    stats = run_sweep(exp, tmp_path, workers=1, progress=False, log=lambda s: None)
+    assert stats == {"skipped": 0, "ran": 4, "failed": 0, "finished": 4}
+    rows = _rows(tmp_path)
+    assert sorted((int(r["x"]), int(r["y"]), int(r["seed"])) for r in rows) == [(1, 0, 0), (1, 0, 1), (3, 5, 0),
+                                                                                 (3, 5, 1)]
+    assert "Cells finished: 4 of 4." in (tmp_path / "report.md").read_text()
+    assert [c for c, _ in cells(exp, resolve_spec(exp))] == ["x=1__y=0__seed=0", "x=1__y=0__seed=1",
+                                                              "x=3__y=5__seed=0", "x=3__y=5__seed=1"]
+
+
+def test_declared_parameters_refuse_a_wrong_type_naming_the_key():
+    from ganlearn.experiments import get
+
+    with pytest.raises(ConfigError, match=r"m=2.5 has the wrong type: must be an int \(set by --set m="):
+        resolve_spec(get("width-sweep"), ["m=[2.5]"])
+    with pytest.raises(ConfigError, match=r"step_rule='slow' is not allowed: must be one of 'ltv', 'fixed'"):
+        resolve_spec(get("width-sweep"), ["step_rule=slow"])
+    with pytest.raises(ConfigError, match=r"probe_n=50 is not allowed: must be an integer >= 100"):
+        resolve_spec(get("sparsity-claims"), ["probe_n=50"])
+    with pytest.raises(ConfigError, match=r"batch='many' is not allowed"):
+        resolve_spec(get("sample-complexity"), ["batch=many"])
+    assert resolve_spec(get("sample-complexity"), ["batch=512"])["base"]["batch"] == 512

@@ -1,4 +1,4 @@
-"""Command line: ``ganlearn run | resume | report | sweep | train-images | score | probe``.
+"""Command line: ``ganlearn run [fsr|onelayer|overparam|images] | resume | report | sweep | train-images | score | probe``.
 
 The only module that parses flags, prints, and picks devices.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ganlearn.config import ConfigError, to_dict
 from ganlearn.errors import DivergenceError, UserError
-from ganlearn.fsr.config import PRESETS, load_json, resolve
+from ganlearn.fsr.config import PRESETS
 from ganlearn.rng import make_generator
 
 
@@ -36,54 +36,66 @@ def _headline(summary: dict) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, width)) for r in rows)
 
 
-def _finish(run_dir: Path, summary: dict) -> None:
-    from ganlearn.fsr.report import write_report
-
-    report = write_report(run_dir)
+def _finish(problem, run_dir: Path, summary: dict) -> None:
+    report = problem.report(run_dir)
     print(f"\nrun directory: {run_dir}\nreport: {report}\n")
-    print(_headline(summary))
+    if problem.name == "fsr":
+        print(_headline(summary))
+    else:
+        width = max(map(len, problem.headline))
+        print("\n".join(f"{k.ljust(width)}  {summary[k]:.4g}" if isinstance(summary.get(k), float)
+                        else f"{k.ljust(width)}  {summary.get(k)}" for k in problem.headline))
+
+
+def _device_of(cfg) -> str:
+    return str(getattr(cfg, "device", "cpu")).split(":")[0]
 
 
 def cmd_run(args) -> int:
-    cfg = resolve(args.preset, args.config, (args.set or []) + ([f'device="{args.device}"'] if args.device else []))
-    from ganlearn.fsr.memory import budget_bytes, check_budget, format_prediction, predict_peak_bytes
+    from ganlearn.problems import build_config, get
 
+    problem = get(args.problem)
+    overrides = list(args.set or []) + ([f'device="{args.device}"'] if args.device else [])
+    if args.device and problem.name in ("onelayer", "overparam"):
+        raise ConfigError(f"--device {args.device} is not allowed for {problem.name!r}: its runs are on the CPU")
+    cfg = build_config(problem, preset=args.preset, config_file=args.config, overrides=overrides)
+    if problem.name == "fsr":
+        from ganlearn.fsr.memory import budget_bytes, check_budget, format_prediction, predict_peak_bytes
+
+        if args.dry_run:
+            print(format_prediction(*predict_peak_bytes(cfg), budget_bytes(cfg)), file=sys.stderr)
+        check_budget(cfg)
     if args.dry_run:
         print(json.dumps(to_dict(cfg), indent=2))
-        print(format_prediction(*predict_peak_bytes(cfg), budget_bytes(cfg)), file=sys.stderr)
-        check_budget(cfg)
         return 0
-    _check_device(cfg.device)
-    check_budget(cfg)
-    from ganlearn.fsr.train import train
-
-    run_dir = Path(args.out) if args.out else _next_run_dir(Path("runs"), args.preset)
+    _check_device(_device_of(cfg))
+    desc = {"fsr": args.preset or "default",
+            "images": f"img-{getattr(cfg, 'arch', '')}-k{getattr(cfg, 'width', '')}"}.get(problem.name, problem.name)
+    run_dir = Path(args.out) if args.out else _next_run_dir(Path("runs"), desc)
     if (run_dir / "config.json").exists():
         raise ConfigError(f"--out {str(run_dir)!r} already holds a run; use `ganlearn resume {run_dir}` "
                           f"or choose another --out")
-    print(f"ganlearn: training preset {args.preset!r} into {run_dir}", flush=True)
-    summary = train(cfg, run_dir, progress=not args.no_progress)
-    _finish(run_dir, summary)
+    print(f"ganlearn: training {problem.name} ({desc}) into {run_dir}", flush=True)
+    summary = problem.train(cfg, run_dir, not args.no_progress)
+    _finish(problem, run_dir, summary)
     return 0
 
 
 def cmd_resume(args) -> int:
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "config.json").exists():
-        raise ConfigError(f"RUN_DIR {str(run_dir)!r} has no config.json: not a ganlearn run directory")
-    cfg = load_json(run_dir / "config.json")
-    _check_device(cfg.device)
-    from ganlearn.fsr.train import train
+    from ganlearn.problems import get
+    from ganlearn.rundir import problem_of
 
-    print(f"ganlearn: resuming {run_dir}", flush=True)
-    summary = train(cfg, run_dir, progress=not args.no_progress)
-    _finish(run_dir, summary)
+    run_dir = Path(args.run_dir)
+    problem = get(problem_of(run_dir))
+    cfg = problem.load(run_dir)
+    _check_device(_device_of(cfg))
+    print(f"ganlearn: resuming {run_dir} ({problem.name})", flush=True)
+    summary = problem.train(cfg, run_dir, not args.no_progress)
+    _finish(problem, run_dir, summary)
     return 0
 
 
 def cmd_report(args) -> int:
-    from ganlearn.fsr.report import write_report
-
     run_dir = Path(args.run_dir)
     if (run_dir / "sweep.json").exists():  # a sweep directory: table + the experiment's report
         from ganlearn.experiments import get
@@ -93,10 +105,14 @@ def cmd_report(args) -> int:
         print(write_sweep_report(get(json.loads((run_dir / "sweep.json").read_text())["experiment"]), run_dir))
         note_rendering(run_dir)
         return 0
+    from ganlearn.problems import get
+    from ganlearn.rundir import problem_of
+
+    problem = get(problem_of(run_dir))
     if not (run_dir / "summary.json").exists():
         raise ConfigError(f"RUN_DIR {str(run_dir)!r} has no summary.json: the run has not finished "
                           f"(finish it with `ganlearn resume {run_dir}`)")
-    print(write_report(run_dir))
+    print(problem.report(run_dir))
     return 0
 
 
@@ -136,7 +152,8 @@ def cmd_sweep(args) -> int:
 
 def cmd_train_images(args) -> int:
     from ganlearn.config import apply_override
-    from ganlearn.images.train import ImageGANConfig, make_config, rank_device, train
+    from ganlearn.images.distributed import rank_device
+    from ganlearn.images.train import ImageGANConfig, make_config, train
 
     over: dict = to_dict(ImageGANConfig())
     for item in args.set or []:
@@ -248,17 +265,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true",
                    help="show the full traceback of user errors too (also: environment GANLEARN_DEBUG=1)")
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="train the staged FSR algorithm (and the baseline) and write a report")
-    r.add_argument("--preset", default="default", choices=sorted(PRESETS), help="named configuration")
+    r = sub.add_parser("run", help="train one run of a problem (default fsr: the staged FSR algorithm and the "
+                                   "baseline) into a run directory and write its report")
+    r.add_argument("problem", nargs="?", default="fsr", choices=["fsr", "onelayer", "overparam", "images"],
+                   help="fsr (default), onelayer, overparam or images")
+    r.add_argument("--preset", choices=sorted(PRESETS), help="fsr: a named configuration (default: default)")
     r.add_argument("--config", help="a .json or .toml file of overrides on top of the preset")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override one value, e.g. --set target.channels=32 --set stages.2.steps=800")
-    r.add_argument("--out", help="run directory (default: runs/NNNNN-PRESET)")
-    r.add_argument("--device", choices=["cpu", "cuda"], help="where to train (default: the config's, cpu)")
+                   help="override one value, e.g. --set target.channels=32 --set stages.2.steps=800 (fsr), "
+                        "--set d=16 (onelayer), --set k=200 (overparam), --set width=64 (images)")
+    r.add_argument("--out", help="run directory (default: runs/NNNNN-PRESET or runs/NNNNN-PROBLEM)")
+    r.add_argument("--device", choices=["cpu", "cuda"], help="fsr, images: where to train (default: the config's, cpu)")
     r.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
-    s = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
+    s = sub.add_parser("resume", help="continue an interrupted run (any problem) from its last checkpoint")
     s.add_argument("run_dir")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_resume)
@@ -286,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--dry-run", action="store_true", help="print the resolved grid and the number of cells")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.set_defaults(func=cmd_sweep)
-    ti = sub.add_parser("train-images", help="train an image GAN (DCGAN-k or the multi-resolution FSR generator)")
+    ti = sub.add_parser("train-images", help="train an image GAN (DCGAN-k or the multi-resolution FSR generator); "
+                                              "the same as `ganlearn run images` with these flags")
     ti.add_argument("--data", help="fashion-mnist, mnist-5k, digits, faces, photo-crops, cifar10:DIR or folder:DIR")
     ti.add_argument("--arch", choices=["dcgan", "fsr"], help="generator shape (default dcgan)")
     ti.add_argument("--width", type=int, help="width k (default 32)")

@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-from torch.func import jvp, vjp
+from torch.func import jvp
 
 from ganlearn.rng import to_device
 
-__all__ = ["along", "conjugate_gradient", "gauss_newton_direction", "jacobian_trace"]
+__all__ = ["along", "conjugate_gradient", "jacobian_trace"]
 
 Tensors = tuple[torch.Tensor, ...]
 
@@ -60,20 +60,6 @@ def conjugate_gradient(apply_a: Callable[[Tensors], Tensors], b: Tensors, iters:
         p = tuple(ri + along(beta, pi) * pi for ri, pi in zip(r, p))
         rs = rs_new
     return x
-
-
-def gauss_newton_direction(f: Callable[..., torch.Tensor], params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
-                           *, curvature_scale: float, damping: float | torch.Tensor, iters: int) -> Tensors:
-    """x ~= (curvature_scale * J^T J + damping I)^{-1} grads, J the Jacobian of the vector
-    function ``f(*params)`` at ``params``, by ``iters`` conjugate-gradient steps."""
-    primals = tuple(p.detach() for p in params)
-    _, pull = vjp(f, *primals)
-
-    def apply_a(v: Tensors) -> Tensors:
-        _, jv = jvp(f, primals, v)
-        return tuple(curvature_scale * a + damping * vi for a, vi in zip(pull(jv), v))
-
-    return conjugate_gradient(apply_a, tuple(g.detach() for g in grads), iters)
 
 
 def jacobian_trace(f: Callable[..., torch.Tensor], params: Sequence[torch.Tensor], *, generator: torch.Generator,

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 __all__ = ["provenance", "git_state", "machine", "command_line", "META_FILE"]
 

@@ -192,7 +192,7 @@ def test_first_hidden_closed_form_jacobian_products_equal_autograd(gen, whiten):
     from ganlearn.fsr.config import FirstHiddenStage
     from ganlearn.fsr.stages import FirstHidden
     from ganlearn.fsr.stages.first_hidden import CodeMomentJacobian
-    from ganlearn.gauss_newton import gauss_newton_direction
+    from reference import gauss_newton_direction
 
     target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
     data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731

@@ -37,12 +37,7 @@ from ganlearn.config import from_dict, setting, to_dict
 from ganlearn.fsr.batched import batch_key as fsr_batch_key
 from ganlearn.fsr.batched import train_replicas
 from ganlearn.fsr.config import resolve
-from ganlearn.fsr.memory import (
-    BASE_BYTES,
-    budget_bytes,
-    check_budget,
-    predict_peak_bytes,
-)
+from ganlearn.fsr.memory import BASE_BYTES, budget_bytes, check_budget, predict_peak_bytes
 from ganlearn.fsr.train import train
 from ganlearn.plots import md_table, median, plt, save
 from ganlearn.sweep import Experiment

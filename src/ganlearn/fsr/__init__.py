@@ -32,6 +32,7 @@ internal and may change.
 """
 from __future__ import annotations
 
+from ganlearn.fsr.batched import train_replicas
 from ganlearn.fsr.config import (EvalConfig, LearnerConfig, RunConfig, TargetConfig, default_stages, resolve,
                                  tiny_stages)
 from ganlearn.fsr.metrics import evaluate, sliced_w2_floor
@@ -39,11 +40,15 @@ from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages import (EndToEndStage, FirstHiddenStage, OutputLayerStage, SuperResolutionStage,
                                  WarmStartStage, make_runner, run_stage, run_steps)
 from ganlearn.fsr.target import FSRTarget, make_learner
+from ganlearn.fsr.train import Summary, train
 
 __all__ = ["TargetConfig", "LearnerConfig", "EvalConfig", "RunConfig", "resolve", "default_stages", "tiny_stages",
            "FSRTarget", "FSRNet", "make_learner", "WarmStartStage", "OutputLayerStage", "FirstHiddenStage",
            "SuperResolutionStage", "EndToEndStage", "make_runner", "run_stage", "run_steps", "evaluate",
-           "sliced_w2_floor", "level_errors", "train", "train_replicas"]
+           "sliced_w2_floor", "level_errors", "Config", "Summary", "train", "train_replicas", "train_batched"]
+
+Config = RunConfig
+train_batched = train_replicas
 
 
 def level_errors(learner: FSRNet, target: FSRTarget, cfg: EvalConfig = EvalConfig(fit_steps=0)) -> dict:
@@ -53,23 +58,3 @@ def level_errors(learner: FSRNet, target: FSRTarget, cfg: EvalConfig = EvalConfi
     m = evaluate(learner, target, cfg, final=False)
     return {"all": round(m["coupled_rel_error"], 4)} | {
         lv: round(m[f"coupled_rel_error_level{lv}"], 4) for lv in range(1, target.n_levels + 1)}
-
-
-def train(cfg: RunConfig, run_dir, *, progress: bool = True) -> dict:
-    """The full resumable run of ``ganlearn run``: ``cfg`` (e.g. ``resolve("default", overrides=
-    ["seed=1"])``) into ``run_dir``; returns the summary. Re-running with the same ``run_dir``
-    resumes from its last checkpoint."""
-    from pathlib import Path
-
-    from ganlearn.fsr.train import train as _train
-
-    return _train(cfg, Path(run_dir), progress=progress)
-
-
-def train_replicas(cfgs: list, run_dirs: list, *, progress: bool = True) -> list[dict]:
-    """Runs ``cfgs`` that differ only in ``seed`` / ``target.seed`` trained as replicas of one batched
-    computation, each into its run directory (what ``train`` writes, no mid-run checkpoints); returns
-    their summaries. Each replica's run equals its ``train`` run up to float round-off."""
-    from ganlearn.fsr.batched import train_replicas as _train_replicas
-
-    return _train_replicas(cfgs, run_dirs, progress=progress)

@@ -6,13 +6,11 @@ stage's game value is ``D(real) - D(fake)`` (+ the discriminator's regulariser).
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ganlearn.fsr.model import replica_eq
 
 __all__ = [
     "thresholded_output_d", "whitening", "code_moments", "second_moment", "mat_vec", "with_bias", "pair_moments",
-    "MLPDiscriminator",
 ]
 
 
@@ -106,15 +104,3 @@ def pair_moments(s_hi: torch.Tensor, parents: torch.Tensor, white: torch.Tensor 
         # (measured with SuperResolution's weights treated alike: the default level-3 step 110 -> 49 ms)
         mom = torch.einsum("jrq,jpq->jrp" if s_hi.dim() == 3 else replica_eq("jrq,jpq->jrp"), mom, white)
     return mom
-
-
-class MLPDiscriminator(nn.Module):
-    """Generic discriminator of the end-to-end baseline: an MLP on all resolutions at once."""
-
-    def __init__(self, in_dim: int, hidden: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
-                                 nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
-
-    def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        return self.net(torch.cat([x.flatten(1) for x in xs], dim=1)).squeeze(-1)

@@ -7,22 +7,23 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 from tqdm.auto import tqdm
 
 from ganlearn.config import to_dict
+from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.fsr.config import RunConfig
+from ganlearn.fsr.metrics import evaluate, is_finite_module, sliced_w2_floor
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages import make_runner
 from ganlearn.fsr.target import FSRTarget, make_learner
-from ganlearn.rng import make_generator
-from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.io import RunLock, append_jsonl, atomic_write_text, load_latest_checkpoint, save_checkpoint, save_tensors
-from ganlearn.fsr.metrics import evaluate, is_finite_module, sliced_w2_floor
 from ganlearn.provenance import provenance
+from ganlearn.rng import make_generator
 
-__all__ = ["SUMMARY_KEYS", "DivergenceError", "build", "run_baseline", "run_stages", "train"]
+__all__ = ["SUMMARY_KEYS", "Summary", "DivergenceError", "build", "run_baseline", "run_stages", "train"]
 
 SUMMARY_KEYS = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
                 "sliced_w2_floor_top", "wall_seconds", "samples_seen")
@@ -145,7 +146,21 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
     return metrics
 
 
-def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict:
+class Summary(TypedDict, total=False):
+    """What an FSR run returns (and writes to ``summary.json``): the staged run's final numbers,
+    its whole final evaluation (``final``) and, if enabled, the baseline's (``baseline``)."""
+    coupled_rel_error: float
+    feature_cosine_min: float
+    feature_cosine_mean: float
+    sliced_w2_top: float
+    sliced_w2_floor_top: float
+    wall_seconds: float
+    samples_seen: int
+    final: dict
+    baseline: dict
+
+
+def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> Summary:
     """Run (or resume) the configured staged algorithm and, if enabled, the end-to-end baseline
     on the same sample budget; write ``summary.json`` and return it. One process at a time per
     ``run_dir`` (a second one gets :class:`~ganlearn.io.RunDirBusy`)."""

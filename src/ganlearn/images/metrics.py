@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganlearn.rng import make_generator
 from ganlearn.config import ConfigError
+from ganlearn.rng import make_generator
 
 __all__ = [
     "laplacian_pyramid", "sliced_wasserstein", "swd", "FEATURES", "features",

@@ -30,6 +30,7 @@ import math
 import torch
 import torch.nn as nn
 from torch.nn.utils.parametrizations import spectral_norm
+
 from ganlearn.config import ConfigError
 
 __all__ = [

@@ -31,9 +31,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganlearn.config import ConfigError
 from ganlearn.metrics.sparsity import coactivation_stats, magnitude_sparsity
 from ganlearn.rng import make_generator
-from ganlearn.config import ConfigError
 
 __all__ = [
     "THRESHOLDS", "capture", "ridge_r2", "fsr_r2", "code_stats", "filter_stats", "filter_tiles",

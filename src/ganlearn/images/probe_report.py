@@ -17,11 +17,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ganlearn.config import ConfigError
 from ganlearn.images import probe as P
 from ganlearn.io import atomic_write_text, write_json
 from ganlearn.plots import md_table, plt, save, save_png, tile
 from ganlearn.rng import default_init_rng, make_generator
-from ganlearn.config import ConfigError
 
 __all__ = ["calibrate_bn", "random_init", "run_probe"]
 

@@ -26,61 +26,46 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypedDict
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ganlearn.config import ConfigError
+from ganlearn.config import ConfigError, parse_value
+from ganlearn.errors import UserError, check_finite_and_bounded
 from ganlearn.images import data as datamod
-from ganlearn.images.config import DEFAULT_RESOLUTION, ImageGANConfig, make_config  # noqa: F401 (re-exported)
 from ganlearn.images import metrics as M
+from ganlearn.images.config import DEFAULT_RESOLUTION, ImageGANConfig, make_config  # noqa: F401 (re-exported)
+from ganlearn.images.distributed import ddp_wrap, init_distributed, rank_device, replica_divergence, world_rank
 from ganlearn.images.model import build
 from ganlearn.images.probe import code_sparsity
-from ganlearn.provenance import provenance
-from ganlearn.errors import UserError, check_finite_and_bounded
-from ganlearn.io import (RunLock, append_jsonl, atomic_write_text, flatten_optimizer, load_checkpoint,
-                         load_flat_optimizer, load_latest_checkpoint, save_checkpoint)
+from ganlearn.io import (
+    RunLock,
+    append_jsonl,
+    atomic_write_text,
+    flatten_optimizer,
+    load_checkpoint,
+    load_flat_optimizer,
+    load_latest_checkpoint,
+    save_checkpoint,
+    write_json,
+)
 from ganlearn.plots import save_png, tile
+from ganlearn.provenance import provenance
 from ganlearn.rng import default_init_rng, make_generator, to_device
+from ganlearn.rundir import write_simple_report
 
 __all__ = [
-    "DEFAULT_RESOLUTION", "ImageGANConfig", "make_config", "init_distributed", "rank_device",
+    "DEFAULT_RESOLUTION", "ImageGANConfig", "make_config",
     "step_generator", "load_generator", "d_loss_fn", "g_loss_fn", "sgda_step", "ema_update", "sample", "evaluate",
-    "real_baseline", "train", "replica_divergence", "main_ddp",
+    "real_baseline", "Result", "train", "write_report", "main_ddp",
 ]
-
-# ---- distributed helpers -----------------------------------------------------------------------
-
-def _dist() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed(device: str) -> tuple[int, int]:
-    """Join the process group that ``torchrun`` describes (WORLD_SIZE > 1); a no-op otherwise."""
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return _dist()
-
-
-def rank_device(device: str) -> str:
-    """For entry points (the CLI, ``main_ddp``): under ``torchrun`` with ``device="cuda"``, this
-    process's GPU ``cuda:$LOCAL_RANK``; otherwise ``device`` unchanged. Library code takes the
-    device it is given and never reads the environment."""
-    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return device
-
 
 def step_generator(seed: int, step: int, rank: int, stream: str) -> torch.Generator:
     """The RNG of (step, rank, stream), a named stream of the run seed: counter-based, so resume
@@ -212,7 +197,23 @@ def real_baseline(real: torch.Tensor, cfg: ImageGANConfig) -> dict:
     return _scores(real[idx[:n]], real[idx[n:2 * n]], cfg)
 
 
-def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, device: str | None = None) -> dict:
+class Result(TypedDict, total=False):
+    """What an image run returns (and writes to ``summary.json``): the last evaluation of the EMA
+    generator (SWD, Frechet distance and PRDC in the run's feature space, ...) and the wall time."""
+    step: int
+    images_seen: int
+    swd_avg: float
+    frechet: float
+    precision: float
+    recall: float
+    density: float
+    coverage: float
+    wall_seconds: float
+    world: int
+    replica_max_abs_diff: float
+
+
+def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, device: str | None = None) -> Result:
     """Train (or resume) in ``run_dir``; return the last evaluation record plus wall time.
 
     ``device``: where this process trains (default ``cfg.device``); under ``torchrun`` the caller
@@ -235,49 +236,63 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, de
         raise
 
 
-def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank: int, world: int) -> dict:
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-
-    # Initialize: data, networks, optimizers (all ranks build identical networks from the same seed).
-    real = datamod.load(cfg.data, resolution=cfg.res, channels=cfg.channels or None, limit=cfg.limit or None)
-    with default_init_rng(cfg.seed, "images.init"):  # PyTorch's layer initializers, seeded, global RNG untouched
+def _networks(cfg: ImageGANConfig, real: torch.Tensor, device: str) -> tuple:
+    """G, D, the EMA generator and the two optimizers (every rank builds identical networks from
+    the seed: PyTorch's layer initializers under a named stream, the global RNG untouched)."""
+    with default_init_rng(cfg.seed, "images.init"):
         G, D = build(cfg.arch, resolution=real.shape[-1], channels=real.shape[1], width=cfg.width,
                      d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
     G, D = G.to(device), D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    levels = 1 if cfg.arch == "dcgan" else int(math.log2(real.shape[-1] / 4)) + 1
     if cfg.optimizer == "adam":
         opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     else:
         opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=cfg.lr_g), torch.optim.SGD(D.parameters(), lr=cfg.lr_d)
+    return G, D, G_ema, opt_g, opt_d
 
+
+def _resume(run_dir: Path, cfg: ImageGANConfig, device: str, G, D, G_ema, opt_g, opt_d) -> dict | None:
+    """Load the latest good checkpoint of ``run_dir`` (a corrupt newest one: the one before it) into
+    the networks and optimizers and return its metadata; None if there is none. A checkpoint of
+    another configuration is refused (``steps``, ``device`` and ``divergence_factor`` may change)."""
+    found = load_latest_checkpoint(run_dir, device)
+    if found is None:
+        return None
+    _, tensors, saved = found
+    free = ("steps", "device", "divergence_factor")
+    same = {k: v for k, v in saved["config"].items() if k not in free}
+    if same != {k: v for k, v in asdict(cfg).items() if k not in free}:
+        diff = sorted(k for k in same if same[k] != getattr(cfg, k))
+        raise ConfigError(f"{run_dir} holds a run with a different config (keys {diff}); use another --out")
+    for name, mod in (("G", G), ("D", D), ("G_ema", G_ema)):
+        _load_module(name, mod, tensors)
+    load_flat_optimizer("opt_g", opt_g, tensors, saved["opt_g_groups"])
+    load_flat_optimizer("opt_d", opt_d, tensors, saved["opt_d_groups"])
+    return saved
+
+
+def _check_health(d_loss: float, g_loss: float, g_norm: float, norm0: float, factor: float | None, where: str) -> None:
+    """The divergence policy of an image run: the losses finite, G's parameter norm within
+    ``factor`` x its start (:func:`~ganlearn.errors.check_finite_and_bounded`)."""
+    check_finite_and_bounded("the discriminator loss", d_loss, 0.0, None, where)
+    check_finite_and_bounded("the generator loss", g_loss, 0.0, None, where)
+    check_finite_and_bounded("G's parameter norm", g_norm, norm0, factor, where)
+
+
+def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank: int, world: int) -> dict:
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    real = datamod.load(cfg.data, resolution=cfg.res, channels=cfg.channels or None, limit=cfg.limit or None)
+    G, D, G_ema, opt_g, opt_d = _networks(cfg, real, device)
+    levels = 1 if cfg.arch == "dcgan" else int(math.log2(real.shape[-1] / 4)) + 1
     meta = {"config": asdict(cfg), "data_shape": list(real.shape), "levels": levels, "world": world}
-    start, wall_before = 0, 0.0
-    found = load_latest_checkpoint(run_dir, device)  # a corrupt newest one: the one before it
-    if found is not None:
-        _, tensors, saved = found
-        free = ("steps", "device", "divergence_factor")  # may change on resume
-        same = {k: v for k, v in saved["config"].items() if k not in free}
-        if same != {k: v for k, v in asdict(cfg).items() if k not in free}:
-            diff = sorted(k for k in same if same[k] != getattr(cfg, k))
-            raise ConfigError(f"{run_dir} holds a run with a different config (keys {diff}); use another --out")
-        for name, mod in (("G", G), ("D", D), ("G_ema", G_ema)):
-            _load_module(name, mod, tensors)
-        load_flat_optimizer("opt_g", opt_g, tensors, saved["opt_g_groups"])
-        load_flat_optimizer("opt_d", opt_d, tensors, saved["opt_d_groups"])
-        start, wall_before = saved["step"], saved["wall_seconds"]
-    elif rank == 0:
+    saved = _resume(run_dir, cfg, device, G, D, G_ema, opt_g, opt_d)
+    start, wall_before = (saved["step"], saved["wall_seconds"]) if saved is not None else (0, 0.0)
+    if saved is None and rank == 0:
         atomic_write_text(run_dir / "config.json", json.dumps({**meta, "ganlearn": provenance()}, indent=2))
-
-    G_train, D_train = G, D
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [torch.device(device).index] if device.startswith("cuda") else None
-        G_train = DDP(G, device_ids=ids, broadcast_buffers=False)
-        D_train = DDP(D, device_ids=ids, broadcast_buffers=False)
+    G_train, D_train = (ddp_wrap(G, device), ddp_wrap(D, device)) if world > 1 else (G, D)
 
     per_rank = cfg.batch // world
     grid_z = torch.randn(64, cfg.z_dim, generator=make_generator(cfg.seed, "images.grid")).to(device)
@@ -285,7 +300,7 @@ def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank
     last_eval: dict = {}
     baseline = real_baseline(real, cfg) if rank == 0 else None
     t0 = time.time()
-    norm0 = _param_norm(G) if found is None else saved.get("g_norm0", _param_norm(G))
+    norm0 = _param_norm(G) if saved is None else saved.get("g_norm0", _param_norm(G))
 
     def real_batch(step: int, k: int) -> list[torch.Tensor]:
         gen = step_generator(cfg.seed, step, rank, f"real{k}")
@@ -325,10 +340,8 @@ def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank
             # Read the losses only when something is written: float() is a host-device sync on a GPU.
             # A NaN is therefore caught at the next log or checkpoint step, before anything is saved.
             d_loss, g_loss = d_loss.detach(), g_loss.detach()
-            where = f"step {done} (the last checkpoint in {run_dir} is kept)"
-            check_finite_and_bounded("the discriminator loss", float(d_loss), 0.0, None, where)
-            check_finite_and_bounded("the generator loss", float(g_loss), 0.0, None, where)
-            check_finite_and_bounded("G's parameter norm", _param_norm(G), norm0, cfg.divergence_factor, where)
+            _check_health(float(d_loss), float(g_loss), _param_norm(G), norm0, cfg.divergence_factor,
+                          f"step {done} (the last checkpoint in {run_dir} is kept)")
         if rank == 0 and log_now:
             append_jsonl(stats_path, {"step": done, "d_loss": float(d_loss), "g_loss": float(g_loss), "ema_beta": beta,
                               "wall_seconds": wall_before + time.time() - t0})
@@ -346,35 +359,25 @@ def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank
             grid(cfg.steps)
         if not last_eval and metrics_path.exists():
             last_eval = json.loads(metrics_path.read_text().splitlines()[-1])
-    return {**last_eval, "wall_seconds": wall_before + time.time() - t0, "world": world,
-            "replica_max_abs_diff": sync}
+    out = {**last_eval, "wall_seconds": wall_before + time.time() - t0, "world": world, "replica_max_abs_diff": sync}
+    if rank == 0:
+        write_json(run_dir / "summary.json", out)
+    return out
 
 
-def replica_divergence(*modules: torch.nn.Module) -> float:
-    """Max |parameter difference| between this rank and rank 0 over all ranks (0 = replicas in sync)."""
-    import torch.distributed as dist
-
-    flat = torch.cat([p.detach().flatten().float().cpu() for m in modules for p in m.parameters()])
-    ref = flat.clone()
-    dist.broadcast(ref, src=0)
-    diff = (flat - ref).abs().max().reshape(1)
-    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
-    return float(diff)
+def write_report(run_dir: str | Path) -> Path:
+    """report.md of an image run: its final scores and their curves over training."""
+    return write_simple_report(run_dir, "Image GAN", "step", ["swd_avg", "frechet", "precision", "recall"],
+                               logy=False)
 
 
 def main_ddp() -> None:  # pragma: no cover - used through torchrun
     """``torchrun ... -m ganlearn.images.train OUT KEY=VALUE ...``: a thin entry point for DDP runs."""
-    import sys
-
-    from ganlearn.config import parse_value
-
     out, *pairs = sys.argv[1:]
     cfg = make_config({k: parse_value(v) for k, v in (p.split("=", 1) for p in pairs)})
     res = train(cfg, out, progress=False, device=rank_device(cfg.device))
-    if _dist()[0] == 0:
+    if world_rank()[0] == 0:
         print(json.dumps({k: v for k, v in res.items() if k != "meta"}))
-    import torch.distributed as dist
-
     if dist.is_initialized():
         # Every rank past its last collective before any tears gloo down: without it a rank that
         # destroyed the group first sometimes took the other down with it ("terminate called without

@@ -13,10 +13,12 @@ Example::
     print(res["sigma_rel_error"], res["tv_upper"], res["samples"])
 """
 from ganlearn.onelayer.batched import train_batched
+from ganlearn.onelayer.config import OneLayerConfig
 from ganlearn.onelayer.metrics import classifier_tv_lower, gaussian_tv_upper, sigma_rel_error
 from ganlearn.onelayer.model import activation
-from ganlearn.onelayer.config import OneLayerConfig
-from ganlearn.onelayer.train import train
+from ganlearn.onelayer.train import Result, run, train, write_report
 
-__all__ = ["OneLayerConfig", "train", "train_batched", "activation", "sigma_rel_error", "gaussian_tv_upper",
-           "classifier_tv_lower"]
+Config = OneLayerConfig
+
+__all__ = ["Config", "OneLayerConfig", "Result", "train", "train_batched", "run", "write_report", "activation",
+           "sigma_rel_error", "gaussian_tv_upper", "classifier_tv_lower"]

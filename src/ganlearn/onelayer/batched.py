@@ -28,11 +28,11 @@ import torch
 
 from ganlearn.config import ConfigError
 from ganlearn.errors import DivergenceError
+from ganlearn.onelayer.config import OneLayerConfig
 from ganlearn.onelayer.discriminators import statistic_features
 from ganlearn.onelayer.metrics import gaussian_tv_draws, sigma_rel_error
 from ganlearn.onelayer.model import activation, conditioned_matrix
 from ganlearn.onelayer.step_size import moment_scale, power_ratio
-from ganlearn.onelayer.config import OneLayerConfig
 from ganlearn.onelayer.train import (average_sigma, curvature_probe, curvature_scaled, evaluation, new_reached,
                                      resolved_lr_g, result)
 from ganlearn.rng import make_generator

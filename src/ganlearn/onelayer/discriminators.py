@@ -11,11 +11,10 @@ MLP for comparison.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ganlearn.onelayer.model import Activation
 
-__all__ = ["statistic_features", "truncated_stats", "quadratic_stats", "relu_second_moment", "MLPDiscriminator"]
+__all__ = ["statistic_features", "truncated_stats", "quadratic_stats", "relu_second_moment"]
 
 
 def truncated_stats(y: torch.Tensor, act: Activation) -> torch.Tensor:
@@ -53,13 +52,3 @@ def relu_second_moment(sigma: torch.Tensor) -> torch.Tensor:
     s = sigma.diagonal().clamp_min(0).sqrt()
     rho = (sigma / (s[:, None] * s[None, :]).clamp_min(1e-300)).clamp(-1.0, 1.0)
     return s[:, None] * s[None, :] / (2 * torch.pi) * (torch.sqrt(1 - rho**2) + rho * (torch.pi - torch.arccos(rho)))
-
-
-class MLPDiscriminator(nn.Module):
-    def __init__(self, d: int, hidden: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(d, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
-                                 nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.net(y).squeeze(-1)

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+
 from ganlearn.config import ConfigError
 
 __all__ = [

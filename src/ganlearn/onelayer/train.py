@@ -45,19 +45,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+from pathlib import Path
+from typing import TypedDict
 
 import torch
 
+from ganlearn.discriminators import MLPDiscriminator
+from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.onelayer.config import OneLayerConfig
-from ganlearn.onelayer.discriminators import MLPDiscriminator, quadratic_stats, truncated_stats
+from ganlearn.onelayer.discriminators import quadratic_stats, truncated_stats
 from ganlearn.onelayer.metrics import gaussian_tv, gaussian_tv_draws, gaussian_tv_upper, sigma_rel_error
 from ganlearn.onelayer.model import OneLayerGenerator, activation, conditioned_matrix
 from ganlearn.onelayer.step_size import moment_scale
-from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.rng import make_generator
+from ganlearn.rundir import run_in_dir, scalars, write_simple_report
 from ganlearn.sgda import SGDA, SGDAConfig
 
-__all__ = ["OneLayerConfig", "train", "average_sigma", "evaluation", "result"]
+__all__ = ["Result", "train", "run", "write_report", "average_sigma", "evaluation", "result"]
 
 
 def curvature_scaled(cfg: OneLayerConfig) -> bool:
@@ -95,7 +99,25 @@ def step_curvature_ratio(cfg: OneLayerConfig, w0: torch.Tensor) -> float:
     return float(power_ratio(cfg.discriminator, activation(cfg.activation), w0.detach(), x, v))
 
 
-def train(cfg: OneLayerConfig, *, log=None) -> dict:
+class Result(TypedDict):
+    """What a one-layer run returns: the final error of the reported Sigma, the samples needed per
+    epsilon (None: not reached), the curve [(real samples, sigma_rel_error, tv_upper, tv_gauss)]."""
+    config: dict
+    resolved: dict
+    sigma_rel_error: float
+    tv_upper: float
+    tv_gauss: float | None
+    samples: int
+    steps: int
+    kappa: float
+    samples_to_eps: dict
+    samples_to_eps_gauss: dict
+    curve: list
+    learner_W: torch.Tensor
+    target_W: torch.Tensor
+
+
+def train(cfg: OneLayerConfig, *, log=None) -> Result:
     """Run SGDA; returns final metrics, the real samples needed per epsilon (None if never reached)
     and the curve [(real samples, sigma_rel_error, tv_upper, tv_gauss)] of the reported (averaged)
     Sigma (tv_gauss: the Monte-Carlo Gaussian TV, None with tv_mc_samples=0); ``samples_to_eps``
@@ -225,3 +247,22 @@ def result(cfg: OneLayerConfig, resolved: dict, sigma_bar: torch.Tensor, target_
             "samples_to_eps": {str(e): n for e, n in reached["upper"].items()},
             "samples_to_eps_gauss": {str(e): n for e, n in reached["gauss"].items()}, "curve": curve, "learner_W": w_bar,
             "target_W": target_w}
+
+
+def run(cfg: OneLayerConfig, run_dir: str | Path, *, progress: bool = False) -> dict:
+    """One run into ``run_dir`` (``ganlearn run onelayer``; files: :mod:`ganlearn.rundir`): the
+    curve of the reported Sigma in ``metrics.jsonl``, the final metrics and the samples needed per
+    epsilon in ``summary.json``."""
+    def go():
+        out = train(cfg)
+        records = [{"samples": s, "sigma_rel_error": e, "tv_upper": tv, "tv_gauss": g} for s, e, tv, g in out["curve"]]
+        summary = {**scalars(out), **{f"samples_to_eps={e}": n for e, n in out["samples_to_eps"].items()},
+                   **{f"samples_to_eps_gauss={e}": n for e, n in out["samples_to_eps_gauss"].items()},
+                   "resolved": out["resolved"]}
+        return summary, records
+    return run_in_dir(run_dir, "onelayer", cfg, go)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    return write_simple_report(run_dir, "One-layer generator phi(W* x), SGDA against truncated statistics",
+                               "samples", ["sigma_rel_error", "tv_upper", "tv_gauss"], logx=True)

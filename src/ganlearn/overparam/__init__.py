@@ -15,9 +15,12 @@ Example::
         print(k, out["success"], out["rate_fitted"], out["rate_predicted"])
 """
 from ganlearn.overparam.batched import batch_key, train_batched
-from ganlearn.overparam.metrics import spectrum
-from ganlearn.overparam.train import train
 from ganlearn.overparam.config import OverparamConfig
+from ganlearn.overparam.metrics import spectrum
 from ganlearn.overparam.model import OneHiddenGenerator, Problem
+from ganlearn.overparam.train import Result, run, train, write_report
 
-__all__ = ["OverparamConfig", "Problem", "OneHiddenGenerator", "train", "train_batched", "batch_key", "spectrum"]
+Config = OverparamConfig
+
+__all__ = ["Config", "OverparamConfig", "Result", "Problem", "OneHiddenGenerator", "train", "train_batched", "run",
+           "write_report", "batch_key", "spectrum"]

@@ -21,9 +21,9 @@ import math
 import numpy as np
 import torch
 
-from ganlearn.overparam.metrics import block_radius, fitted_rate
 from ganlearn.errors import divergence
 from ganlearn.overparam.config import OverparamConfig
+from ganlearn.overparam.metrics import block_radius, record
 from ganlearn.overparam.model import FEATURE_ACTS, Problem
 
 __all__ = ["batch_key", "train_batched"]
@@ -167,18 +167,10 @@ def train_batched(cfgs: list[OverparamConfig], device: str | torch.device = "cpu
         last = residual[-2]
         why = divergence("GDA residual |r|", last, max(residual[0], 1.0), c.divergence_factor, n_steps)
         diverged = why is not None
-        s0, s_end = spec0[i].numpy(), (spec_end[i].numpy() if not diverged else np.full(spec0.shape[1], np.nan))
-        final = residual[-1]
-        outs.append({
-            "config": dict(c.__dict__), "eta": float(eta[i]), "mu": c.mu, "n_params": _n_params(c),
-            "s_min0": float(s0[0]), "s_max0": float(s0[-1]), "s_min_end": float(s_end[0]), "s_max_end": float(s_end[-1]),
-            "rate_predicted": rho_pred[i], "rate_fitted": fitted_rate(residual),
-            "residual0": residual[0], "residual_final": final, "diverged": diverged, "divergence": why,
-            "success": bool(not diverged and final < c.tol),
-            "steps_to_tol": next((t for t, r in enumerate(residual) if r < c.tol), None),
-            "relative_movement": float((theta[i] - theta0[i]).norm() / theta0[i].norm()),
-            "residual": residual, "d_norm": dnorm,
-        })
+        s_end = spec_end[i].numpy() if not diverged else np.full(spec0.shape[1], np.nan)
+        outs.append(record(c, eta=float(eta[i]), n_params=_n_params(c), spec0=spec0[i].numpy(), spec_end=s_end,
+                           rate_predicted=rho_pred[i], residual=residual, d_norm=dnorm, divergence=why,
+                           relative_movement=float((theta[i] - theta0[i]).norm() / theta0[i].norm())))
     return outs
 
 

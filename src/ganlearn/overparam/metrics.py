@@ -3,12 +3,16 @@ of the linearised GDA (the largest 2 x 2 block's spectral radius, ``overparam.tr
 fitted one."""
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import TypedDict
+
 import numpy as np
 import torch
 
+from ganlearn.overparam.config import OverparamConfig
 from ganlearn.overparam.model import Problem
 
-__all__ = ["block_radius", "fitted_rate", "spectrum"]
+__all__ = ["Result", "record", "block_radius", "fitted_rate", "spectrum"]
 
 
 def block_radius(s: np.ndarray, eta: float, mu: float, mode: str) -> np.ndarray:
@@ -39,3 +43,45 @@ def spectrum(problem: Problem) -> np.ndarray:
     """Eigenvalues of J J^T at the current parameters, ascending."""
     J = problem.jacobian()
     return torch.linalg.eigvalsh(J @ J.T).clamp_min(0).numpy()
+
+
+class Result(TypedDict):
+    """What a GDA run returns: the spectra of J J^T at the start and the end, the predicted and
+    fitted rates, success, divergence (recorded, not raised), and the residual and |d| per step."""
+    config: dict
+    eta: float
+    mu: float
+    n_params: int
+    s_min0: float
+    s_max0: float
+    s_min_end: float
+    s_max_end: float
+    rate_predicted: float
+    rate_fitted: float
+    residual0: float
+    residual_final: float
+    diverged: bool
+    divergence: str | None
+    success: bool
+    steps_to_tol: int | None
+    relative_movement: float
+    residual: list
+    d_norm: list
+
+
+def record(cfg: OverparamConfig, *, eta: float, n_params: int, spec0: np.ndarray, spec_end: np.ndarray,
+           rate_predicted: float, residual: list[float], d_norm: list[float], divergence: str | None,
+           relative_movement: float) -> Result:
+    """The result of one GDA run, the same for the single and the batched trainer: ``residual``
+    and ``d_norm`` per step and after the last one, ``divergence`` the message (None: none)."""
+    diverged, final = divergence is not None, residual[-1]
+    return {
+        "config": asdict(cfg), "eta": eta, "mu": cfg.mu, "n_params": n_params,
+        "s_min0": float(spec0[0]), "s_max0": float(spec0[-1]),
+        "s_min_end": float(spec_end[0]), "s_max_end": float(spec_end[-1]),
+        "rate_predicted": rate_predicted, "rate_fitted": fitted_rate(residual),
+        "residual0": residual[0], "residual_final": final, "diverged": diverged, "divergence": divergence,
+        "success": bool(not diverged and final < cfg.tol),
+        "steps_to_tol": next((t for t, r in enumerate(residual) if r < cfg.tol), None),
+        "relative_movement": relative_movement, "residual": residual, "d_norm": d_norm,
+    }

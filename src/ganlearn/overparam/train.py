@@ -16,21 +16,22 @@ J_t stays near J_0, which width buys (the lazy regime) -- ``relative_movement`` 
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ganlearn.errors import divergence
 from ganlearn.overparam.config import OverparamConfig
-from ganlearn.overparam.metrics import block_radius, fitted_rate, spectrum
+from ganlearn.overparam.metrics import Result, block_radius, record, spectrum
 from ganlearn.overparam.model import Problem
+from ganlearn.rundir import run_in_dir, scalars, write_simple_report
 from ganlearn.sgda import SGDA, SGDAConfig
 
-__all__ = ["train"]
+__all__ = ["Result", "train", "run", "write_report"]
 
 
-def train(cfg: OverparamConfig) -> dict:
+def train(cfg: OverparamConfig) -> Result:
     """Run GDA; returns the residual and |d| per step, the step sizes, the spectrum of J J^T at
     t = 0 and at the end, the predicted and fitted rates, the relative weight movement and success."""
     problem = Problem(cfg)
@@ -68,15 +69,22 @@ def train(cfg: OverparamConfig) -> dict:
     dnorm.append(dvec.detach().norm().item())
     theta = torch.cat([p.detach().reshape(-1) for p in problem.params])
     spec_end = spectrum(problem) if not diverged else np.full_like(spec0, np.nan)
-    final = residual[-1]
-    return {
-        "config": asdict(cfg), "eta": eta, "mu": cfg.mu, "n_params": int(theta.numel()),
-        "s_min0": float(spec0[0]), "s_max0": float(spec0[-1]),
-        "s_min_end": float(spec_end[0]), "s_max_end": float(spec_end[-1]),
-        "rate_predicted": rho_pred, "rate_fitted": fitted_rate(residual),
-        "residual0": residual[0], "residual_final": final, "diverged": diverged, "divergence": why,
-        "success": bool(not diverged and final < cfg.tol),
-        "steps_to_tol": next((t for t, r in enumerate(residual) if r < cfg.tol), None),
-        "relative_movement": float((theta - theta0).norm() / theta0.norm()),
-        "residual": residual, "d_norm": dnorm,
-    }
+    return record(cfg, eta=eta, n_params=int(theta.numel()), spec0=spec0, spec_end=spec_end, rate_predicted=rho_pred,
+                  residual=residual, d_norm=dnorm, divergence=why,
+                  relative_movement=float((theta - theta0).norm() / theta0.norm()))
+
+
+def run(cfg: OverparamConfig, run_dir: str | Path, *, progress: bool = False) -> dict:
+    """One run into ``run_dir`` (``ganlearn run overparam``; files: :mod:`ganlearn.rundir`): the
+    residual and |d| per step in ``metrics.jsonl``, rates, spectra and success in ``summary.json``."""
+    def go():
+        out = train(cfg)
+        records = [{"step": t, "residual": r, "d_norm": dn} for t, (r, dn) in enumerate(zip(out["residual"],
+                                                                                          out["d_norm"]))]
+        return scalars(out), records
+    return run_in_dir(run_dir, "overparam", cfg, go)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    return write_simple_report(run_dir, "Overparameterized GAN, gradient descent-ascent", "step",
+                               ["residual", "d_norm"])

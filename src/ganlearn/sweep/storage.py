@@ -21,13 +21,7 @@ import time
 from pathlib import Path
 
 from ganlearn.config import ConfigError
-from ganlearn.io import (
-    append_jsonl,
-    atomic_write_text,
-    read_jsonl,
-    write_json,
-    write_meta,
-)
+from ganlearn.io import append_jsonl, atomic_write_text, read_jsonl, write_json, write_meta
 from ganlearn.provenance import command_line, provenance
 from ganlearn.sweep.spec import grid_cells
 

@@ -8,12 +8,11 @@ from typing import Literal, Optional
 import torch
 
 from ganlearn.config import Settings, setting
-from ganlearn.sgda import SGDAConfig
-from ganlearn.fsr.discriminators import MLPDiscriminator
+from ganlearn.discriminators import MLPDiscriminator
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages.common import Data
 from ganlearn.rng import to_device
-from ganlearn.sgda import SGDA
+from ganlearn.sgda import SGDA, SGDAConfig
 
 __all__ = ["EndToEndStage", "EndToEnd"]
 

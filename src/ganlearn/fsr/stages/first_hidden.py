@@ -180,7 +180,7 @@ class CodeMomentJacobian:
         J (dV, db) = (M E[ds] / c_1,  M E[ds s^T + s ds^T] M^T / c_2)
         J^T (u_1, u_2) = (E[g z^T], -E[g]),  g = 1[s > 0] (M^T u_1 / c_1 + (A + A^T) s),  A = M^T (u_2 / c_2) M
 
-    Why not autograd (``gauss_newton.gauss_newton_direction``, which gives the same numbers to
+    Why not autograd (``tests/reference.py``: ``gauss_newton_direction`` gives the same numbers to
     round-off, tests/fsr/test_stages.py): ``torch.func.jvp`` re-ran the forward pass in every
     conjugate-gradient iteration and went through decompositions of the reductions; the codes and
     their mask here are computed once per step. Measured, default preset, one CPU thread, in
