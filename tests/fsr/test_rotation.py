@@ -32,10 +32,10 @@ def test_gauss_newton_solves_children_codes_that_the_gradient_solver_does_not():
     rotations that mix them: 3000 Riemannian gradient steps leave patches unsolved, Gauss-Newton
     (exact Newton on fixed negative sets) solves every one."""
     y, R = _children_codes(0, n=2000, J=8, m=8, fire=1 / 8)
-    q, f = nonnegative_rotation(y, steps=3000, return_objective=True)
+    q, f = nonnegative_rotation(y, steps=3000)
     assert _is_permutation(q, R).all() and (f < ROTATION_TOL).all(), f
     assert torch.allclose(f, rotation_objective(y.transpose(0, 1).contiguous(), q))
-    q_grad = nonnegative_rotation(y, steps=3000, solver="gradient")
+    q_grad = nonnegative_rotation(y, steps=3000, solver="gradient").q
     assert not _is_permutation(q_grad, R).all()  # the case is hard for the gradient
 
 
@@ -43,10 +43,10 @@ def test_restarts_take_every_patch_out_of_its_local_minimum():
     """From the identity, Gauss-Newton ends one of these 16 patches at a local minimum (objective
     above the tolerance, Q not a permutation); the random restarts solve it."""
     y, R = _children_codes(0, n=2000, J=16, m=8, fire=1 / 4)
-    q0, f0 = nonnegative_rotation(y, steps=3000, restarts=0, return_objective=True)
+    q0, f0 = nonnegative_rotation(y, steps=3000, restarts=0)
     stuck = f0 >= ROTATION_TOL
     assert stuck.any() and not _is_permutation(q0, R)[stuck].any()
-    q, f = nonnegative_rotation(y, steps=3000, return_objective=True)
+    q, f = nonnegative_rotation(y, steps=3000)
     assert _is_permutation(q, R).all() and (f < ROTATION_TOL).all(), f
     assert torch.equal(q[~stuck], q0[~stuck])  # the solved patches are left as they were
 
@@ -61,5 +61,5 @@ def test_one_channel_gets_the_sign_that_makes_its_codes_non_negative(solver):
     """m = 1: no rotation turns 1 into -1 (the eigenvector's sign is arbitrary), so the sign is set."""
     s = torch.relu(torch.randn(500, 3, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - 1)
     y = s * torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)[None, :, None]
-    q, f = nonnegative_rotation(y, steps=10, solver=solver, return_objective=True)
+    q, f = nonnegative_rotation(y, steps=10, solver=solver)
     assert q.flatten().tolist() == [1.0, -1.0, -1.0] and (f == 0).all()

@@ -120,7 +120,7 @@ def test_nonnegative_rotation_recovers_a_planted_rotation_of_sparse_codes(gen):
     s = torch.relu(torch.randn(n, J, m, generator=gen, dtype=torch.float64) - 1.0)  # fires w.p. 0.16
     R = torch.stack([torch.linalg.qr(torch.randn(m, m, generator=gen, dtype=torch.float64))[0] for _ in range(J)])
     y = torch.einsum("jmk,njk->njm", R, s)
-    q = nonnegative_rotation(y, steps=3000, lr=1.0)
+    q = nonnegative_rotation(y, steps=3000, lr=1.0).q
     p = torch.einsum("jmk,jml->jkl", q, R)  # Q^T R
     assert torch.allclose(p.abs().amax(-1), torch.ones(J, m, dtype=p.dtype), atol=1e-4)
     assert torch.allclose(p.clamp_min(0).sum(-1), torch.ones(J, m, dtype=p.dtype), atol=1e-4)  # a permutation, signs +

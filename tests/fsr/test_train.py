@@ -1,12 +1,15 @@
+import importlib
 import json
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-import ganlearn.fsr.train as loop
 from ganlearn.fsr.config import resolve
 from ganlearn.io import latest_checkpoint, load_checkpoint
+
+# the module (``ganlearn.fsr.train`` as an attribute is the package's exported function)
+loop = importlib.import_module("ganlearn.fsr.train")
 
 FAST = ["baseline.enabled=false", "eval.fit_steps=0"]
 

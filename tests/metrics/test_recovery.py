@@ -30,12 +30,12 @@ def test_coupled_error_is_zero_for_a_permuted_rotated_copy_of_the_target():
     ut0 = procrustes_latent_map(learner.V[0], target.net.V[0], fr["perms"][0])
     assert torch.allclose(ut0, q, atol=1e-10)  # Procrustes recovers the latent rotation exactly
     out = coupled_error(learner, target.net, ut0=ut0, perms=fr["perms"], n_fit=200, n_eval=500, fit_steps=0,
-                        generator=g)
+                        generator=g).metrics
     assert out["coupled_rel_error"] < 1e-20
     assert out["hidden_rel_error_level2"] < 1e-20
     # The same learner coupled through the wrong U (the identity) is far off: U matters.
     out2 = coupled_error(learner, target.net, ut0=torch.eye(TINY.latent_dim, dtype=torch.float64), perms=fr["perms"],
-                         n_fit=200, n_eval=500, fit_steps=0, generator=g)
+                         n_fit=200, n_eval=500, fit_steps=0, generator=g).metrics
     assert out2["coupled_rel_error"] > 0.1
 
 
@@ -59,10 +59,10 @@ def test_the_refined_rotation_is_kept_only_if_it_is_better_on_held_out_latents()
     def run(ut0, n_fit=500, fit_steps=60):
         return coupled_error(learner, target.net, ut0=ut0, perms=perms, n_fit=n_fit, n_eval=500, fit_steps=fit_steps,
                              generator=torch.Generator().manual_seed(1),
-                             select_generator=torch.Generator().manual_seed(2))
+                             select_generator=torch.Generator().manual_seed(2)).metrics
 
     off = coupled_error(learner, target.net, ut0=start, perms=perms, n_fit=500, n_eval=500, fit_steps=0,
-                        generator=torch.Generator().manual_seed(1))
+                        generator=torch.Generator().manual_seed(1)).metrics
     refined = run(start, fit_steps=25)
     assert off["coupled_rel_error"] > 0.1
     assert refined["u_fit"] == "refined" and refined["coupled_rel_error"] < 1e-9
@@ -97,7 +97,7 @@ def test_the_rotation_fit_in_code_space_is_the_image_space_fit():
             out.append(s)
         return out
 
-    kw = dict(ut0=start, perms=perms, n_fit=400, n_eval=400, fit_steps=40, return_u=True)
+    kw = dict(ut0=start, perms=perms, n_fit=400, n_eval=400, fit_steps=40)
     images, u_images = coupled_error(learner, target.net, generator=torch.Generator().manual_seed(1),
                                      select_generator=torch.Generator().manual_seed(2), **kw)
     in_codes, u_codes = coupled_error(learner, target.net, generator=torch.Generator().manual_seed(1),

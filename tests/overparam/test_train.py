@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganlearn.overparam.metrics import block_radius, fitted_rate, spectrum
+from ganlearn.overparam.metrics import block_radius, fitted_rate
 from ganlearn.overparam.train import train
 from ganlearn.overparam.config import OverparamConfig
 from ganlearn.overparam.model import Problem

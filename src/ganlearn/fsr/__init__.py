@@ -33,12 +33,19 @@ internal and may change.
 from __future__ import annotations
 
 from ganlearn.fsr.batched import train_replicas
-from ganlearn.fsr.config import (EvalConfig, LearnerConfig, RunConfig, TargetConfig, default_stages, resolve,
-                                 tiny_stages)
+from ganlearn.fsr.config import EvalConfig, LearnerConfig, RunConfig, TargetConfig, default_stages, resolve, tiny_stages
 from ganlearn.fsr.metrics import evaluate, sliced_w2_floor
 from ganlearn.fsr.model import FSRNet
-from ganlearn.fsr.stages import (EndToEndStage, FirstHiddenStage, OutputLayerStage, SuperResolutionStage,
-                                 WarmStartStage, make_runner, run_stage, run_steps)
+from ganlearn.fsr.stages import (
+    EndToEndStage,
+    FirstHiddenStage,
+    OutputLayerStage,
+    SuperResolutionStage,
+    WarmStartStage,
+    make_runner,
+    run_stage,
+    run_steps,
+)
 from ganlearn.fsr.target import FSRTarget, make_learner
 from ganlearn.fsr.train import Summary, train
 

@@ -40,9 +40,9 @@ from ganlearn.config import ConfigError, to_dict
 from ganlearn.errors import DivergenceError, check_finite_and_bounded
 from ganlearn.fsr.config import RunConfig
 from ganlearn.fsr.metrics import evaluate, is_finite_module, sliced_w2_floor
-from ganlearn.fsr.train import SUMMARY_KEYS, build, run_baseline
 from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages import make_runner
+from ganlearn.fsr.train import SUMMARY_KEYS, build, run_baseline
 from ganlearn.io import RunLock, append_jsonl, atomic_write_text, save_tensors
 from ganlearn.provenance import provenance
 from ganlearn.rng import Generators, make_generator

@@ -12,10 +12,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from ganlearn.config import (ConfigError, Settings, apply_override, check, check_fields, from_dict, merge,
-                             read_config_file, setting, to_dict)
-from ganlearn.fsr.stages import (STAGE_KINDS, EndToEndStage, FirstHiddenStage, OutputLayerStage,
-                                 SuperResolutionStage, WarmStartStage, stage_from_dict, stage_name)
+from ganlearn.config import (
+    ConfigError,
+    Settings,
+    apply_override,
+    check,
+    check_fields,
+    from_dict,
+    merge,
+    read_config_file,
+    setting,
+    to_dict,
+)
+from ganlearn.fsr.stages import (
+    STAGE_KINDS,
+    EndToEndStage,
+    FirstHiddenStage,
+    OutputLayerStage,
+    SuperResolutionStage,
+    WarmStartStage,
+    stage_from_dict,
+    stage_name,
+)
 from ganlearn.sgda import SGDAConfig
 
 __all__ = ["TargetConfig", "LearnerConfig", "EvalConfig", "BaselineConfig", "RunConfig", "PRESETS", "resolve",

@@ -5,12 +5,14 @@ stage's game value is ``D(real) - D(fake)`` (+ the discriminator's regulariser).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from ganlearn.fsr.model import replica_eq
 
 __all__ = [
-    "thresholded_output_d", "whitening", "code_moments", "second_moment", "mat_vec", "with_bias", "pair_moments",
+    "thresholded_output_d", "Whitening", "whitening", "code_moments", "second_moment", "mat_vec", "with_bias", "pair_moments",
 ]
 
 
@@ -31,11 +33,17 @@ def thresholded_output_d(x: torch.Tensor, w_d: torch.Tensor, bias: float | torch
     return act.sum(-1).mean((0, 2)).sum()
 
 
-def whitening(second_moment: torch.Tensor, rel_ridge: float = 1e-4, with_inverse: bool = False):
+class Whitening(NamedTuple):
+    """:func:`whitening`'s result: the map M and its inverse."""
+    map: torch.Tensor
+    inverse: torch.Tensor
+
+
+def whitening(second_moment: torch.Tensor, rel_ridge: float = 1e-4) -> Whitening:
     """M = (C + delta I)^{-1/2} for a batch of (..., q, q) second-moment matrices C, with delta =
     ``rel_ridge`` times the mean diagonal (directions that are identically zero stay harmless).
 
-    ``with_inverse=True`` returns (M, M^{-1}), M^{-1} = (C + delta I)^{1/2} from the same
+    Returns ``Whitening(M, M^{-1})``, M^{-1} = (C + delta I)^{1/2} from the same
     eigendecomposition. Why not ``torch.linalg.inv(M)``: batched LU on the CPU (``inv``, ``solve``,
     ``lu_factor``, ``slogdet``) returns corrupt pivots with 2+ threads for q >= ~160 in the
     torch 2.13 CPU build (it raised on the 5-level m = 32 square-graph shape, q = 289, and in a
@@ -45,10 +53,8 @@ def whitening(second_moment: torch.Tensor, rel_ridge: float = 1e-4, with_inverse
     evals, evecs = torch.linalg.eigh(second_moment + delta * torch.eye(q, dtype=second_moment.dtype,
                                                                         device=second_moment.device))
     evals = evals.clamp_min(1e-30)
-    m = evecs @ torch.diag_embed(evals.rsqrt()) @ evecs.transpose(-1, -2)
-    if not with_inverse:
-        return m
-    return m, evecs @ torch.diag_embed(evals.sqrt()) @ evecs.transpose(-1, -2)
+    return Whitening(evecs @ torch.diag_embed(evals.rsqrt()) @ evecs.transpose(-1, -2),
+                     evecs @ torch.diag_embed(evals.sqrt()) @ evecs.transpose(-1, -2))
 
 
 def code_moments(s: torch.Tensor, white: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,14 @@ from __future__ import annotations
 
 import os
 
-from ganlearn.fsr.config import EndToEndStage, FirstHiddenStage, OutputLayerStage, RunConfig, SuperResolutionStage, WarmStartStage
+from ganlearn.fsr.config import (
+    EndToEndStage,
+    FirstHiddenStage,
+    OutputLayerStage,
+    RunConfig,
+    SuperResolutionStage,
+    WarmStartStage,
+)
 from ganlearn.fsr.geometry import NEIGHBOURHOODS
 
 __all__ = [

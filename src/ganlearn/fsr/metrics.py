@@ -106,7 +106,7 @@ def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) ->
                                                                            dtype=tnet.W[0].dtype)
     ce, ut = coupled_error(learner, tnet, ut0=ut0, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
                            fit_steps=cfg.fit_steps if final else 0, generator=g,
-                           select_generator=make_generator(cfg.seed, "fsr.eval.select"), return_u=True,
+                           select_generator=make_generator(cfg.seed, "fsr.eval.select"),
                            target_codes=lambda z: _codes(tnet, z), output_layers=list(tnet.W))
     out |= ce
     if final and L > 1:  # own vs inherited error per level, on fresh coupled latents

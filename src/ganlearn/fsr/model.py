@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganlearn.fsr.geometry import Geometry
 from ganlearn.config import ConfigError
+from ganlearn.fsr.geometry import Geometry
 from ganlearn.rng import Generators, randn, to_device
 
 __all__ = [

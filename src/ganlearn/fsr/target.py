@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 
+from ganlearn.config import ConfigError
 from ganlearn.fsr.config import LearnerConfig, TargetConfig
 from ganlearn.fsr.geometry import Geometry
 from ganlearn.fsr.model import FSRNet, Shape, edge_colour_atoms, init_hidden, random_orthonormal
 from ganlearn.metrics.sparsity import coactivation_stats
 from ganlearn.rng import make_generator
-from ganlearn.config import ConfigError
 
 __all__ = ["geometry_of", "init_output_layers", "FSRTarget", "make_learner"]
 

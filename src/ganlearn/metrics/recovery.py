@@ -15,14 +15,14 @@ Pure functions of tensors and callables (no network class is imported here):
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
 from ganlearn.metrics.alignment import match_columns, procrustes_rows
 
-__all__ = ["feature_recovery", "procrustes_latent_map", "coupled_error", "error_split"]
+__all__ = ["feature_recovery", "procrustes_latent_map", "coupled_error", "CoupledError", "error_split"]
 
 # z (n, latent) -> (images per level [(n, J_l, d)], codes per level [(n, J_l, m_l)])
 Generator = Callable[[torch.Tensor], tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]]
@@ -66,11 +66,17 @@ def procrustes_latent_map(V1_learned: torch.Tensor, V1_true: torch.Tensor, perm1
     return procrustes_rows(vt.reshape(-1, vt.shape[-1]), rows_l.reshape(-1, vl.shape[-1]))
 
 
+class CoupledError(NamedTuple):
+    """:func:`coupled_error`'s result: the metrics and the coupling U^T they were measured at."""
+    metrics: dict
+    ut: torch.Tensor
+
+
 def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, perms: list[np.ndarray],
                   n_fit: int, n_eval: int, fit_steps: int, generator: torch.Generator,
-                  select_generator: torch.Generator | None = None, return_u: bool = False,
+                  select_generator: torch.Generator | None = None,
                   target_codes: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None,
-                  output_layers: Sequence[torch.Tensor] | None = None) -> dict | tuple[dict, torch.Tensor]:
+                  output_layers: Sequence[torch.Tensor] | None = None) -> CoupledError:
     """The theorem's coupled relative error, with U fitted on ``n_fit`` latents and the error
     measured on ``n_eval`` fresh ones.
 
@@ -103,69 +109,79 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
 
     Returns: ``coupled_rel_error`` (all levels together), ``coupled_rel_error_level{l}``,
     ``w2_upper`` (the root of the numerator, an upper bound on W_2), ``hidden_rel_error_level{l}``
-    (codes compared through the matched channels ``perms``), ``u_fit`` ("procrustes" or "refined");
-    with ``return_u``, also the U^T used, as ``(metrics, ut)``.
+    (codes compared through the matched channels ``perms``), ``u_fit`` ("procrustes" or "refined")
+    in ``.metrics``, and the U^T used in ``.ut``.
     """
     dev, dt = ut0.device, ut0.dtype
-    m0_l = ut0.shape[1]
-    z_fit = torch.randn(n_fit, m0_l, generator=generator, dtype=dt).to(dev)
-    z_ev = torch.randn(n_eval, m0_l, generator=generator, dtype=dt).to(dev)
-
+    z_fit = torch.randn(n_fit, ut0.shape[1], generator=generator, dtype=dt).to(dev)
+    z_ev = torch.randn(n_eval, ut0.shape[1], generator=generator, dtype=dt).to(dev)
     best, how = ut0, "procrustes"
     if fit_steps > 0:
-        if target_codes is not None and output_layers is not None:
-            grams = [w.transpose(-1, -2) @ w for w in output_layers]  # (n_W, m, m)
+        learner_side, mismatch = _fit_objective(learner, target, target_codes, output_layers)
+        best, how = _refine(ut0, learner_side, mismatch, z_fit, fit_steps, select_generator or generator)
+    return CoupledError({"u_fit": how} | _errors(learner, target, z_ev, best, perms), best)
 
-            def learner_side(z):  # W*^T x of the learner's images, per level
-                return [torch.einsum("jdr,njd->njr", w, x) for w, x in zip(output_layers, learner(z)[0])]
 
-            def mismatch(ut, z, y):  # E ||W* s - x||^2 - E ||x||^2
-                total = 0.0
-                for s, gram, yl in zip(target_codes(z @ ut.T), grams, y):
-                    total = total + (s * (torch.einsum("jrq,njq->njr", gram, s) - 2 * yl)).flatten(1).sum(1).mean()
-                return total
-        else:
-            def learner_side(z):
-                return _flat(learner(z)[0])
+def _fit_objective(learner: Generator, target: Generator, target_codes, output_layers) -> tuple[Callable, Callable]:
+    """(learner_side(z), mismatch(ut, z, learner_side(z))): the fitting loss of U, on the images,
+    or in code space when the target's codes and output layers are given (see :func:`coupled_error`)."""
+    if target_codes is not None and output_layers is not None:
+        grams = [w.transpose(-1, -2) @ w for w in output_layers]  # (n_W, m, m)
 
-            def mismatch(ut, z, x):
-                return (_flat(target(z @ ut.T)[0]) - x).pow(2).sum(1).mean()
+        def learner_side(z):  # W*^T x of the learner's images, per level
+            return [torch.einsum("jdr,njd->njr", w, x) for w, x in zip(output_layers, learner(z)[0])]
 
-        with torch.no_grad():  # the learner's side does not depend on U: computed once
-            x_l_fit = learner_side(z_fit)
+        def mismatch(ut, z, y):  # E ||W* s - x||^2 - E ||x||^2
+            total = 0.0
+            for s, gram, yl in zip(target_codes(z @ ut.T), grams, y):
+                total = total + (s * (torch.einsum("jrq,njq->njr", gram, s) - 2 * yl)).flatten(1).sum(1).mean()
+            return total
+        return learner_side, mismatch
 
-        def loss(ut: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-            return mismatch(ut, z, x_l_fit)
+    def learner_images(z):
+        return _flat(learner(z)[0])
 
-        a = torch.zeros(m0_l, m0_l, dtype=dt, device=dev, requires_grad=True)
-        opt = torch.optim.LBFGS([a], lr=1.0, max_iter=fit_steps, max_eval=fit_steps, history_size=20,
-                                line_search_fn="strong_wolfe")
+    def image_mismatch(ut, z, x):
+        return (_flat(target(z @ ut.T)[0]) - x).pow(2).sum(1).mean()
+    return learner_images, image_mismatch
 
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            val = loss(ut0 @ torch.linalg.matrix_exp(a - a.T), z_fit)
-            val.backward()
-            return val
 
-        opt.step(closure)
-        z_sel = torch.randn(n_fit, m0_l, generator=select_generator or generator, dtype=dt).to(dev)
-        with torch.no_grad():
-            ut = ut0 @ torch.linalg.matrix_exp(a - a.T)
-            x_l_sel = learner_side(z_sel)
+def _refine(ut0: torch.Tensor, learner_side: Callable, mismatch: Callable, z_fit: torch.Tensor, fit_steps: int,
+            select_generator: torch.Generator) -> tuple[torch.Tensor, str]:
+    """U^T refined from ``ut0`` by L-BFGS on the rotations ut0 expm(A - A^T), kept only if it does
+    better on fresh latents drawn from ``select_generator``: (U^T, "refined" or "procrustes")."""
+    dev, dt, m0_l = ut0.device, ut0.dtype, ut0.shape[1]
+    with torch.no_grad():  # the learner's side does not depend on U: computed once
+        x_l_fit = learner_side(z_fit)
+    a = torch.zeros(m0_l, m0_l, dtype=dt, device=dev, requires_grad=True)
+    opt = torch.optim.LBFGS([a], lr=1.0, max_iter=fit_steps, max_eval=fit_steps, history_size=20,
+                            line_search_fn="strong_wolfe")
 
-            def held_out(u: torch.Tensor) -> torch.Tensor:
-                return mismatch(u, z_sel, x_l_sel)
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        val = mismatch(ut0 @ torch.linalg.matrix_exp(a - a.T), z_fit, x_l_fit)
+        val.backward()
+        return val
 
-            if held_out(ut) < held_out(ut0):
-                best, how = ut, "refined"
+    opt.step(closure)
+    z_sel = torch.randn(z_fit.shape[0], m0_l, generator=select_generator, dtype=dt).to(dev)
     with torch.no_grad():
-        x_l, s_l = learner(z_ev)
-        x_t, s_t = target(z_ev @ best.T)
+        ut = ut0 @ torch.linalg.matrix_exp(a - a.T)
+        x_l_sel = learner_side(z_sel)
+        if mismatch(ut, z_sel, x_l_sel) < mismatch(ut0, z_sel, x_l_sel):
+            return ut, "refined"
+    return ut0, "procrustes"
+
+
+def _errors(learner: Generator, target: Generator, z: torch.Tensor, ut: torch.Tensor, perms: list) -> dict:
+    """The coupled errors (all levels, per level) and the hidden-code errors at the coupling ut."""
+    dev = ut.device
+    with torch.no_grad():
+        x_l, s_l = learner(z)
+        x_t, s_t = target(z @ ut.T)
         norm = _flat(x_t).pow(2).sum(1).mean()
-        out = {"u_fit": how}
         num = (_flat(x_l) - _flat(x_t)).pow(2).sum(1).mean()
-        out["coupled_rel_error"] = float(num / norm)
-        out["w2_upper"] = float(num.sqrt())
+        out = {"coupled_rel_error": float(num / norm), "w2_upper": float(num.sqrt())}
         for level in range(1, len(x_t) + 1):
             i = level - 1
             e = (x_l[i] - x_t[i]).pow(2).flatten(1).sum(1).mean() / x_t[i].pow(2).flatten(1).sum(1).mean()
@@ -175,7 +191,7 @@ def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, p
                                    for j in range(s_t[i].shape[1])], dim=1)
             out[f"hidden_rel_error_level{level}"] = float((s_match - s_t[i]).pow(2).sum((1, 2)).mean()
                                                           / s_t[i].pow(2).sum((1, 2)).mean())
-    return (out, best) if return_u else out
+    return out
 
 
 def _match_index(perm: np.ndarray, n: int, J: int, device) -> torch.Tensor:

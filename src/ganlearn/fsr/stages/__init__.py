@@ -24,8 +24,8 @@ from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.stages.common import Data, schedule
 from ganlearn.fsr.stages.end_to_end import EndToEnd, EndToEndStage
 from ganlearn.fsr.stages.first_hidden import FirstHidden, FirstHiddenStage
-from ganlearn.fsr.stages.super_resolution import SuperResolution, SuperResolutionStage
 from ganlearn.fsr.stages.output_layer import OutputLayer, OutputLayerStage
+from ganlearn.fsr.stages.super_resolution import SuperResolution, SuperResolutionStage
 from ganlearn.fsr.stages.warm_start import WarmStart, WarmStartStage, nonnegative_rotation, truncated_patch_covariance
 
 __all__ = ["STAGE_KINDS", "Stage", "make_runner", "WarmStartStage", "OutputLayerStage", "FirstHiddenStage",

@@ -98,7 +98,7 @@ class FirstHidden(MomentGame):
                 V.copy_(fresh / fresh.norm(dim=-1, keepdim=True))
             if spec.whiten:
                 s = learner.encode(1, data(spec.batch, generator=generator, upto=1)[0]).flatten(-2)
-                self.white = whitening(second_moment(s))
+                self.white = whitening(second_moment(s)).map
             real = self._real(data(spec.batch, generator=generator, upto=1))
         self._init_game([learner.V[0], learner.b[0]], list(real), spec)
         self._z = None  # the fake latents of the latest game evaluation (the G step's batch)

@@ -8,11 +8,10 @@ from typing import Literal, Optional
 import torch
 
 from ganlearn.config import ConfigError, Settings, check, setting
-from ganlearn.sgda import SGDAConfig
 from ganlearn.fsr.discriminators import thresholded_output_d
 from ganlearn.fsr.model import FSRNet, polar
 from ganlearn.fsr.stages.common import Data, schedule
-from ganlearn.sgda import SGDA
+from ganlearn.sgda import SGDA, SGDAConfig
 
 __all__ = ["OutputLayerStage", "OutputLayer"]
 

@@ -3,13 +3,15 @@ output layer that makes the decoded codes non-negative, by Gauss-Newton with res
 or by Riemannian gradient descent (kept for comparison: ``solver="gradient"``)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from ganlearn.config import ConfigError
 from ganlearn.fsr.model import polar
 from ganlearn.rng import make_generator
 
-__all__ = ["ROTATION_SOLVERS", "ROTATION_TOL", "nonnegative_rotation", "rotation_objective"]
+__all__ = ["ROTATION_SOLVERS", "ROTATION_TOL", "Rotation", "nonnegative_rotation", "rotation_objective"]
 
 ROTATION_SOLVERS = ("gauss_newton", "gradient")
 ROTATION_TOL = 1e-10  # a patch is solved below this objective (relative to E||y||^2)
@@ -24,9 +26,14 @@ def rotation_objective(y: torch.Tensor, q: torch.Tensor, y_sq: torch.Tensor | No
     return torch.linalg.vector_norm(c, dim=(1, 2)).square() / y_sq
 
 
+class Rotation(NamedTuple):
+    """:func:`nonnegative_rotation`'s result: the rotations and each patch's final objective."""
+    q: torch.Tensor
+    objective: torch.Tensor
+
+
 def nonnegative_rotation(y: torch.Tensor, *, steps: int, lr: float = 1.0, tol: float = ROTATION_TOL,
-                         solver: str = "gauss_newton", restarts: int = 8, seed: int = 0,
-                         return_objective: bool = False):
+                         solver: str = "gauss_newton", restarts: int = 8, seed: int = 0) -> Rotation:
     """Rotation Q (per patch) that makes the codes y Q non-negative: argmin over orthogonal Q of
 
         E || ReLU(-Q^T y) ||^2          (non-negative ICA, Plumbley 2003)
@@ -60,7 +67,7 @@ def nonnegative_rotation(y: torch.Tensor, *, steps: int, lr: float = 1.0, tol: f
     make the objective 0 along rotations that split a feature onto them (``WarmStart`` passes only
     the signal part of its span).
 
-    Returns Q: (J, m, m), and with ``return_objective`` also each patch's final objective (J,).
+    Returns ``Rotation(q, objective)``: Q (J, m, m) and each patch's final objective (J,).
     """
     if solver not in ROTATION_SOLVERS:
         raise ConfigError(f"rotation solver={solver!r} is not allowed: must be one of {', '.join(ROTATION_SOLVERS)}")
@@ -89,7 +96,7 @@ def nonnegative_rotation(y: torch.Tensor, *, steps: int, lr: float = 1.0, tol: f
             qr, fr = _gauss_newton(y[bad], q0, steps=steps, tol=polish, solved=tol)
             better = fr < f[bad]
             q[bad[better]], f[bad[better]] = qr[better], fr[better]
-    return (q, f) if return_objective else q
+    return Rotation(q, f)
 
 
 def _random_rotations(k: int, m: int, g: torch.Generator) -> torch.Tensor:

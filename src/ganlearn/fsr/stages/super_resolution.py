@@ -98,7 +98,7 @@ class SuperResolution(MomentGame):
                 xs = data(self.n_init, generator=generator, upto=self.level)
                 x = with_bias(learner.parent_inputs(self.level, learner.encode(self.level - 1, xs[-2])))
                 self.white, white_inv = whitening(torch.einsum(learner.eq("njq,njp->jqp"), x, x) / x.shape[0],
-                                                  rel_ridge=spec.whiten_ridge, with_inverse=True)
+                                                  rel_ridge=spec.whiten_ridge)
             real = self._real(data(self.n_init, generator=generator, upto=self.level))[0]
         self.v_white = None
         g_params = [learner.V[self.level - 1], learner.b[self.level - 1]]

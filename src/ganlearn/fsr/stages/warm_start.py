@@ -127,8 +127,7 @@ class WarmStart:
                     idx = (rank == r).nonzero().flatten()
                     yr = y if r == m and idx.numel() == y.shape[1] else y[:, idx, :r]  # (no copy in the usual case)
                     qr, obj = nonnegative_rotation(yr, steps=sp.rotation_steps, lr=sp.rotation_lr,
-                                                   solver=sp.rotation_solver, restarts=sp.rotation_restarts,
-                                                   return_objective=True)
+                                                   solver=sp.rotation_solver, restarts=sp.rotation_restarts)
                     q[idx, :r, :r] = qr
                     unsolved += int((obj >= ROTATION_TOL).sum())
                 self.unsolved[level] = unsolved
