@@ -213,8 +213,7 @@ def plain_fsr(target, learner, spec, steps: int, seed: int) -> float:
     with torch.no_grad():
         xs = target.images(spec.init_samples, generator=g, upto=lv)
         x = with_bias(L.parent_inputs(lv, L.encode(lv - 1, xs[-2])))
-        white, white_inv = whitening(torch.einsum("njq,njp->jqp", x, x) / x.shape[0], rel_ridge=spec.whiten_ridge,
-                                     with_inverse=True)
+        white, white_inv = whitening(torch.einsum("njq,njp->jqp", x, x) / x.shape[0], rel_ridge=spec.whiten_ridge)
         full = torch.cat([-L.b[lv - 1][..., None], L.V[lv - 1].flatten(2)], -1)
         s_lo = L.encode(lv - 1, xs[-2])
         scale = pair_moments(L.encode(lv, xs[-1]), L.parent_inputs(lv, s_lo), white).abs().mean()

@@ -31,6 +31,6 @@ for noise in [0.0, 0.01, 0.03, 0.1, 0.3]:
         other.V[0].copy_(other.V[0] @ rotation)  # G(z) = G*(R z): the same law
         for V in other.V:
             V.add_(noise * V.std() * torch.randn(V.shape, generator=g))
-    m = fsr.metrics(other, target, ev, final=False)
+    m = fsr.evaluate(other, target, ev, final=False)
     print(f"noise {noise:<4}: coupled error {m['coupled_rel_error']:.4f}   sliced W2 (top level) "
           f"{m['sliced_w2_top']:.4f}")

@@ -11,7 +11,8 @@ SRC = Path(ganlearn.__file__).parent
 
 # Bottom to top. A module's layer is that of its longest matching prefix.
 LAYERS = [
-    ["ganlearn.errors", "ganlearn.io", "ganlearn.plots", "ganlearn.rng", "ganlearn.metrics", "ganlearn.provenance"],
+    ["ganlearn.errors", "ganlearn.io", "ganlearn.plots", "ganlearn.rng", "ganlearn.metrics", "ganlearn.provenance",
+     "ganlearn.discriminators"],
     ["ganlearn.config", "ganlearn.sgda", "ganlearn.gauss_newton", "ganlearn.rundir"],
     ["ganlearn.fsr", "ganlearn.onelayer", "ganlearn.overparam", "ganlearn.images"],
     ["ganlearn.sweep", "ganlearn.problems"],

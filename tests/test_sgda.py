@@ -115,5 +115,5 @@ def test_sgd_discriminator_with_unit_step_lands_on_the_inner_maximiser(gen):
     p_before = p.detach().clone()
     sgda.step(losses, gen)
     assert theta.item() == pytest.approx(2.0 - p_before.item(), abs=1e-12)
-    with pytest.raises(ValueError, match="d_optimizer must be"):
+    with pytest.raises(ValueError, match="d_optimizer=.rmsprop. is not allowed"):
         SGDAConfig(d_optimizer="rmsprop")

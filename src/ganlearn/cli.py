@@ -256,15 +256,8 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line (``docs/reference/cli.md`` is generated from it)."""
-    p = argparse.ArgumentParser(prog="ganlearn", description="How GANs learn, runnable and measurable.",
-                                epilog="Bad input ends with one line 'ganlearn: error: ...' and exit status 2; "
-                                       "--debug (or GANLEARN_DEBUG=1) shows the traceback instead.")
-    p.add_argument("--version", action=_Version, nargs=0, help="print the ganlearn version and git commit, and exit")
-    p.add_argument("--debug", action="store_true",
-                   help="show the full traceback of user errors too (also: environment GANLEARN_DEBUG=1)")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _add_run(sub) -> None:
+    """``ganlearn run``: one run of a problem."""
     r = sub.add_parser("run", help="train one run of a problem (default fsr: the staged FSR algorithm and the "
                                    "baseline) into a run directory and write its report")
     r.add_argument("problem", nargs="?", default="fsr", choices=["fsr", "onelayer", "overparam", "images"],
@@ -279,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="print the resolved configuration and exit")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
+
+
+def _add_run_dirs(sub) -> None:
+    """``ganlearn resume`` and ``ganlearn report``."""
     s = sub.add_parser("resume", help="continue an interrupted run (any problem) from its last checkpoint")
     s.add_argument("run_dir")
     s.add_argument("--no-progress", action="store_true")
@@ -286,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("report", help="(re)write the report of a finished run or of a sweep directory")
     t.add_argument("run_dir")
     t.set_defaults(func=cmd_report)
+
+
+def _add_sweep(sub) -> None:
+    """``ganlearn sweep``."""
     w = sub.add_parser("sweep", help="run an experiment's grid x seeds in parallel (resumable) and report it")
     w.add_argument("experiment", nargs="?", help="experiment name (see --list)")
     w.add_argument("--list", action="store_true", help="list the experiments and exit")
@@ -307,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--dry-run", action="store_true", help="print the resolved grid and the number of cells")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.set_defaults(func=cmd_sweep)
+
+
+def _add_images(sub) -> None:
+    """``ganlearn train-images``, ``score`` and ``probe``."""
     ti = sub.add_parser("train-images", help="train an image GAN (DCGAN-k or the multi-resolution FSR generator); "
                                               "the same as `ganlearn run images` with these flags")
     ti.add_argument("--data", help="fashion-mnist, mnist-5k, digits, faces, photo-crops, cifar10:DIR or folder:DIR")
@@ -339,6 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--module", help="pkg.module:factory building your own generator (CHECKPOINT is then its state dict)")
     pr.add_argument("--z-dim", type=int, help="latent size of a --module generator")
     pr.set_defaults(func=cmd_probe)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (``docs/reference/cli.md`` is generated from it)."""
+    p = argparse.ArgumentParser(prog="ganlearn", description="How GANs learn, runnable and measurable.",
+                                epilog="Bad input ends with one line 'ganlearn: error: ...' and exit status 2; "
+                                       "--debug (or GANLEARN_DEBUG=1) shows the traceback instead.")
+    p.add_argument("--version", action=_Version, nargs=0, help="print the ganlearn version and git commit, and exit")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of user errors too (also: environment GANLEARN_DEBUG=1)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for add in (_add_run, _add_run_dirs, _add_sweep, _add_images):
+        add(sub)
     return p
 
 

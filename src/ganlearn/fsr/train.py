@@ -48,102 +48,116 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
     the step within it are restored, so the result equals an uninterrupted run.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = run_dir / "metrics.jsonl"
     rng = make_generator(cfg.seed, f"fsr.train.{label}")  # data, latents, minibatches
-    data = (lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0])
-    start_stage, start_step, samples_seen, wall_before = 0, 0, 0, 0.0
-    eval_seconds = 0.0  # of the wall time, the part spent evaluating (the rest is training and checkpoints)
-    runner_state = None
-
-    # Resume.
-    found = load_latest_checkpoint(run_dir, device=cfg.device)  # a corrupt newest one: the one before
-    ckpt = found[0] if found is not None else None
-    if found is not None:
-        _, tensors, meta = found
-        learner.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("learner.")})
-        rng.set_state(tensors["rng"].cpu())
-        start_stage, start_step = meta["stage"], meta["step"]
-        samples_seen, wall_before = meta["samples_seen"], meta["wall_seconds"]
-        eval_seconds = meta.get("eval_seconds", 0.0)
-        runner_state = {k[7:]: v for k, v in tensors.items() if k.startswith("runner.")}
-        if start_step >= getattr(stages[start_stage], "steps", 1):  # that stage had finished
-            start_stage, start_step, runner_state = start_stage + 1, 0, None
-        # Drop log lines written after the checkpoint (they will be written again).
-        if metrics_path.exists():
-            keep = [ln for ln in metrics_path.read_text().splitlines()
-                    if json.loads(ln)["samples_seen"] <= samples_seen]
-            atomic_write_text(metrics_path, "".join(ln + "\n" for ln in keep))
-
-    t0 = time.time()
-    last_good = ckpt
-    metrics: dict = {}
+    run = _StageRun(stages, target, learner, cfg, run_dir, label, floor, rng)
     total = sum(getattr(s, "steps", 1) for s in stages)
-    done = sum(getattr(s, "steps", 1) for s in stages[:start_stage]) + start_step
-    bar = tqdm(total=total, initial=done, desc=label, disable=not progress, dynamic_ncols=True)
-    for si in range(start_stage, len(stages)):
-        spec = stages[si]
-        saved_rng = rng.get_state()
-        runner = make_runner(spec, learner, data, rng)
-        t_start = 0
-        if runner_state is not None:  # mid-stage resume: restore the stage, then the RNG
-            runner.load_state_dict(runner_state)
-            rng.set_state(saved_rng)
-            t_start, runner_state = start_step, None
-        bar.set_postfix_str(spec.kind)
-        for t in range(t_start, runner.n_steps):
-            out = runner.step(t, rng)
-            samples_seen += runner.samples_per_step
-            bar.update(1)
-            end_of_stage = t + 1 == runner.n_steps
-            if (t + 1) % cfg.eval.every == 0 or end_of_stage:
-                finite = is_finite_module(learner) and all(bool(torch.isfinite(v).all()) for v in out.values())
-                if not finite:
-                    bar.close()
-                    raise DivergenceError(
-                        f"{label}: non-finite values (NaN/inf) in stage {si} ({spec.kind}) at step {t + 1}; "
-                        f"training stopped. Last good checkpoint: {last_good or 'none'}. "
-                        f"Try smaller step sizes for this stage (stages.{si}.sgda.lr_g / lr_d).")
-                where = f"{label}: stage {si} ({spec.kind}) step {t + 1} (last good checkpoint: {last_good or 'none'})"
-                try:
-                    # The blow-up test is on the function (the coupled error), not on the parameter
-                    # norm: with a learner wider than the target, the preconditioned super-resolution
-                    # step moves V freely along inputs that are exactly 0 (switched-off parent
-                    # channels), which changes nothing (measured: learner m = 32 for 16, seed 0, norm
-                    # 140 -> 14360 in 200 steps while the run went on to learn the target).
-                    final = end_of_stage and si == len(stages) - 1
-                    t_eval = time.time()
-                    metrics = evaluate(learner, target, cfg.eval, final=final)
-                    eval_seconds += time.time() - t_eval
-                    # a random learner's coupled error is ~1; one far above is a blown-up learner
-                    check_finite_and_bounded("coupled_rel_error", metrics["coupled_rel_error"], 1.0,
-                                             cfg.divergence_factor, where)
-                except DivergenceError:
-                    bar.close()
-                    raise
-                metrics |= {"sliced_w2_floor_top": floor[f"sliced_w2_floor_level{target.n_levels}"]}
-                if final:
-                    metrics |= floor
-                record = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": samples_seen,
-                          "wall_seconds": wall_before + time.time() - t0, "eval_seconds": eval_seconds,
-                          **{k: float(v) for k, v in out.items()}, **metrics}
-                append_jsonl(metrics_path, record)
-            if (t + 1) % cfg.checkpoint_every == 0 or end_of_stage:
-                tensors = {f"learner.{k}": v for k, v in learner.state_dict().items()}
-                tensors |= {f"runner.{k}": v for k, v in runner.state_dict().items()}
-                tensors["rng"] = rng.get_state()
-                meta = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": samples_seen,
-                        "wall_seconds": wall_before + time.time() - t0, "eval_seconds": eval_seconds,
-                        "label": label}
-                global_index = sum(getattr(s, "steps", 1) for s in stages[:si]) + t + 1
-                last_good = save_checkpoint(run_dir, global_index, tensors, meta)
-    bar.close()
+    done = sum(getattr(s, "steps", 1) for s in stages[:run.start_stage]) + run.start_step
+    with tqdm(total=total, initial=done, desc=label, disable=not progress, dynamic_ncols=True) as bar:
+        for si in range(run.start_stage, len(stages)):
+            run.stage(si, bar)
+    metrics = run.metrics
     if not metrics:  # resumed after the last stage had finished: evaluate once more
         metrics = evaluate(learner, target, cfg.eval, final=True) | floor
         metrics["sliced_w2_floor_top"] = floor[f"sliced_w2_floor_level{target.n_levels}"]
-    metrics["samples_seen"] = samples_seen
-    metrics["wall_seconds"] = wall_before + time.time() - t0
-    metrics["eval_seconds"] = eval_seconds
+    metrics["samples_seen"] = run.samples_seen
+    metrics["wall_seconds"] = run.wall()
+    metrics["eval_seconds"] = run.eval_seconds
     return metrics
+
+
+class _StageRun:
+    """The state of :func:`run_stages` between steps: where it stands (restored from the newest
+    checkpoint), the samples seen, the wall and evaluation time, the last metrics."""
+
+    def __init__(self, stages, target, learner, cfg, run_dir, label, floor, rng):
+        self.stages, self.target, self.learner, self.cfg = stages, target, learner, cfg
+        self.run_dir, self.label, self.floor, self.rng = run_dir, label, floor, rng
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.data = (lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0])
+        self.start_stage, self.start_step, self.samples_seen, self.wall_before = 0, 0, 0, 0.0
+        self.eval_seconds = 0.0  # of the wall time, the part spent evaluating (the rest: training, checkpoints)
+        self.runner_state, self.last_good, self.metrics = None, None, {}
+        self._resume()
+        self.t0 = time.time()
+
+    def wall(self) -> float:
+        return self.wall_before + time.time() - self.t0
+
+    def _resume(self) -> None:
+        found = load_latest_checkpoint(self.run_dir, device=self.cfg.device)  # a corrupt newest: the one before
+        if found is None:
+            return
+        self.last_good, tensors, meta = found
+        self.learner.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("learner.")})
+        self.rng.set_state(tensors["rng"].cpu())
+        self.start_stage, self.start_step = meta["stage"], meta["step"]
+        self.samples_seen, self.wall_before = meta["samples_seen"], meta["wall_seconds"]
+        self.eval_seconds = meta.get("eval_seconds", 0.0)
+        self.runner_state = {k[7:]: v for k, v in tensors.items() if k.startswith("runner.")}
+        if self.start_step >= getattr(self.stages[self.start_stage], "steps", 1):  # that stage had finished
+            self.start_stage, self.start_step, self.runner_state = self.start_stage + 1, 0, None
+        if self.metrics_path.exists():  # drop log lines written after the checkpoint (written again)
+            keep = [ln for ln in self.metrics_path.read_text().splitlines()
+                    if json.loads(ln)["samples_seen"] <= self.samples_seen]
+            atomic_write_text(self.metrics_path, "".join(ln + "\n" for ln in keep))
+
+    def stage(self, si: int, bar) -> None:
+        spec, rng = self.stages[si], self.rng
+        saved_rng = rng.get_state()
+        runner = make_runner(spec, self.learner, self.data, rng)
+        t_start = 0
+        if self.runner_state is not None:  # mid-stage resume: restore the stage, then the RNG
+            runner.load_state_dict(self.runner_state)
+            rng.set_state(saved_rng)
+            t_start, self.runner_state = self.start_step, None
+        bar.set_postfix_str(spec.kind)
+        for t in range(t_start, runner.n_steps):
+            out = runner.step(t, rng)
+            self.samples_seen += runner.samples_per_step
+            bar.update(1)
+            end_of_stage = t + 1 == runner.n_steps
+            if (t + 1) % self.cfg.eval.every == 0 or end_of_stage:
+                self._evaluate(si, spec, t, out, final=end_of_stage and si == len(self.stages) - 1)
+            if (t + 1) % self.cfg.checkpoint_every == 0 or end_of_stage:
+                self._checkpoint(si, spec, t, runner)
+
+    def _evaluate(self, si: int, spec, t: int, out: dict, *, final: bool) -> None:
+        """Evaluate, stop on a divergence (NaN/inf, or the coupled error beyond the config's
+        ``divergence_factor``), and log the record."""
+        learner, label, cfg, floor = self.learner, self.label, self.cfg, self.floor
+        if not (is_finite_module(learner) and all(bool(torch.isfinite(v).all()) for v in out.values())):
+            raise DivergenceError(
+                f"{label}: non-finite values (NaN/inf) in stage {si} ({spec.kind}) at step {t + 1}; "
+                f"training stopped. Last good checkpoint: {self.last_good or 'none'}. "
+                f"Try smaller step sizes for this stage (stages.{si}.sgda.lr_g / lr_d).")
+        where = f"{label}: stage {si} ({spec.kind}) step {t + 1} (last good checkpoint: {self.last_good or 'none'})"
+        # The blow-up test is on the function (the coupled error), not on the parameter norm: with a
+        # learner wider than the target, the preconditioned super-resolution step moves V freely
+        # along inputs that are exactly 0 (switched-off parent channels), which changes nothing
+        # (measured: learner m = 32 for 16, seed 0, norm 140 -> 14360 in 200 steps while the run
+        # went on to learn the target).
+        t_eval = time.time()
+        metrics = evaluate(learner, self.target, cfg.eval, final=final)
+        self.eval_seconds += time.time() - t_eval
+        # a random learner's coupled error is ~1; one far above is a blown-up learner
+        check_finite_and_bounded("coupled_rel_error", metrics["coupled_rel_error"], 1.0, cfg.divergence_factor, where)
+        metrics |= {"sliced_w2_floor_top": floor[f"sliced_w2_floor_level{self.target.n_levels}"]}
+        if final:
+            metrics |= floor
+        self.metrics = metrics
+        append_jsonl(self.metrics_path, {"stage": si, "kind": spec.kind, "step": t + 1,
+                                         "samples_seen": self.samples_seen, "wall_seconds": self.wall(),
+                                         "eval_seconds": self.eval_seconds, **{k: float(v) for k, v in out.items()},
+                                         **metrics})
+
+    def _checkpoint(self, si: int, spec, t: int, runner) -> None:
+        tensors = {f"learner.{k}": v for k, v in self.learner.state_dict().items()}
+        tensors |= {f"runner.{k}": v for k, v in runner.state_dict().items()}
+        tensors["rng"] = self.rng.get_state()
+        meta = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": self.samples_seen,
+                "wall_seconds": self.wall(), "eval_seconds": self.eval_seconds, "label": self.label}
+        global_index = sum(getattr(s, "steps", 1) for s in self.stages[:si]) + t + 1
+        self.last_good = save_checkpoint(self.run_dir, global_index, tensors, meta)
 
 
 class Summary(TypedDict, total=False):
