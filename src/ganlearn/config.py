@@ -16,6 +16,7 @@ import re
 import tomllib
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, Union
 
 from ganlearn.errors import ConfigError
@@ -293,7 +294,6 @@ def merge(base: dict, new: dict, key: str) -> dict:
 def read_config_file(path, what: str = "--config") -> dict:
     """A ``.toml`` or ``.json`` file of settings as a dict. A syntax error names the file, line and
     column; a file that is missing, unreadable or not a table is refused with what is allowed."""
-    from pathlib import Path
 
     path = Path(path)
     if path.suffix not in (".json", ".toml"):

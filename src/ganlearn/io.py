@@ -6,14 +6,17 @@ The bottom layer of the package: it imports nothing from ``ganlearn`` but :mod:`
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import socket
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ganlearn.errors import UserError
@@ -43,7 +46,6 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def jsonable(x: Any) -> Any:
     """``json.dumps(default=...)`` for tensors, NumPy scalars and arrays."""
-    import numpy as np
 
     if isinstance(x, torch.Tensor):
         return x.tolist()
@@ -94,7 +96,6 @@ def write_meta(folder: str | Path, *, wall_seconds: float | None, command: str |
 def _digest(tensors: dict[str, torch.Tensor]) -> str:
     """BLAKE2b of every tensor's name, dtype, shape and bytes, in name order: detects a file that
     safetensors still parses but whose data changed (a bit flip, a partial overwrite)."""
-    import hashlib
 
     h = hashlib.blake2b(digest_size=16)
     for k in sorted(tensors):
@@ -254,7 +255,6 @@ class RunLock:
         return True
 
     def acquire(self) -> "RunLock":
-        import socket
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = f"{os.getpid()} {socket.gethostname()}\n"

@@ -20,6 +20,7 @@ target's Assumption 2.2 statistics, the levels the stage list trains, wall time 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import resource
 import subprocess
@@ -118,7 +119,6 @@ def run(params: dict) -> dict:
 def design(spec: dict) -> list[dict]:
     grid = spec["grid"]
     if spec["base"].get("design", "pairwise") == "full":
-        import itertools
 
         return [dict(zip(grid, pt)) for pt in itertools.product(*grid.values())]
     return pairwise_design(grid)

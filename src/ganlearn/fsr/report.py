@@ -14,6 +14,8 @@ from safetensors.torch import load_file  # noqa: E402
 
 from ganlearn.fsr.config import load_json  # noqa: E402
 from ganlearn.io import atomic_write_text  # noqa: E402
+from ganlearn.metrics.alignment import match_columns  # noqa: E402
+from ganlearn.metrics.recovery import feature_recovery, procrustes_latent_map  # noqa: E402
 from ganlearn.plots import save  # noqa: E402
 from ganlearn.rng import make_generator  # noqa: E402
 
@@ -54,7 +56,6 @@ def _tile(col: np.ndarray, colours: int, patch: int) -> np.ndarray:
 
 def _features(learner_w: list[torch.Tensor], target_w: list[torch.Tensor], colours: int, patch: int, out: Path) -> None:
     """Learned vs true output features (first patch's W), matched by the best permutation."""
-    from ganlearn.metrics.alignment import match_columns
 
     L = len(target_w)
     m = target_w[0].shape[-1]
@@ -79,7 +80,6 @@ def _features(learner_w: list[torch.Tensor], target_w: list[torch.Tensor], colou
 
 def _samples(target, learner, cfg, out: Path) -> None:
     """Sample grids per resolution: target G*(U^T z) next to learner G(z) on the same z."""
-    from ganlearn.metrics.recovery import feature_recovery, procrustes_latent_map
 
     geo = target.geometry
     g = make_generator(cfg.eval.seed, "fsr.report.samples")

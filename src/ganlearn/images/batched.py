@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,6 @@ __all__ = ["batch_key", "group", "replica", "train_replicas"]
 def batch_key(cfg: ImageGANConfig) -> str | None:
     """Equal for configurations that can train as replicas of one batch (all but ``seed``); None
     where batching is not built (``arch="fsr"``)."""
-    from dataclasses import asdict
 
     if cfg.arch != "dcgan":
         return None

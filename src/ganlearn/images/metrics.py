@@ -23,6 +23,8 @@ each returns a record that states its sample sizes, feature space, seed and para
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -203,7 +205,6 @@ def inception_fid_kid(real: torch.Tensor, fake: torch.Tensor, weights_path: str,
 
     Needs ``pip install 'ganlearn[fid]'`` (torchmetrics and torch-fidelity). Images are mapped to
     [0, 1] and repeated to RGB; torchmetrics resizes them to 299x299."""
-    from pathlib import Path
 
     if not Path(weights_path).is_file():
         raise FileNotFoundError(f"inception_weights={weights_path!r}: no such file (pass the path of the "

@@ -281,6 +281,9 @@ def _check_health(d_loss: float, g_loss: float, g_norm: float, norm0: float, fac
 
 
 def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank: int, world: int) -> dict:
+    """The image GAN's training loop on one rank: set-up (data, networks, resume), the SGDA steps
+    with logging, health checks, snapshots and checkpoints, then the final evaluation. Kept as one
+    function so the loop reads top to bottom (its parts are the helpers above)."""
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
 

@@ -124,12 +124,23 @@ def _curvature_ratios(cfgs: list[OneLayerConfig], W: torch.Tensor) -> torch.Tens
                                   torch.stack(vs[i:i + step])) for i in range(0, len(cfgs), step)])
 
 
+def _resolved(c: OneLayerConfig, lr_g: float, curvature_ratio: float | None) -> dict:
+    """The settings a batched replica resolved, as its result records them."""
+    out = {"g_optimizer": "sgd", "lr_d": c.lr_d if c.lr_d is not None else 1.0,
+           "d_optimizer": "sgd (exact ascent on A)", "batched": True, "lr_g": lr_g,
+           "step_scale": "curvature" if curvature_ratio is not None else "none"}
+    if curvature_ratio is not None:
+        out["curvature_ratio"] = curvature_ratio
+    return out
+
+
 def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
     """Train every config (compatible, see :func:`batch_key`) as one batch; return one result per
     config, as :func:`~ganlearn.onelayer.train.train` returns it. A diverged replica's result is
     ``{"diverged": True, "divergence": message}`` (its separate run raises DivergenceError).
     A replica that stops (eps reached, diverged) leaves the batch: the tensors shrink to the live
-    replicas, so a batch whose replicas stop at different steps costs what its live replicas do."""
+    replicas, so a batch whose replicas stop at different steps costs what its live replicas do.
+    One function, so the batched step reads beside the separate run's :func:`~ganlearn.onelayer.train.train`."""
     if not cfgs:
         return []
     for c in cfgs:
@@ -191,13 +202,8 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
                     out[r] = {"diverged": True, "divergence": str(e)}
                     continue
                 if c.stop_at_eps and reached[r]["upper"][min(c.eps)] is not None or t + 1 == c0.steps:
-                    resolved = {"g_optimizer": "sgd", "lr_d": c.lr_d if c.lr_d is not None else 1.0,
-                                "d_optimizer": "sgd (exact ascent on A)", "batched": True,
-                                "lr_g": float(lr_g[row]), "step_scale": "curvature" if curv else "none"}
-                    if curv:
-                        resolved["curvature_ratio"] = float(c_curv[row])
-                    out[r] = result(c, resolved, sigma_bar[row].clone(), targets[row], curves[r], reached[r],
-                                    samples, t + 1)
+                    out[r] = result(c, _resolved(c, float(lr_g[row]), float(c_curv[row]) if curv else None),
+                                    sigma_bar[row].clone(), targets[row], curves[r], reached[r], samples, t + 1)
                     continue
                 keep.append(row)
             if not keep:

@@ -56,7 +56,7 @@ from ganlearn.onelayer.config import OneLayerConfig
 from ganlearn.onelayer.discriminators import quadratic_stats, truncated_stats
 from ganlearn.onelayer.metrics import gaussian_tv, gaussian_tv_draws, gaussian_tv_upper, sigma_rel_error
 from ganlearn.onelayer.model import OneLayerGenerator, activation, conditioned_matrix
-from ganlearn.onelayer.step_size import moment_scale
+from ganlearn.onelayer.step_size import moment_scale, power_ratio
 from ganlearn.rng import make_generator
 from ganlearn.rundir import run_in_dir, scalars, write_simple_report
 from ganlearn.sgda import SGDA, SGDAConfig
@@ -93,7 +93,6 @@ def curvature_probe(cfg: OneLayerConfig, shape: torch.Size, dtype: torch.dtype) 
 
 def step_curvature_ratio(cfg: OneLayerConfig, w0: torch.Tensor) -> float:
     """c of ``onelayer.step_size`` at the learner's init."""
-    from ganlearn.onelayer.step_size import power_ratio
 
     x, v = curvature_probe(cfg, w0.shape, w0.dtype)
     return float(power_ratio(cfg.discriminator, activation(cfg.activation), w0.detach(), x, v))
