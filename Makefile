@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test docs results-docs examples bench sweep clean
+.PHONY: run test test-all docs results-docs examples bench sweep clean
 
 $(BIN)/ganlearn: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,7 +18,12 @@ $(BIN)/ganlearn: pyproject.toml
 run: $(BIN)/ganlearn
 	$(BIN)/ganlearn run --preset default --out runs/default-$$(date +%Y%m%d-%H%M%S)
 
+# The fast tier (a few minutes on 2 CPU cores); test-all adds the slow integration tests
+# (marker `slow`: real processes killed mid-run, the examples, the shape grid, Ray, DDP).
 test: $(BIN)/ganlearn
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(BIN)/ganlearn
 	$(BIN)/python -m pytest -q
 
 # The documentation site (mkdocs-material, strict: a warning is an error) into site/.

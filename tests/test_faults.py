@@ -59,6 +59,7 @@ FSR = ["run", "--preset", "tiny", "--no-progress", "--set", "baseline.enabled=fa
        "--set", "stages.super_resolution_2.steps=60"]
 
 
+@pytest.mark.slow
 def test_fsr_run_killed_then_resumed_equals_uninterrupted(tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     assert _cli(FSR + ["--out", str(full)]).returncode == 0
@@ -90,6 +91,7 @@ IMG = ["train-images", "--data", "digits", "--width", "4", "--steps", "40", "--n
        "--set", "eval_every=0", "--set", "grid_every=0", "--set", "ckpt_every=4", "--set", "log_every=2"]
 
 
+@pytest.mark.slow
 def test_train_images_killed_then_resumed_equals_uninterrupted(tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     assert _cli(IMG + ["--out", str(full)]).returncode == 0
@@ -106,6 +108,7 @@ SWEEP = ["sweep", "width-sweep", "--set", "m=[5]", "--set", "width_factor=[1,2,3
          "--set", "steps=400", "--seeds", "1", "--workers", "1", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_sweep_killed_then_rerun_equals_uninterrupted(tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     assert _cli(SWEEP + ["--out", str(full)]).returncode == 0

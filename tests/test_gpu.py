@@ -3,6 +3,7 @@ a GPU (the CPU-only CI machine has none, so they report as skipped with that rea
 and overparameterized trainers are CPU/float64 by design and have no device option.
 """
 import json
+import math
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ def test_fsr_run_on_cuda(tmp_path):
     finally:
         torch.cuda.set_sync_debug_mode(0)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["coupled_rel_error"] == summary["coupled_rel_error"]  # finite, not NaN
+    assert math.isfinite(summary["coupled_rel_error"]) and 0 <= summary["coupled_rel_error"] < 10
     assert json.loads((tmp_path / "config.json").read_text())["device"] == "cuda"
 
 
@@ -158,5 +159,5 @@ def test_image_replicas_on_cuda():
                              grid_every=0, ckpt_every=0, log_every=1, steps=2, device="cuda", seed=s)) for s in (0, 1)]
     out = train_replicas(cfgs)
     assert [len(o["stats"]) for o in out] == [2, 2]
-    assert all(o["result"]["swd_avg"] == o["result"]["swd_avg"] for o in out)  # finite, not NaN
+    assert all(math.isfinite(o["result"]["swd_avg"]) and o["result"]["swd_avg"] >= 0 for o in out)
     assert out[0]["result"]["swd_avg"] != out[1]["result"]["swd_avg"]

@@ -24,7 +24,7 @@ def _cfgs(seeds, extra=()):
 
 
 @pytest.mark.parametrize("extra", [
-    [],  # the default stage list: warm start, Gauss-Newton first hidden, preconditioned super-resolution
+    pytest.param([], marks=pytest.mark.slow),  # the default stage list: warm start, Gauss-Newton first hidden, preconditioned super-resolution
     # per-patch output layers, a redrawn first layer, GAN_OutputLayer after the hidden stages,
     # super-resolution from generated parents with iterate averaging
     ["target.shared_output=false", "stages.1.reinit=true", "stages.2.parents=generated", "stages.2.average_tail=0.3",

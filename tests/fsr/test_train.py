@@ -107,6 +107,7 @@ def _strip_wall(d):
     return d
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_summary(tmp_path):
     """A real SIGKILL of `ganlearn run` mid-training, then `ganlearn resume`: summary.json (every
     metric, every level) equals the uninterrupted run's. One torch thread in the children, so

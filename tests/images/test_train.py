@@ -50,6 +50,7 @@ def test_config_errors():
         make_config({"lr": 1e-3})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("d_norm", ["bn", "sn"])
 def test_ddp_two_processes_gloo(tmp_path, d_norm):
     """torchrun, 2 CPU processes: D (with BN or SN buffers) is called twice per step; the replicas must
