@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: run test test-all docs results-docs examples bench sweep clean
+.PHONY: run test test-all lint docs results-docs examples bench sweep clean
 
 $(BIN)/ganlearn: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(BIN)/ganlearn
 
 test-all: $(BIN)/ganlearn
 	$(BIN)/python -m pytest -q
+
+# ruff (rules and line length in pyproject.toml) on the package, tests, benchmarks and examples
+lint: $(BIN)/ganlearn
+	$(BIN)/ruff check .
 
 # The documentation site (mkdocs-material, strict: a warning is an error) into site/.
 $(VENV)/.docs: $(BIN)/ganlearn

@@ -33,11 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ganlearn.images.model import build  # noqa: E402
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
+
 from ganlearn.images.batched import group  # noqa: E402
+from ganlearn.images.model import build  # noqa: E402
 from ganlearn.images.train import d_loss_fn, g_loss_fn  # noqa: E402
 from ganlearn.rng import default_init_rng, make_generator  # noqa: E402
-from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 
 def step_time(a, width: int, batch: int, R: int = 0) -> float:

@@ -18,10 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
+
 from ganlearn.config import to_dict
 from ganlearn.fsr.config import resolve
 from ganlearn.fsr.memory import predict_peak_bytes
-from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 SHAPES = {
     "default (3 levels, 32 px, m 16, shared W)": [],

@@ -41,12 +41,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ganlearn.overparam.batched import train_batched as overparam_batched  # noqa: E402
-from ganlearn.overparam.train import train as overparam_train  # noqa: E402
-from ganlearn.overparam.config import OverparamConfig
-from ganlearn.overparam.model import Problem  # noqa: E402
 from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
+from ganlearn.overparam.batched import train_batched as overparam_batched  # noqa: E402
+from ganlearn.overparam.config import OverparamConfig
+from ganlearn.overparam.model import Problem  # noqa: E402
+from ganlearn.overparam.train import train as overparam_train  # noqa: E402
 
 
 def timed(fn, repeats: int, per: int = 1) -> float:
@@ -97,7 +97,7 @@ def bench_overparam(a) -> tuple[dict, list[str]]:
                                             len(seq))
     rows[f"ganlearn_batched (R = {a.R}, {a.device})"] = timed(lambda: overparam_batched(cfgs, a.device), a.repeats,
                                                               a.R)
-    head = (f"Overparameterized GDA: ganlearn vs a plain eager loop", f"m = 10, k = 50, n = 200, {steps} steps, "
+    head = ("Overparameterized GDA: ganlearn vs a plain eager loop", f"m = 10, k = 50, n = 200, {steps} steps, "
             f"fixed eta 0.5; plain: the CPU unless named")
     return _rows(rows, steps), list(head)
 
@@ -136,8 +136,8 @@ def plain_onelayer(d: int, batch: int, steps: int, seed: int) -> float:
 
 
 def bench_onelayer(a) -> tuple[dict, list[str]]:
-    from ganlearn.onelayer.batched import train_batched
     from ganlearn.onelayer import OneLayerConfig, train
+    from ganlearn.onelayer.batched import train_batched
 
     steps, d, batch = a.steps or 1000, 8, 512
     one_eval = [OneLayerConfig(d=d, batch=batch, steps=steps, seed=s, eval_every=steps) for s in range(a.R)]
@@ -277,8 +277,8 @@ def bench_fsr(a) -> tuple[dict, list[str]]:
 
     def ganlearn_replicas(R: int) -> float:
         """Seconds per replica-step of R replicas as one batched computation (fsr.batched)."""
-        from ganlearn.fsr.model import FSRNet
         from ganlearn.fsr.batched import _images
+        from ganlearn.fsr.model import FSRNet
         from ganlearn.rng import Generators, make_generator
 
         learner.load_state_dict(state)

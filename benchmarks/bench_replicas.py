@@ -29,12 +29,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ganlearn.onelayer import batched as onelayer_batched  # noqa: E402
-from ganlearn.onelayer import OneLayerConfig, train as onelayer_train  # noqa: E402
-from ganlearn.overparam import batched as overparam_batched  # noqa: E402
-from ganlearn.overparam.train import train as overparam_train  # noqa: E402
-from ganlearn.overparam.config import OverparamConfig  # noqa: E402
 from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
+
+from ganlearn.onelayer import OneLayerConfig  # noqa: E402
+from ganlearn.onelayer import batched as onelayer_batched  # noqa: E402
+from ganlearn.onelayer import train as onelayer_train
+from ganlearn.overparam import batched as overparam_batched  # noqa: E402
+from ganlearn.overparam.config import OverparamConfig  # noqa: E402
+from ganlearn.overparam.train import train as overparam_train  # noqa: E402
 
 
 def main() -> None:

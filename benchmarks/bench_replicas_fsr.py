@@ -28,13 +28,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ganlearn.fsr.config import resolve  # noqa: E402
-from ganlearn.fsr.train import build  # noqa: E402
-from ganlearn.fsr.model import FSRNet  # noqa: E402
-from ganlearn.fsr.batched import _images  # noqa: E402
-from ganlearn.fsr.stages import make_runner, stage_name  # noqa: E402
-from ganlearn.rng import Generators, make_generator  # noqa: E402
 from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
+
+from ganlearn.fsr.batched import _images  # noqa: E402
+from ganlearn.fsr.config import resolve  # noqa: E402
+from ganlearn.fsr.model import FSRNet  # noqa: E402
+from ganlearn.fsr.stages import make_runner, stage_name  # noqa: E402
+from ganlearn.fsr.train import build  # noqa: E402
+from ganlearn.rng import Generators, make_generator  # noqa: E402
 
 
 def _sync(device: str) -> None:

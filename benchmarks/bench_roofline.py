@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 
 import torch
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
-from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -79,7 +79,7 @@ def peaks(device: str, repeats: int) -> dict:
         a @ b
         t = statistics.median(wall(lambda: a @ b, device) for _ in range(repeats))
         out[f"matmul_{str(dtype)[6:]}_tflops"] = 2 * n ** 3 / t / 1e12
-        del a, b
+        a = b = None  # free both before the next, larger pair
     n = (1 << 28) if big else (1 << 25)  # float32 elements: 1 GiB on a GPU, 128 MiB on a CPU
     x = torch.randn(n, device=device)
     y = torch.empty_like(x)
@@ -101,6 +101,7 @@ def fsr_workload(a) -> dict:
     import dataclasses
 
     from bench_plain import fsr_setup
+
     from ganlearn.fsr.stages import make_runner
 
     target, learner, spec = fsr_setup(a.device)

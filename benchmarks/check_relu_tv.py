@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import torch
+from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 from ganlearn.experiments.sample_complexity import BASE, config
 from ganlearn.onelayer.metrics import gaussian_tv, gaussian_tv_upper, relu_tv, sigma_rel_error
 from ganlearn.onelayer.train import train
-from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
 OUT = out_stem("relu_tv_kappa10").parent
 

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
+from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main() -> None:
     from bench_plain import fsr_setup
+
     from ganlearn.fsr.stages import make_runner
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

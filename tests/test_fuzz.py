@@ -9,7 +9,8 @@ import contextlib
 import io
 import json
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ganlearn.cli import main
 from ganlearn.config import to_dict

@@ -1,8 +1,8 @@
 """Closed-form checks of the matrix-free Gauss-Newton solve (ganlearn.gauss_newton)."""
 import torch
+from reference import gauss_newton_direction
 
 from ganlearn.gauss_newton import conjugate_gradient, jacobian_trace
-from reference import gauss_newton_direction
 
 
 def test_conjugate_gradient_solves_an_spd_system_in_dim_steps(gen):

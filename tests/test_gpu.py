@@ -56,8 +56,8 @@ def test_fsr_steps_do_not_synchronise():
     import dataclasses
 
     from ganlearn.fsr.config import resolve
-    from ganlearn.fsr.train import build
     from ganlearn.fsr.stages import make_runner
+    from ganlearn.fsr.train import build
     from ganlearn.rng import make_generator
 
     cfg = dataclasses.replace(resolve("tiny"), device="cuda")
@@ -97,8 +97,8 @@ def test_evaluation_on_the_gpu_matches_the_cpu():
 
     from ganlearn.fsr.config import resolve
     from ganlearn.fsr.metrics import evaluate
-    from ganlearn.fsr.train import build
     from ganlearn.fsr.stages import run_stage
+    from ganlearn.fsr.train import build
     from ganlearn.rng import make_generator
 
     cfg = dataclasses.replace(resolve("tiny"), device="cuda")
@@ -121,11 +121,11 @@ def test_fsr_replicas_on_cuda_match_the_cpu_and_steps_do_not_synchronise(tmp_pat
     for the GPU."""
     import dataclasses
 
-    from ganlearn.fsr.config import resolve
-    from ganlearn.fsr.train import build
-    from ganlearn.fsr.model import FSRNet
     from ganlearn.fsr.batched import _images, train_replicas
+    from ganlearn.fsr.config import resolve
+    from ganlearn.fsr.model import FSRNet
     from ganlearn.fsr.stages import make_runner
+    from ganlearn.fsr.train import build
     from ganlearn.rng import Generators, make_generator
 
     short = ["dtype=float64", "baseline.enabled=false", "stages.1.steps=10", "stages.2.steps=20", "eval.every=20"]

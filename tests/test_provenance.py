@@ -9,8 +9,7 @@ import torch
 import ganlearn
 from ganlearn.config import to_dict
 from ganlearn.fsr.config import load_json, resolve
-from ganlearn.io import load_checkpoint, save_checkpoint
-from ganlearn.io import write_meta
+from ganlearn.io import load_checkpoint, save_checkpoint, write_meta
 from ganlearn.provenance import command_line, git_state, machine, provenance
 from ganlearn.sweep import Experiment, run_sweep
 

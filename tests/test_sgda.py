@@ -93,7 +93,8 @@ def test_sgda_converges_on_strongly_monotone_quadratic_game():
     x = torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
     y = torch.tensor([-1.0], dtype=torch.float64, requires_grad=True)
     algo = SGDA([x], [y], SGDAConfig(lr_g=0.1, lr_d=0.1, n_d=3))
-    f = lambda: (0.5 * x * x + x * y - 0.5 * y * y).sum()
+    def f():
+        return (0.5 * x * x + x * y - 0.5 * y * y).sum()
     for _ in range(300):
         algo.step(lambda _g: (-f(), f()), torch.Generator())
     assert abs(float(x.detach())) < 1e-6 and abs(float(y.detach())) < 1e-6

@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from ganlearn.config import ConfigError
-from ganlearn.config import parse_value
+from ganlearn.config import ConfigError, parse_value
 from ganlearn.sweep import Experiment, cells, resolve_spec, run_sweep
 
 CALLS = []

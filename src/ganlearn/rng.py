@@ -21,6 +21,7 @@ import hashlib
 
 import numpy as np
 import torch
+
 from ganlearn.errors import ConfigError
 
 __all__ = ["stream_seed", "make_generator", "numpy_rng", "default_init_rng", "to_device", "Generators", "randn"]

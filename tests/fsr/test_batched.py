@@ -7,10 +7,10 @@ import torch
 
 from ganlearn.config import ConfigError
 from ganlearn.errors import DivergenceError
-from ganlearn.fsr.config import resolve
-from ganlearn.fsr.train import train
-from ganlearn.fsr.model import FSRNet
 from ganlearn.fsr.batched import batch_key, train_replicas
+from ganlearn.fsr.config import resolve
+from ganlearn.fsr.model import FSRNet
+from ganlearn.fsr.train import train
 from ganlearn.gauss_newton import conjugate_gradient
 from ganlearn.io import load_tensors
 from ganlearn.rng import Generators, make_generator

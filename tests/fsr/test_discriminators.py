@@ -2,8 +2,6 @@
 import torch
 
 
-
-
 def test_whitening_is_an_inverse_square_root_and_keeps_moment_matching_solutions(gen):
     from ganlearn.fsr.discriminators import code_moments, whitening
 

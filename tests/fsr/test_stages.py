@@ -3,10 +3,9 @@ import pytest
 import torch
 from scipy.linalg import subspace_angles
 
-from ganlearn.fsr.config import TargetConfig, WarmStartStage
+from ganlearn.fsr.config import LearnerConfig, TargetConfig, WarmStartStage
 from ganlearn.fsr.stages import WarmStart
 from ganlearn.fsr.target import FSRTarget, make_learner
-from ganlearn.fsr.config import LearnerConfig
 from ganlearn.metrics.recovery import feature_recovery
 from ganlearn.sgda import SGDAConfig
 
@@ -189,10 +188,11 @@ def test_first_hidden_closed_form_jacobian_products_equal_autograd(gen, whiten):
     """CodeMomentJacobian's J v and J^T u are torch.func's jvp / vjp of the stage's feature map
     (``FirstHidden._features_at``) to float64 round-off, with and without the whitening, and the
     stage's Gauss-Newton direction is ``gauss_newton_direction``'s (the autograd one it replaced)."""
+    from reference import gauss_newton_direction
+
     from ganlearn.fsr.config import FirstHiddenStage
     from ganlearn.fsr.stages import FirstHidden
     from ganlearn.fsr.stages.first_hidden import CodeMomentJacobian
-    from reference import gauss_newton_direction
 
     target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
     data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731

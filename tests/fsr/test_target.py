@@ -1,5 +1,5 @@
-import torch
 import pytest
+import torch
 
 from ganlearn.fsr.config import TargetConfig
 from ganlearn.fsr.target import FSRTarget

@@ -69,7 +69,8 @@ def test_resume_after_interruption_is_bitwise_equal(tmp_path, monkeypatch):
         assert torch.equal(wa[k], wb[k]), k
     la = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
     lb = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
-    strip = lambda ln: {k: v for k, v in json.loads(ln).items() if k not in ("wall_seconds", "eval_seconds")}
+    def strip(ln):
+        return {k: v for k, v in json.loads(ln).items() if k not in ("wall_seconds", "eval_seconds")}
     assert [strip(x) for x in la] == [strip(x) for x in lb]
 
 

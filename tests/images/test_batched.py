@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ganlearn.config import ConfigError
-from ganlearn.images.model import build
 from ganlearn.images.batched import batch_key, group, replica, train_replicas
+from ganlearn.images.model import build
 from ganlearn.images.train import load_generator, make_config, train
 from ganlearn.rng import default_init_rng
 

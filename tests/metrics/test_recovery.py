@@ -2,9 +2,8 @@
 import pytest
 import torch
 
-from ganlearn.fsr.config import TargetConfig
+from ganlearn.fsr.config import LearnerConfig, TargetConfig
 from ganlearn.fsr.target import FSRTarget, make_learner
-from ganlearn.fsr.config import LearnerConfig
 from ganlearn.metrics.recovery import coupled_error, feature_recovery, procrustes_latent_map
 
 TINY = TargetConfig(levels=2, base_grid=2, patch=2, colours=3, channels=8, sparsity=1.5, latent_dim=12)

@@ -6,8 +6,8 @@ import pytest
 
 from ganlearn.config import ConfigError
 from ganlearn.errors import DivergenceError
-from ganlearn.onelayer.batched import train_batched
 from ganlearn.onelayer import OneLayerConfig, train
+from ganlearn.onelayer.batched import train_batched
 
 
 def _close(a: float, b: float, rel: float = 1e-9) -> bool:

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from ganlearn.overparam.batched import batch_key, train_batched
-from ganlearn.overparam.train import train
 from ganlearn.overparam.config import OverparamConfig
+from ganlearn.overparam.train import train
 
 
 def _close(a: dict, b: dict, tol: float) -> None:

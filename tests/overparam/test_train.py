@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ganlearn.overparam.metrics import block_radius, fitted_rate
-from ganlearn.overparam.train import train
 from ganlearn.overparam.config import OverparamConfig
+from ganlearn.overparam.metrics import block_radius, fitted_rate
 from ganlearn.overparam.model import Problem
+from ganlearn.overparam.train import train
 
 
 def test_block_radius_matches_the_closed_form_roots():

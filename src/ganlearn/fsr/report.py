@@ -123,7 +123,8 @@ def _table(summary: dict) -> str:
     for k in keys + extra:
         v = summary[k] if k in summary else final.get(k)
         b = (summary["baseline"][k] if k in summary["baseline"] else summary["baseline"]["final"].get(k)) if has_b else None
-        fmt = (lambda x: "–" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x)))
+        def fmt(x):
+            return ("–" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x)))
         lines.append(f"| {k} | {fmt(v)} |" + (f" {fmt(b)} |" if has_b else ""))
     return "\n".join(lines)
 

@@ -33,8 +33,15 @@ from ganlearn.onelayer.discriminators import statistic_features
 from ganlearn.onelayer.metrics import gaussian_tv_draws, sigma_rel_error
 from ganlearn.onelayer.model import activation, conditioned_matrix
 from ganlearn.onelayer.step_size import moment_scale, power_ratio
-from ganlearn.onelayer.train import (average_sigma, curvature_probe, curvature_scaled, evaluation, new_reached,
-                                     resolved_lr_g, result)
+from ganlearn.onelayer.train import (
+    average_sigma,
+    curvature_probe,
+    curvature_scaled,
+    evaluation,
+    new_reached,
+    resolved_lr_g,
+    result,
+)
 from ganlearn.rng import make_generator
 
 __all__ = ["SHAPE_KEYS", "batch_key", "train_batched"]

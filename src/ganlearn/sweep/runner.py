@@ -17,8 +17,16 @@ from ganlearn.io import RunLock
 from ganlearn.sweep.backends import Failure, make_backend
 from ganlearn.sweep.report import write_sweep_report
 from ganlearn.sweep.spec import Experiment, cells, check_cells, resolve_spec
-from ganlearn.sweep.storage import (append_history, finished_ids, load_cells, open_sweep, record_cell, record_failure,
-                                    write_sweep_meta, write_table)
+from ganlearn.sweep.storage import (
+    append_history,
+    finished_ids,
+    load_cells,
+    open_sweep,
+    record_cell,
+    record_failure,
+    write_sweep_meta,
+    write_table,
+)
 from ganlearn.sweep.units import plan_units
 
 __all__ = ["run_sweep"]
