@@ -125,7 +125,7 @@ def test_a_sweep_records_diverged_cells(tmp_path):
     exp = Experiment(name="t-div", doc="test", base={}, grid={"x": [1, 2]}, seeds=1, run=_div_run,
                      report=lambda out, recs, spec: f"{len(recs)} analysed")
     stats = run_sweep(exp, tmp_path / "s", workers=1, progress=False, log=lambda s: None)
-    assert stats == {"skipped": 0, "ran": 2, "failed": 0, "finished": 2}
+    assert stats == {"skipped": 0, "ran": 2, "failed": 0, "finished": 2, "stopped": False}
     import csv
 
     rows = {r["x"]: r for r in csv.DictReader(open(tmp_path / "s" / "results.csv"))}

@@ -45,7 +45,7 @@ def test_interrupted_sweep_resumes_with_only_the_missing_cells(tmp_path):
                       run=_run_no_interrupt, report=_report)
     stats = run_sweep(exp2, tmp_path, overrides=["interrupt_at=[2,1]"], workers=1, progress=False, log=lambda s: None)
     assert CALLS == [(2, 1), (3, 0), (3, 1)]
-    assert stats == {"skipped": 3, "ran": 3, "failed": 0, "finished": 6}
+    assert stats == {"skipped": 3, "ran": 3, "failed": 0, "finished": 6, "stopped": False}
     assert len((tmp_path / "history.jsonl").read_text().splitlines()) == 1  # the interrupted call wrote none
     rows = _rows(tmp_path)
     assert [(int(r["x"]), int(r["seed"]), int(r["y"])) for r in rows] == \
@@ -76,6 +76,26 @@ def test_failed_cells_are_recorded_and_retried(tmp_path):
 
 def _run_no_fail(params):
     return _run({**params, "fail_at": None})
+
+
+def _run_fail_odd(params):
+    if params["x"] % 2:
+        raise ValueError(f"odd x={params['x']}")
+    return {"y": params["x"]}
+
+
+def test_max_failures_stops_the_sweep_and_a_rerun_goes_on(tmp_path):
+    exp = Experiment(name="toy", doc="", base={}, grid={"x": [1, 2, 3, 4, 5]}, seeds=1, run=_run_fail_odd)
+    quiet = dict(workers=1, progress=False, log=lambda s: None)
+    stats = run_sweep(exp, tmp_path, max_failures=2, **quiet)
+    # grid order: x=1 fails, x=2 runs, x=3 fails -> stop; x=4 and x=5 are not run
+    assert stats == {"skipped": 0, "ran": 1, "failed": 2, "finished": 1, "stopped": True}
+    assert {r["cell"]: r["status"] for r in _rows(tmp_path)} == {"x=1__seed=0": "failed", "x=2__seed=0": "ok",
+                                                                 "x=3__seed=0": "failed"}
+    stats = run_sweep(exp, tmp_path, **quiet)  # no budget: the failed cells are tried again, the rest run
+    assert stats == {"skipped": 1, "ran": 1, "failed": 3, "finished": 2, "stopped": False}
+    with pytest.raises(ConfigError, match="--max-failures 0 is not allowed: must be an integer >= 1"):
+        run_sweep(exp, tmp_path, max_failures=0, **quiet)
 
 
 def test_spec_errors_and_overrides():
@@ -299,7 +319,7 @@ def test_a_users_experiment_runs_exactly_its_own_design(tmp_path):
     exp = Experiment(name="mine", doc="a design of two points", base={}, grid={"x": [1, 2, 3], "y": [0, 5]},
                      seeds=2, run=_run_xy, design=_design_first_and_last, report=lambda o, r, s: f"{len(r)} cells")
     stats = run_sweep(exp, tmp_path, workers=1, progress=False, log=lambda s: None)
-    assert stats == {"skipped": 0, "ran": 4, "failed": 0, "finished": 4}
+    assert stats == {"skipped": 0, "ran": 4, "failed": 0, "finished": 4, "stopped": False}
     rows = _rows(tmp_path)
     assert sorted((int(r["x"]), int(r["y"]), int(r["seed"])) for r in rows) == [(1, 0, 0), (1, 0, 1), (3, 5, 0),
                                                                                  (3, 5, 1)]

@@ -140,13 +140,15 @@ def cmd_sweep(args) -> int:
     try:
         stats = run_sweep(exp, out, overrides=args.set, seeds=args.seeds, workers=args.workers,
                           progress=not args.no_progress, batch=args.batch, backend=args.backend,
-                          address=args.address, gpus_per_task=args.gpus_per_task)
+                          address=args.address, gpus_per_task=args.gpus_per_task,
+                          cpus_per_task=args.cpus_per_task, max_failures=args.max_failures)
     except KeyboardInterrupt:
         print("\nganlearn: interrupted; finished cells are kept. Re-run the same command to run only "
               "the missing ones.", file=sys.stderr)
         return 130
+    stopped = " (stopped at --max-failures)" if stats["stopped"] else ""
     print(f"\ncells: {stats['finished']} finished ({stats['ran']} now, {stats['skipped']} before), "
-          f"{stats['failed']} failed\nresults: {out / 'results.csv'}\nreport: {out / 'report.md'}")
+          f"{stats['failed']} failed{stopped}\nresults: {out / 'results.csv'}\nreport: {out / 'report.md'}")
     return 1 if stats["failed"] else 0
 
 
@@ -300,10 +302,15 @@ def _add_sweep(sub) -> None:
                         "by the single-run trainer (default 64)")
     w.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local processes (default) or Ray tasks (pip install 'ganlearn[ray]')")
-    w.add_argument("--address", help="with --backend ray: the Ray cluster to use (default: a local instance "
-                                     "with --workers CPUs)")
+    w.add_argument("--address", help="with --backend ray: the Ray cluster to use (default: $RAY_ADDRESS, else a "
+                                     "local instance with --workers CPUs); on a multi-node cluster --out must be "
+                                     "on storage every node sees")
     w.add_argument("--gpus-per-task", type=float, default=0.0,
                    help="with --backend ray: GPUs (a fraction allowed) each task asks Ray for (default 0)")
+    w.add_argument("--cpus-per-task", type=float, default=1.0,
+                   help="with --backend ray: CPUs each task asks Ray for, and its torch threads (default 1)")
+    w.add_argument("--max-failures", type=int, metavar="N",
+                   help="stop the sweep once N cells have failed (default: run every cell); re-run to go on")
     w.add_argument("--out", help="sweep directory (default: runs/sweep-EXPERIMENT); re-use it to resume")
     w.add_argument("--dry-run", action="store_true", help="print the resolved grid and the number of cells")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import ot
 import torch
 
 __all__ = ["sliced_w2"]
@@ -20,6 +19,8 @@ def sliced_w2(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, *, n_p
     Args:
         x: (n, d) samples; y: (n', d) samples.
     """
+    import ot  # POT's import pulls in scikit-learn and networkx (1.3 s per process): only when measured
+
     x = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
     y = y.detach().cpu().double().numpy() if isinstance(y, torch.Tensor) else np.asarray(y, dtype=np.float64)
     return float(ot.sliced_wasserstein_distance(x, y, n_projections=n_projections, p=2, seed=seed))
