@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import pytest
 
@@ -53,6 +54,30 @@ def test_dry_run_predicts_memory_and_a_run_over_budget_is_refused(capsys, tmp_pa
     assert "predicted peak memory" in err and "exceeds the budget of 0.1 GB (memory_budget_gb)" in err
     assert "target.levels=2" in err  # names the fields that drive the largest phase
     assert not out.exists()
+
+
+def test_memory_budget_falls_back_when_available_memory_cannot_be_read(monkeypatch, capsys):
+    from ganlearn.fsr import memory
+    from ganlearn.fsr.config import resolve
+
+    cfg = resolve("tiny")
+    assert memory.memory_budget(cfg, available=lambda: 4e9) == (3e9, "75% of the available memory")
+    with pytest.warns(RuntimeWarning, match=r"the memory budget is 12\.0 GB, 75% of the physical memory \(the "
+                                            r"available memory could not be read\); set memory_budget_gb"):
+        assert memory.memory_budget(cfg, available=lambda: None, total=lambda: 16e9).bytes == 12e9
+    with pytest.warns(RuntimeWarning, match=r"8\.0 GB, 8 GB \(neither the available nor the physical memory"):
+        assert memory.memory_budget(cfg, available=lambda: None, total=lambda: None).bytes == memory.FALLBACK_BUDGET_BYTES
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a set budget needs no memory reading and says nothing
+        assert memory.memory_budget(resolve("tiny", overrides=["memory_budget_gb=2"]),
+                                    available=lambda: None) == (2e9, "memory_budget_gb")
+    # through the command line: the fall-back is said in one line, and a run over it is refused with its source
+    monkeypatch.setattr(memory, "available_bytes", lambda: None)
+    monkeypatch.setattr(memory, "total_bytes", lambda: 0.4e9)
+    assert main(["run", "--preset", "tiny", "--out", "/nonexistent/never"]) == 2
+    err = capsys.readouterr().err
+    assert "the memory budget is 0.3 GB, 75% of the physical memory" in err
+    assert "exceeds the budget of 0.3 GB (75% of the physical memory (the available memory could not be read))" in err
 
 
 def test_memory_prediction_grows_with_the_shape():

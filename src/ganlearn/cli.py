@@ -75,6 +75,7 @@ def cmd_run(args) -> int:
     if (run_dir / "config.json").exists():
         raise ConfigError(f"--out {str(run_dir)!r} already holds a run; use `ganlearn resume {run_dir}` "
                           f"or choose another --out")
+    _out_dir(run_dir)
     print(f"ganlearn: training {problem.name} ({desc}) into {run_dir}", flush=True)
     summary = problem.train(cfg, run_dir, not args.no_progress)
     _finish(problem, run_dir, summary)
@@ -135,7 +136,7 @@ def cmd_sweep(args) -> int:
         check_cells(exp, spec)
         print(json.dumps(spec, indent=2) + f"\n{len(cells(exp, spec))} cells")
         return 0
-    out = Path(args.out) if args.out else Path("runs") / f"sweep-{exp.name}"
+    out = _out_dir(Path(args.out) if args.out else Path("runs") / f"sweep-{exp.name}")
     print(f"ganlearn: sweep {exp.name!r} into {out} with {args.workers} worker(s)", flush=True)
     try:
         stats = run_sweep(exp, out, overrides=args.set, seeds=args.seeds, workers=args.workers,
@@ -168,7 +169,7 @@ def cmd_train_images(args) -> int:
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
     _check_device(cfg.device.split(":")[0])
-    run_dir = Path(args.out) if args.out else _next_run_dir(Path("runs"), f"img-{cfg.arch}-k{cfg.width}")
+    run_dir = _out_dir(Path(args.out) if args.out else _next_run_dir(Path("runs"), f"img-{cfg.arch}-k{cfg.width}"))
     print(f"ganlearn: training {cfg.arch} (k={cfg.width}) on {cfg.data} into {run_dir}", flush=True)
     res = train(cfg, run_dir, progress=not args.no_progress, device=rank_device(cfg.device))
     keys = [k for k in res if k.startswith(("swd_avg", "frechet", "precision", "recall", "density", "coverage"))]
@@ -219,7 +220,8 @@ def cmd_probe(args) -> int:
         raise ConfigError(f"--n {args.n} is not allowed: must be >= 100")
     ck = Path(args.checkpoint)
     # RUN_DIR/probe for a run directory or RUN_DIR/checkpoints/state-*.safetensors; beside a --module state dict
-    out = Path(args.out) if args.out else (ck if ck.is_dir() else ck.parent if args.module else ck.parent.parent) / "probe"
+    out = _out_dir(Path(args.out) if args.out else
+                   (ck if ck.is_dir() else ck.parent if args.module else ck.parent.parent) / "probe")
     try:
         res = run_probe(args.checkpoint, args.data, out, n=args.n, seed=args.seed,
                         layers=args.layers.split(",") if args.layers else None, module=args.module, z_dim=args.z_dim)
@@ -367,7 +369,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _os_error(e: OSError) -> str:
+    """One line for a file-system error: the path(s), then what the system said."""
+    paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    return f"{paths}: {e.strerror or e}" if paths else f"{type(e).__name__}: {e.strerror or e}"
+
+
+def _out_dir(path: Path, flag: str = "--out") -> Path:
+    """``path`` checked before any work starts: a directory, or one that can be created (its nearest
+    existing ancestor is a writable directory); else a UserError naming ``flag``. Nothing is created
+    here, so a command refused later leaves no empty directory behind."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r} is a file, not a directory")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r} cannot be created: {str(parent)!r} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {str(path)!r} cannot be created: no permission to write in {str(parent)!r}")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    for i, a in enumerate(argv):  # a shell cannot pass a NUL byte; a Python caller can
+        if "\x00" in a:
+            flag = argv[i - 1] if i and argv[i - 1].startswith("-") else "argument"
+            print(f"ganlearn: error: {flag} {a!r} is not allowed: contains a NUL byte", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("GANLEARN_DEBUG", "") not in ("", "0")
     with warnings.catch_warnings():
@@ -378,6 +408,11 @@ def main(argv: list[str] | None = None) -> int:
             if debug:
                 raise
             print(f"ganlearn: error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:  # the file system refused (a path that is a file, no permission, a full disk)
+            if debug:
+                raise
+            print(f"ganlearn: error: {_os_error(e)}", file=sys.stderr)
             return 2
         except DivergenceError as e:  # a training outcome, not bad input: one line, exit status 1
             if debug:

@@ -38,12 +38,20 @@ def test_connection_graph_is_parent_and_neighbours():
     assert t.net.V[1][0, :, mask[0] == 0].abs().sum() == 0  # no weights off the graph
 
 
-def test_assumption_report_keys():
-    t = FSRTarget(CFG, seed=0, n_calibration=2000)
+def test_assumption_report_measures_the_targets_own_codes():
+    """The report is coactivation_stats of the codes the target samples (the same draws), per level;
+    the measured firing rate is the calibrated k/m = 2/8 and a patch has k = 2 active channels."""
+    from ganlearn.metrics.sparsity import coactivation_stats
+
+    t = FSRTarget(CFG, seed=0, n_calibration=6000)
     rep = t.assumption_report(3000, generator=torch.Generator().manual_seed(0))
+    _, S = t.sample(3000, generator=torch.Generator().manual_seed(0))
     assert set(rep) == {"level1", "level2", "level3"}
+    for level in (1, 2, 3):
+        assert rep[f"level{level}"] == coactivation_stats(S[level - 1], k_over_m=0.25)
+        assert rep[f"level{level}"]["fire_rate_mean"] == pytest.approx(0.25, abs=0.02)
+        assert rep[f"level{level}"]["active_per_patch"] == pytest.approx(2.0, abs=0.16)
     assert rep["level1"]["fire_rate_configured"] == 0.25
-    assert 0.5 < rep["level1"]["pair_ratio_mean"] < 2.0
 
 
 def test_upto_renders_the_same_draw_at_fewer_levels():

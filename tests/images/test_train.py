@@ -154,12 +154,28 @@ def test_sparsity_claims_cell_compares_trained_with_random_init_over_time(tmp_pa
     st = run_sweep(get("sparsity-claims"), tmp_path / "s", overrides=sets, seeds=2, workers=1, progress=False,
                    log=lambda s: None)
     assert st["ran"] == 2 and st["failed"] == 0
-    cell = json.loads(sorted((tmp_path / "s" / "cells").glob("*.json"))[0].read_text())["result"]
+    from ganlearn.experiments.sparsity_claims import config
+    from ganlearn.images.probe import code_sparsity
+    from ganlearn.images.probe_report import calibrate_bn, random_init
+
+    rec = json.loads(sorted((tmp_path / "s" / "cells").glob("*.json"))[0].read_text())
+    cell = rec["result"]
     assert [p["step"] for p in cell["over_time"]] == [0, 10, 20]
-    for name, rec in cell["layers"].items():
+    # step 0 is the random-init network: measured again here from the cell's parameters, it is the same
+    cfg, _ = config(rec["params"])
+    g0 = calibrate_bn(random_init(cfg, (1, 1, 8, 8), seed=cfg.seed)[0], cfg.z_dim, seed=cfg.seed)
+    again = code_sparsity(g0, cfg.z_dim, seed=cfg.seed)
+    for name, codes in cell["over_time"][0]["codes"].items():
+        for key, v in codes.items():
+            if isinstance(v, float):
+                assert v == pytest.approx(again[name][key], rel=1e-9, abs=1e-12), (name, key)
+    for name, layer in cell["layers"].items():
         for side in ("trained", "random"):
-            v = rec[side]
+            v = layer[side]
             assert 0 <= v["fire_rate"] <= 1 and 0 <= v["hoyer"] <= 1 and 0 < v["topk_energy"] <= 1
-        assert 0 <= cell["over_time"][-1]["codes"][name]["hoyer"] <= 1
+        # the probe measured two different networks: 20 steps of training moved the codes
+        assert any(abs(layer["trained"][k] - layer["random"][k]) > 1e-4 for k in ("fire_rate", "hoyer",
+                                                                                  "topk_energy")), name
+        assert cell["over_time"][-1]["codes"][name] != cell["over_time"][0]["codes"][name], name
     report = (tmp_path / "s" / "report.md").read_text()
     assert "trained - random" in report and "sparsity_over_time.png" in report

@@ -108,8 +108,6 @@ def batch_limit(params: dict) -> int:
     cfg, _ = config(params)
     peak, _ = predict_peak_bytes(cfg)
     budget = budget_bytes(cfg)
-    if budget is None:
-        return 1
     return max(1, min(16, int((budget - BASE_BYTES) // max(peak - BASE_BYTES, 1.0))))
 
 

@@ -26,6 +26,8 @@ to be an upper bound within about 1.5x.
 from __future__ import annotations
 
 import os
+import warnings
+from typing import Callable, NamedTuple
 
 from ganlearn.fsr.config import (
     EndToEndStage,
@@ -38,13 +40,15 @@ from ganlearn.fsr.config import (
 from ganlearn.fsr.geometry import NEIGHBOURHOODS
 
 __all__ = [
-    "BASE_BYTES", "N_ASSUMPTIONS", "predict_peak_bytes", "available_bytes", "budget_bytes",
+    "BASE_BYTES", "N_ASSUMPTIONS", "FALLBACK_BUDGET_BYTES", "Budget", "predict_peak_bytes", "available_bytes",
+    "total_bytes", "memory_budget", "budget_bytes",
     "drivers", "check_budget", "format_prediction",
 ]
 
 BASE_BYTES = 0.55e9  # python + torch + numpy + scipy + POT + matplotlib, measured RSS after import
 N_CALIBRATION_TARGET, N_CALIBRATION_LEARNER = 20000, 5000
 N_ASSUMPTIONS = 20000  # draws of FSRTarget.assumption_report
+FALLBACK_BUDGET_BYTES = 8e9  # when no memory size can be read: enough for the presets, refuses the huge
 
 
 def _shape(cfg: RunConfig):
@@ -132,12 +136,44 @@ def available_bytes() -> float | None:
         return None
 
 
-def budget_bytes(cfg: RunConfig) -> float | None:
-    """The run's memory budget: ``memory_budget_gb`` if set, else 75% of what is available now."""
+def total_bytes() -> float | None:
+    """The machine's physical memory (sysconf), or None if unknown."""
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class Budget(NamedTuple):
+    bytes: float
+    source: str  # what the budget is: the setting, or which share of which memory
+
+
+def memory_budget(cfg: RunConfig, available: Callable[[], float | None] | None = None,
+                  total: Callable[[], float | None] | None = None) -> Budget:
+    """The run's memory budget and where it comes from: ``memory_budget_gb`` if set, else 75% of the
+    memory available now. When the available memory cannot be read, the fall-back is stated with a
+    warning: 75% of the machine's physical memory (an upper bound on what is available, so the check
+    can only be more lenient), or, when that is unknown too, ``FALLBACK_BUDGET_BYTES``.
+    ``available``, ``total``: the readers (default :func:`available_bytes`, :func:`total_bytes`)."""
     if cfg.memory_budget_gb is not None:
-        return cfg.memory_budget_gb * 1e9
-    avail = available_bytes()
-    return None if avail is None else 0.75 * avail
+        return Budget(cfg.memory_budget_gb * 1e9, "memory_budget_gb")
+    avail = (available or available_bytes)()
+    if avail is not None:
+        return Budget(0.75 * avail, "75% of the available memory")
+    tot = (total or total_bytes)()
+    budget = (Budget(0.75 * tot, "75% of the physical memory (the available memory could not be read)")
+              if tot is not None else
+              Budget(FALLBACK_BUDGET_BYTES, f"{FALLBACK_BUDGET_BYTES / 1e9:.0f} GB (neither the available nor the "
+                                            f"physical memory could be read)"))
+    warnings.warn(f"the memory budget is {budget.bytes / 1e9:.1f} GB, {budget.source}; set memory_budget_gb to "
+                  f"choose it", RuntimeWarning, stacklevel=2)
+    return budget
+
+
+def budget_bytes(cfg: RunConfig) -> float:
+    """The run's memory budget in bytes (:func:`memory_budget`)."""
+    return memory_budget(cfg).bytes
 
 
 def drivers(cfg: RunConfig, phase: str) -> str:
@@ -166,12 +202,12 @@ def check_budget(cfg: RunConfig) -> tuple[float, dict[str, float]]:
     from ganlearn.config import ConfigError
 
     peak, phases = predict_peak_bytes(cfg)
-    budget = budget_bytes(cfg)
-    if budget is not None and peak > budget:
+    budget, source = memory_budget(cfg)
+    if peak > budget:
         worst = max(phases, key=phases.get)
         raise ConfigError(
             f"predicted peak memory {peak / 1e9:.1f} GB exceeds the budget of {budget / 1e9:.1f} GB "
-            f"({'memory_budget_gb' if cfg.memory_budget_gb is not None else '75% of the available memory'}); "
+            f"({source}); "
             f"the largest phase is {worst} ({phases[worst] / 1e9:.1f} GB), driven by {drivers(cfg, worst)}. "
             f"Lower those, or raise memory_budget_gb")
     return peak, phases

@@ -11,6 +11,7 @@ average), since an untrained network's stored statistics (mean 0, variance 1) wo
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch.nn as nn
 
 from ganlearn.config import ConfigError
 from ganlearn.images import probe as P
-from ganlearn.io import atomic_write_text, write_json
+from ganlearn.io import atomic_write_text, load_tensors, write_json
 from ganlearn.plots import md_table, plt, save, save_png, tile
 from ganlearn.rng import default_init_rng, make_generator
 
@@ -39,18 +40,51 @@ def calibrate_bn(g: nn.Module, z_dim: int, *, seed: int, batches: int = 10, batc
     return g.eval()
 
 
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def load_factory(spec: str):
+    """The generator factory named by ``--module pkg.module:factory`` (``factory`` defaults to
+    ``build``), imported; every way the name can be wrong is a UserError naming it."""
+    mod_name, _, fn = spec.partition(":")
+    fn = fn or "build"
+    if not _MODULE_NAME.fullmatch(mod_name) or not fn.isidentifier():
+        raise ConfigError(f"--module {spec!r} is not allowed: must be pkg.module:factory (a dotted module name, "
+                          f"then a function name; the factory defaults to build)")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"--module {spec!r}: no module named {e.name!r} (is it installed, or on PYTHONPATH?)") from None
+    except Exception as e:  # the user's module raised while importing (a syntax error, a failed import, ...)
+        raise ConfigError(f"--module {spec!r}: importing {mod_name} raised {type(e).__name__}: {e}") from None
+    factory = getattr(mod, fn, None)
+    if not callable(factory):
+        raise ConfigError(f"--module {spec!r}: {mod_name} has no function {fn!r}")
+    return factory
+
+
+def _build(factory, spec: str):
+    try:
+        return factory()
+    except Exception as e:  # the user's factory: its error, in one line (GANLEARN_DEBUG=1 shows the traceback)
+        raise ConfigError(f"--module {spec!r}: calling the factory raised {type(e).__name__}: {e}") from e
+
+
 def _load(checkpoint: str, *, module: str | None, layers: list[str] | None, z_dim: int | None, seed: int):
     if module:
         if not layers or not z_dim:
             raise ConfigError("--module needs --layers and --z-dim")
-        mod_name, _, fn = module.partition(":")
-        factory = getattr(importlib.import_module(mod_name), fn or "build")
-        from safetensors.torch import load_file
-
-        g = factory()
-        g.load_state_dict(load_file(checkpoint))
+        factory = load_factory(module)
+        g = _build(factory, module)
+        if not isinstance(g, nn.Module):
+            raise ConfigError(f"--module {module!r}: the factory returned a {type(g).__name__}, not a torch.nn.Module")
+        try:
+            g.load_state_dict(load_tensors(checkpoint)[0])
+        except RuntimeError as e:  # missing / unexpected keys, shape mismatches
+            raise ConfigError(f"CHECKPOINT {checkpoint!r} does not fit the --module {module!r} generator: "
+                              f"{str(e).splitlines()[0]}") from None
         with default_init_rng(seed, "probe.random_init"):
-            g0 = factory()
+            g0 = _build(factory, module)
         return g.eval(), g0, None, None, layers, z_dim, None
     from ganlearn.images.train import load_generator
 
