@@ -26,9 +26,10 @@ test: $(BIN)/ganlearn
 test-all: $(BIN)/ganlearn
 	$(BIN)/python -m pytest -q
 
-# ruff (rules and line length in pyproject.toml) on the package, tests, benchmarks and examples
+# ruff (rules, layout and line length in pyproject.toml) on the package, tests, benchmarks and examples
 lint: $(BIN)/ganlearn
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The documentation site (mkdocs-material, strict: a warning is an error) into site/.
 $(VENV)/.docs: $(BIN)/ganlearn

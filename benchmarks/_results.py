@@ -1,6 +1,7 @@
 """Where a benchmark writes: one folder per benchmark (and device) under benchmarks/results/,
 holding result.json, result.md and the meta.json of ganlearn.provenance (command, version, commit,
 machine, wall time). Imported by the benchmark scripts, which run as ``python benchmarks/NAME.py``."""
+
 import time
 from pathlib import Path
 

@@ -1,5 +1,6 @@
-"""Would replica batching pay for the small image GANs? Batching R runs into one computation can only remove the part of a training step that
-does not grow with the batch (per-operation cost: kernel launches, Python, small-tensor overhead);
+"""Would replica batching pay for the small image GANs? Batching R runs into one computation can
+only remove the part of a training step that does not grow with the batch (per-operation cost:
+kernel launches, Python, small-tensor overhead);
 the arithmetic of R runs stays R times one run's. This times the image trainer's SGDA step (n_dis = 1
 D step on a real and a fake batch, one G step, Adam, the EMA update: what ``images.train`` does per
 step, with random images in place of the data) at several batch sizes per width and fits
@@ -18,6 +19,7 @@ the speed-up batching gives (replica-steps per second, batched over one run afte
 
 Writes benchmarks/results/bench_image_overhead[_DEVICE].json and .md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +60,10 @@ def step_time(a, width: int, batch: int, R: int = 0) -> float:
     real = torch.rand(batch, channels, a.resolution, a.resolution, generator=g).mul(2).sub(1).to(a.device)
     levels = [real] if a.arch == "dcgan" else None
     if levels is None:  # the FSR architecture's D reads every resolution: average-pooled copies
-        levels = [torch.nn.functional.avg_pool2d(real, 2 ** k) for k in reversed(range(len(G(torch.zeros(1, 64,
-                  device=a.device)))))]
+        levels = [
+            torch.nn.functional.avg_pool2d(real, 2**k)
+            for k in reversed(range(len(G(torch.zeros(1, 64, device=a.device)))))
+        ]
 
     def one() -> None:
         z = torch.randn(batch, z_dim, generator=g).to(a.device)
@@ -118,46 +122,86 @@ def main() -> None:
         fixed = per[b0] - c * b0
         share = fixed / per[a.default_batch]
         grouped, single = {}, {}
-        for R in (a.R if a.arch == "dcgan" else []):  # side by side: one repeat of each, alternating
+        for R in a.R if a.arch == "dcgan" else []:  # side by side: one repeat of each, alternating
             one = argparse.Namespace(**{**vars(a), "repeats": 1})
-            pairs = [(step_time(one, width, a.default_batch), step_time(one, width, a.default_batch, R))
-                     for _ in range(a.repeats)]
+            pairs = [
+                (step_time(one, width, a.default_batch), step_time(one, width, a.default_batch, R))
+                for _ in range(a.repeats)
+            ]
             single[R] = statistics.median(p[0] for p in pairs)
             grouped[R] = statistics.median(p[1] for p in pairs)
-        rows.append({"width": width, "s_per_step": {str(b): s for b, s in per.items()}, "fixed_s": fixed,
-                     "s_per_image": c, "fixed_share_at_default_batch": share,
-                     "max_batching_speedup": 1 / max(1 - share, 1e-9),
-                     "grouped_s_per_step": {str(R): t for R, t in grouped.items()},
-                     "single_s_per_step_alongside": {str(R): t for R, t in single.items()},
-                     "replica_speedup": {str(R): R * single[R] / t for R, t in grouped.items()}})
+        rows.append(
+            {
+                "width": width,
+                "s_per_step": {str(b): s for b, s in per.items()},
+                "fixed_s": fixed,
+                "s_per_image": c,
+                "fixed_share_at_default_batch": share,
+                "max_batching_speedup": 1 / max(1 - share, 1e-9),
+                "grouped_s_per_step": {str(R): t for R, t in grouped.items()},
+                "single_s_per_step_alongside": {str(R): t for R, t in single.items()},
+                "replica_speedup": {str(R): R * single[R] / t for R, t in grouped.items()},
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    meta = {"arch": a.arch, "resolution": a.resolution, "channels": a.channels, "default_batch": a.default_batch,
-            "steps": a.steps, "repeats": a.repeats, "threads": a.threads, "device": a.device, "torch": torch.__version__,
-            "machine": (torch.cuda.get_device_name() if a.device.startswith("cuda")
-                        else platform.processor() or platform.machine()), "date": time.strftime("%Y-%m-%d %H:%M")}
+    meta = {
+        "arch": a.arch,
+        "resolution": a.resolution,
+        "channels": a.channels,
+        "default_batch": a.default_batch,
+        "steps": a.steps,
+        "repeats": a.repeats,
+        "threads": a.threads,
+        "device": a.device,
+        "torch": torch.__version__,
+        "machine": (
+            torch.cuda.get_device_name() if a.device.startswith("cuda") else platform.processor() or platform.machine()
+        ),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     out = out_stem("bench_image_overhead" + ("" if a.device == "cpu" else "_" + a.device.split(":")[0]))
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     bs = sorted(set(a.batches) | {a.default_batch})
-    md = [f"# Image GANs: how much of a training step batching could remove ({meta['date']})", "",
-          f"{a.arch}, {a.resolution}x{a.resolution}x{a.channels}, Adam, n_dis = 1, EMA; device {a.device} ({meta['machine']}), "
-          f"{a.threads} torch thread(s), {a.steps} steps, median of {a.repeats}; torch {meta['torch']}. Step time fitted "
-          f"as a + c * batch over batches {bs[0]} .. {bs[-1]}; a is what replica batching could remove, so R replicas "
-          f"batched run at most 1 / (1 - a / step) times faster than one after another.", "",
-          "| width | " + " | ".join(f"ms/step at batch {b}" for b in bs) + " | a (ms) | c (us/image) | a / step at batch "
-          f"{a.default_batch} | batching speed-up at most |",
-          "|---|" + "---|" * len(bs) + "---|---|---|---|"]
-    md += [f"| {r['width']} | " + " | ".join(f"{1e3 * r['s_per_step'][str(b)]:.2f}" for b in bs)
-           + f" | {1e3 * r['fixed_s']:.2f} | {1e6 * r['s_per_image']:.1f} | {100 * r['fixed_share_at_default_batch']:.0f}% | "
-             f"{r['max_batching_speedup']:.2f}x |" for r in rows]
+    md = [
+        f"# Image GANs: how much of a training step batching could remove ({meta['date']})",
+        "",
+        f"{a.arch}, {a.resolution}x{a.resolution}x{a.channels}, Adam, n_dis = 1, EMA; "
+        f"device {a.device} ({meta['machine']}), "
+        f"{a.threads} torch thread(s), {a.steps} steps, median of {a.repeats}; torch {meta['torch']}. Step time fitted "
+        f"as a + c * batch over batches {bs[0]} .. {bs[-1]}; a is what replica batching could remove, so R replicas "
+        f"batched run at most 1 / (1 - a / step) times faster than one after another.",
+        "",
+        "| width | " + " | ".join(f"ms/step at batch {b}" for b in bs) + " | a (ms) | c (us/image) | a / step at batch "
+        f"{a.default_batch} | batching speed-up at most |",
+        "|---|" + "---|" * len(bs) + "---|---|---|---|",
+    ]
+    md += [
+        f"| {r['width']} | "
+        + " | ".join(f"{1e3 * r['s_per_step'][str(b)]:.2f}" for b in bs)
+        + f" | {1e3 * r['fixed_s']:.2f} | {1e6 * r['s_per_image']:.1f} "
+        f"| {100 * r['fixed_share_at_default_batch']:.0f}% | "
+        f"{r['max_batching_speedup']:.2f}x |"
+        for r in rows
+    ]
     if a.R and a.arch == "dcgan":
-        md += ["", f"Measured: R replicas as one grouped network (`ganlearn.images.batched`: grouped convolutions, "
-               f"per-replica batch and spectral norm) against R single steps, batch {a.default_batch}, replica-steps "
-               f"per second batched over sequential (single and grouped timed alternately, median of {a.repeats} "
-               f"pairs):", "",
-               "| width | " + " | ".join(f"R = {R}: ms/step (all R) | speed-up" for R in a.R) + " |",
-               "|---|" + "---|---|" * len(a.R)]
-        md += [f"| {r['width']} | " + " | ".join(f"{1e3 * r['grouped_s_per_step'][str(R)]:.2f} | "
-                                                 f"{r['replica_speedup'][str(R)]:.2f}x" for R in a.R) + " |" for r in rows]
+        md += [
+            "",
+            f"Measured: R replicas as one grouped network (`ganlearn.images.batched`: grouped convolutions, "
+            f"per-replica batch and spectral norm) against R single steps, batch {a.default_batch}, replica-steps "
+            f"per second batched over sequential (single and grouped timed alternately, median of {a.repeats} "
+            f"pairs):",
+            "",
+            "| width | " + " | ".join(f"R = {R}: ms/step (all R) | speed-up" for R in a.R) + " |",
+            "|---|" + "---|---|" * len(a.R),
+        ]
+        md += [
+            f"| {r['width']} | "
+            + " | ".join(
+                f"{1e3 * r['grouped_s_per_step'][str(R)]:.2f} | {r['replica_speedup'][str(R)]:.2f}x" for R in a.R
+            )
+            + " |"
+            for r in rows
+        ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     finish(out)
     print(out.with_suffix(".md").read_text())

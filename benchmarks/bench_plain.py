@@ -25,6 +25,7 @@ per second (FSR: steps per second of one run).
 
 Writes benchmarks/results/bench_plain[_onelayer|_fsr][_DEVICE].json and .md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,6 +64,7 @@ def timed(fn, repeats: int, per: int = 1) -> float:
 
 # -- overparameterized GDA ----------------------------------------------------------------------
 
+
 def plain_overparam(cfg: OverparamConfig, eta: float, device: str = "cpu") -> float:
     """The textbook loop: G and d as modules with torch.optim.SGD, one step = both gradients at
     the same point (simultaneous GDA), the loss read back every step as a logging loop does."""
@@ -75,7 +77,7 @@ def plain_overparam(cfg: OverparamConfig, eta: float, device: str = "cpu") -> fl
     last = 0.0
     for _ in range(cfg.steps):
         r = p.psi(p.G(p.z)).mean(0) - p.target
-        h = (d * -r).sum() - 0.5 * (d ** 2).sum()
+        h = (d * -r).sum() - 0.5 * (d**2).sum()
         opt_g.zero_grad(), opt_d.zero_grad()
         (-h).backward()  # D ascends h: its gradient is -dh/dd; G descends h ...
         for q in p.params:
@@ -88,21 +90,24 @@ def plain_overparam(cfg: OverparamConfig, eta: float, device: str = "cpu") -> fl
 def bench_overparam(a) -> tuple[dict, list[str]]:
     steps = a.steps or 300
     cfgs = [OverparamConfig(m=10, k=50, steps=steps, seed=s, stop_below=0.0, eta=0.5) for s in range(a.R)]
-    seq = cfgs[:a.seq]
+    seq = cfgs[: a.seq]
     rows = {"plain": timed(lambda: [plain_overparam(c, 0.5) for c in seq], a.repeats, len(seq))}
     if a.device == "cpu":
         rows["ganlearn"] = timed(lambda: [overparam_train(c) for c in seq], a.repeats, len(seq))
     else:  # the plain loop on the device too; ganlearn's single-run trainer is CPU only
-        rows[f"plain ({a.device})"] = timed(lambda: [plain_overparam(c, 0.5, a.device) for c in seq], a.repeats,
-                                            len(seq))
-    rows[f"ganlearn_batched (R = {a.R}, {a.device})"] = timed(lambda: overparam_batched(cfgs, a.device), a.repeats,
-                                                              a.R)
-    head = ("Overparameterized GDA: ganlearn vs a plain eager loop", f"m = 10, k = 50, n = 200, {steps} steps, "
-            f"fixed eta 0.5; plain: the CPU unless named")
+        rows[f"plain ({a.device})"] = timed(
+            lambda: [plain_overparam(c, 0.5, a.device) for c in seq], a.repeats, len(seq)
+        )
+    rows[f"ganlearn_batched (R = {a.R}, {a.device})"] = timed(lambda: overparam_batched(cfgs, a.device), a.repeats, a.R)
+    head = (
+        "Overparameterized GDA: ganlearn vs a plain eager loop",
+        f"m = 10, k = 50, n = 200, {steps} steps, fixed eta 0.5; plain: the CPU unless named",
+    )
     return _rows(rows, steps), list(head)
 
 
 # -- one-layer SGDA ------------------------------------------------------------------------------
+
 
 def plain_onelayer(d: int, batch: int, steps: int, seed: int) -> float:
     """One-layer SGDA as a GAN library writes it: target and learner as modules, the linear
@@ -114,14 +119,15 @@ def plain_onelayer(d: int, batch: int, steps: int, seed: int) -> float:
     g = torch.Generator().manual_seed(seed)
     act = activation("relu")
     target = OneLayerGenerator(conditioned_matrix(d, 2.0, generator=g), "relu").requires_grad_(False)
-    learner = OneLayerGenerator(torch.randn(d, d, generator=g, dtype=torch.float64) / d ** 0.5, "relu")
+    learner = OneLayerGenerator(torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5, "relu")
     A = nn.Parameter(torch.zeros(d, d, dtype=torch.float64))
     opt_d, opt_g = torch.optim.SGD([A], lr=1.0), torch.optim.SGD(learner.parameters(), lr=0.3)
     last = 0.0
     for t in range(steps):
         real, fake = target.sample(batch, generator=g), learner.sample(batch, generator=g)
-        d_loss = -((A * (truncated_stats(real, act) - truncated_stats(fake.detach(), act))).sum()
-                   - 0.5 * A.pow(2).sum())
+        d_loss = -(
+            (A * (truncated_stats(real, act) - truncated_stats(fake.detach(), act))).sum() - 0.5 * A.pow(2).sum()
+        )
         opt_d.zero_grad()
         d_loss.backward()
         opt_d.step()
@@ -141,21 +147,24 @@ def bench_onelayer(a) -> tuple[dict, list[str]]:
 
     steps, d, batch = a.steps or 1000, 8, 512
     one_eval = [OneLayerConfig(d=d, batch=batch, steps=steps, seed=s, eval_every=steps) for s in range(a.R)]
-    default_eval = [dataclasses.replace(c, eval_every=25) for c in one_eval[:a.seq]]
-    seq = one_eval[:a.seq]
+    default_eval = [dataclasses.replace(c, eval_every=25) for c in one_eval[: a.seq]]
+    seq = one_eval[: a.seq]
     rows = {
         "plain": timed(lambda: [plain_onelayer(d, batch, steps, s) for s in range(a.seq)], a.repeats, a.seq),
         "ganlearn (one evaluation)": timed(lambda: [train(c) for c in seq], a.repeats, len(seq)),
         "ganlearn (evaluation every 25 steps)": timed(lambda: [train(c) for c in default_eval], a.repeats, len(seq)),
         f"ganlearn_batched (R = {a.R}, one evaluation)": timed(lambda: train_batched(one_eval), a.repeats, a.R),
     }
-    head = ("One-layer SGDA: ganlearn vs a plain eager loop",
-            f"ReLU, kappa 2, d = {d}, batch {batch}, truncated statistics, {steps} steps (ganlearn: curvature-unit "
-            f"step and Sigma averaging; plain: fixed step)")
+    head = (
+        "One-layer SGDA: ganlearn vs a plain eager loop",
+        f"ReLU, kappa 2, d = {d}, batch {batch}, truncated statistics, {steps} steps (ganlearn: curvature-unit "
+        f"step and Sigma averaging; plain: fixed step)",
+    )
     return _rows(rows, steps), list(head)
 
 
 # -- FSR: GAN_ForwardSuperResolution ------------------------------------------------------------
+
 
 def fsr_setup(device: str, level: int = 3):
     from ganlearn.fsr.config import resolve
@@ -167,8 +176,12 @@ def fsr_setup(device: str, level: int = 3):
         learner.load_state_dict(target.net.state_dict())
         g = torch.Generator().manual_seed(1)
         V = learner.V[level - 1]
-        V.add_(0.3 * V.std() * torch.randn(V.shape, generator=g, dtype=V.dtype).to(device)
-               * getattr(learner, f"parent_mask_{level}")[:, None, :, None])
+        V.add_(
+            0.3
+            * V.std()
+            * torch.randn(V.shape, generator=g, dtype=V.dtype).to(device)
+            * getattr(learner, f"parent_mask_{level}")[:, None, :, None]
+        )
     spec = next(s for s in cfg.stages if s.kind == "super_resolution" and s.level == level)
     return target, learner, spec
 
@@ -297,23 +310,31 @@ def bench_fsr(a) -> tuple[dict, list[str]]:
     rows = {"plain": median_step(plain_run), "ganlearn": per_batch[spec.batch]}
     fsr_R = a.fsr_R if a.fsr_R is not None else (16 if a.device != "cpu" else 0)
     if fsr_R:  # throughput: replica-steps per second (its "s per step" is per replica-step)
-        rows[f"ganlearn, R = {fsr_R} replicas batched (per replica-step)"] = median_step(lambda: ganlearn_replicas(fsr_R))
+        rows[f"ganlearn, R = {fsr_R} replicas batched (per replica-step)"] = median_step(
+            lambda: ganlearn_replicas(fsr_R)
+        )
     rows |= {f"ganlearn, batch {batch}": s for batch, s in per_batch.items()}
-    head = ("FSR GAN_ForwardSuperResolution (default preset, level 3): ganlearn vs a plain eager loop",
-            f"64 patches, m = 16, cross graph (q = 81), Adam both players, batch {spec.batch} real pairs per player "
-            f"(drawn from the target inside the step), {steps} steps per run, the stage's set-up excluded; "
-            f"device {a.device}")
+    head = (
+        "FSR GAN_ForwardSuperResolution (default preset, level 3): ganlearn vs a plain eager loop",
+        f"64 patches, m = 16, cross graph (q = 81), Adam both players, batch {spec.batch} real pairs per player "
+        f"(drawn from the target inside the step), {steps} steps per run, the stage's set-up excluded; "
+        f"device {a.device}",
+    )
     out = _rows(rows, per_step=True)
     b0, b1 = min(per_batch), max(per_batch)
     # the step time as a + c * batch: a is the part that does not grow with the batch (per-op cost)
     c = (per_batch[b1] - per_batch[b0]) / (b1 - b0)
     a0 = per_batch[b0] - c * b0
-    out["_fit"] = {"fixed_s_per_step": a0, "s_per_step_per_sample": c,
-                   "fixed_share_at_default_batch": a0 / per_batch[b1]}
+    out["_fit"] = {
+        "fixed_s_per_step": a0,
+        "s_per_step_per_sample": c,
+        "fixed_share_at_default_batch": a0 / per_batch[b1],
+    }
     return out, list(head)
 
 
 # -- shared -----------------------------------------------------------------------------------------
+
 
 def _rows(times: dict, steps: float = 1.0, per_step: bool = False) -> dict:
     if per_step:
@@ -329,28 +350,52 @@ def _rows(times: dict, steps: float = 1.0, per_step: bool = False) -> dict:
 
 
 def write(problem: str, rows: dict, head: list[str], a) -> None:
-    meta = {"problem": problem, "R": a.R, "steps": a.steps, "repeats": a.repeats, "threads": a.threads,
-            "device": a.device, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-            "date": time.strftime("%Y-%m-%d %H:%M")}
-    name = "bench_plain" + ("" if problem == "overparam" else f"_{problem}") + ("" if a.device == "cpu" else f"_{a.device}")
+    meta = {
+        "problem": problem,
+        "R": a.R,
+        "steps": a.steps,
+        "repeats": a.repeats,
+        "threads": a.threads,
+        "device": a.device,
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    name = (
+        "bench_plain"
+        + ("" if problem == "overparam" else f"_{problem}")
+        + ("" if a.device == "cpu" else f"_{a.device}")
+    )
     out = out_stem(name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     fit = rows.pop("_fit", None)
     per_step = "s_per_step" in next(iter(rows.values()))
-    md = [f"# {head[0]} ({meta['date']})", "",
-          f"{head[1]}; {a.threads} torch thread(s), median of {a.repeats}; torch {meta['torch']}.", ""]
+    md = [
+        f"# {head[0]} ({meta['date']})",
+        "",
+        f"{head[1]}; {a.threads} torch thread(s), median of {a.repeats}; torch {meta['torch']}.",
+        "",
+    ]
     if per_step:
         md += ["| loop | s per step | steps / s | vs plain |", "|---|---|---|---|"]
-        md += [f"| {k} | {r['s_per_step']:.4f} | {r['steps_per_s']:.1f} | {r['vs_plain']:.2f}x |" for k, r in rows.items()]
+        md += [
+            f"| {k} | {r['s_per_step']:.4f} | {r['steps_per_s']:.1f} | {r['vs_plain']:.2f}x |" for k, r in rows.items()
+        ]
     else:
         md += ["| loop | s per run | run-steps / s | vs plain |", "|---|---|---|---|"]
-        md += [f"| {k} | {r['s_per_run']:.3f} | {r['run_steps_per_s']:.0f} | {r['vs_plain']:.2f}x |" for k, r in rows.items()]
+        md += [
+            f"| {k} | {r['s_per_run']:.3f} | {r['run_steps_per_s']:.0f} | {r['vs_plain']:.2f}x |"
+            for k, r in rows.items()
+        ]
     if fit is not None:
-        md += ["", f"Step time fitted as a + c * batch over batches 64 .. 1024: a = {1e3 * fit['fixed_s_per_step']:.1f} ms "
-               f"(the part that does not grow with the batch: per-operation cost, the stage's small matrices), "
-               f"c = {1e6 * fit['s_per_step_per_sample']:.1f} us per real pair; a is "
-               f"{100 * fit['fixed_share_at_default_batch']:.0f}% of a step at the default batch."]
+        md += [
+            "",
+            f"Step time fitted as a + c * batch over batches 64 .. 1024: a = {1e3 * fit['fixed_s_per_step']:.1f} ms "
+            f"(the part that does not grow with the batch: per-operation cost, the stage's small matrices), "
+            f"c = {1e6 * fit['s_per_step_per_sample']:.1f} us per real pair; a is "
+            f"{100 * fit['fixed_share_at_default_batch']:.0f}% of a step at the default batch.",
+        ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     finish(out)
     print(out.with_suffix(".md").read_text(), flush=True)
@@ -360,15 +405,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--problem", choices=["overparam", "onelayer", "fsr", "all"], default="all")
     ap.add_argument("--R", type=int, default=64, help="replicas of the batched trainers")
-    ap.add_argument("--fsr-R", type=int, default=None, help="fsr: replicas of the batched row (default 16 on a "
-                    "device, 0 = none on the CPU, where bench_replicas_fsr.py measures it)")
+    ap.add_argument(
+        "--fsr-R",
+        type=int,
+        default=None,
+        help="fsr: replicas of the batched row (default 16 on a "
+        "device, 0 = none on the CPU, where bench_replicas_fsr.py measures it)",
+    )
     ap.add_argument("--steps", type=int, default=None, help="steps per run (default: 300 / 1000 / 40)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seq", type=int, default=4, help="runs timed for the per-run loops (cost is linear in R)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", default="cpu",
-                    help="fsr and overparam (the one-layer trainers run on the CPU: on a device, its problems "
-                         "are too small to leave the per-replica CPU draws behind)")
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="fsr and overparam (the one-layer trainers run on the CPU: on a device, its problems "
+        "are too small to leave the per-replica CPU draws behind)",
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     problems = ["overparam", "onelayer", "fsr"] if a.problem == "all" else [a.problem]

@@ -15,6 +15,7 @@ sample-complexity sweep uses batch max(256, 4 d^2), so 4x256 and 8x256 are its s
 
 Writes benchmarks/results/bench_replicas[_overparam].json and .md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,15 +49,22 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seq-max", type=int, default=8)
     ap.add_argument("--out", default=None)
-    ap.add_argument("--device", default="cpu", help="overparam only: where both sides train (on a device, "
-                    "the sequential side is the batched trainer at R = 1, run after run: the single-run trainer is "
-                    "CPU only)")
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="overparam only: where both sides train (on a device, "
+        "the sequential side is the batched trainer at R = 1, run after run: the single-run trainer is "
+        "CPU only)",
+    )
     a = ap.parse_args()
     if a.device != "cpu" and a.problem != "overparam":
         ap.error(f"--device {a.device}: only --problem overparam runs on a device")
     torch.set_num_threads(1)
-    name = ("bench_replicas" + ("" if a.problem == "onelayer" else "_" + a.problem)
-            + ("" if a.device == "cpu" else "_" + a.device.split(":")[0]))
+    name = (
+        "bench_replicas"
+        + ("" if a.problem == "onelayer" else "_" + a.problem)
+        + ("" if a.device == "cpu" else "_" + a.device.split(":")[0])
+    )
     a.out = a.out or str(out_stem(name))
 
     sizes = [tuple(int(v) for v in sz.split("x")) for sz in a.sizes] if a.problem == "onelayer" else [(10, 200)]
@@ -68,6 +76,7 @@ def main() -> None:
     else:
         train, train_batched = overparam_train, overparam_batched.train_batched
         if a.device != "cpu":
+
             def train(c):
                 return overparam_batched.train_batched([c], a.device)
 
@@ -94,27 +103,54 @@ def main() -> None:
                 train_batched(cfgs(R, d, batch))
                 bat.append(time.perf_counter() - t)  # seconds for all R
             s_run, b_all = statistics.median(seq), statistics.median(bat)
-            rows.append({"d": d, "batch": batch, "R": R, "sequential_s_per_run": s_run, "batched_s_total": b_all,
-                         "sequential_replica_steps_per_s": a.steps / s_run,
-                         "batched_replica_steps_per_s": R * a.steps / b_all,
-                         "speedup": (R * s_run) / b_all, "sequential_runs_timed": seq_n})
+            rows.append(
+                {
+                    "d": d,
+                    "batch": batch,
+                    "R": R,
+                    "sequential_s_per_run": s_run,
+                    "batched_s_total": b_all,
+                    "sequential_replica_steps_per_s": a.steps / s_run,
+                    "batched_replica_steps_per_s": R * a.steps / b_all,
+                    "speedup": (R * s_run) / b_all,
+                    "sequential_runs_timed": seq_n,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
-    meta = {"problem": a.problem, "sizes": a.sizes if a.problem == "onelayer" else None, "steps": a.steps, "repeats": a.repeats, "threads": 1,
-            "device": a.device, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-            "date": time.strftime("%Y-%m-%d %H:%M")}
+    meta = {
+        "problem": a.problem,
+        "sizes": a.sizes if a.problem == "onelayer" else None,
+        "steps": a.steps,
+        "repeats": a.repeats,
+        "threads": 1,
+        "device": a.device,
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    what = (f"One-layer SGDA, {a.steps} steps, truncated-statistics D (ReLU), curvature-unit step" if a.problem == "onelayer"
-            else f"Overparameterized GDA: m = 10, k = 50, n = 200, {a.steps} steps, linear D, LTV step")
-    md = [f"# {a.problem}: R replicas batched vs one after another ({meta['date']})", "",
-          f"{what}, device {a.device}, 1 torch thread, median of {a.repeats}; torch {meta['torch']}.", "",
-          "| d | batch | R | sequential s / run | batched s (all R) | replica-steps/s sequential | batched | speed-up |",
-          "|---|---|---|---|---|---|---|---|"]
-    md += [f"| {r['d'] if a.problem == 'onelayer' else '-'} | {r['batch'] if a.problem == 'onelayer' else '-'} | {r['R']} | "
-           f"{r['sequential_s_per_run']:.3f} | {r['batched_s_total']:.3f} | "
-           f"{r['sequential_replica_steps_per_s']:.0f} | {r['batched_replica_steps_per_s']:.0f} | {r['speedup']:.1f}x |"
-           for r in rows]
+    what = (
+        f"One-layer SGDA, {a.steps} steps, truncated-statistics D (ReLU), curvature-unit step"
+        if a.problem == "onelayer"
+        else f"Overparameterized GDA: m = 10, k = 50, n = 200, {a.steps} steps, linear D, LTV step"
+    )
+    md = [
+        f"# {a.problem}: R replicas batched vs one after another ({meta['date']})",
+        "",
+        f"{what}, device {a.device}, 1 torch thread, median of {a.repeats}; torch {meta['torch']}.",
+        "",
+        "| d | batch | R | sequential s / run | batched s (all R) | replica-steps/s sequential | batched | speed-up |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    md += [
+        f"| {r['d'] if a.problem == 'onelayer' else '-'} | {r['batch'] if a.problem == 'onelayer' else '-'} "
+        f"| {r['R']} | "
+        f"{r['sequential_s_per_run']:.3f} | {r['batched_s_total']:.3f} | "
+        f"{r['sequential_replica_steps_per_s']:.0f} | {r['batched_replica_steps_per_s']:.0f} | {r['speedup']:.1f}x |"
+        for r in rows
+    ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     finish(out)
     print(out.with_suffix(".md").read_text())

@@ -13,6 +13,7 @@ runners and is charged per run. Throughput is replica-steps per second.
 
 Writes benchmarks/results/bench_replicas_fsr[_DEVICE].json and .md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,11 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    name = ("bench_replicas_fsr" + ("" if a.preset == "default" else "_" + a.preset)
-            + ("" if a.device == "cpu" else "_" + a.device.split(":")[0]))
+    name = (
+        "bench_replicas_fsr"
+        + ("" if a.preset == "default" else "_" + a.preset)
+        + ("" if a.device == "cpu" else "_" + a.device.split(":")[0])
+    )
     out = Path(a.out) if a.out else out_stem(name)
     cfg = resolve(a.preset, None, ["baseline.enabled=false", f"device={a.device.split(':')[0]}"] + a.set)
     target, learner = build(cfg)
@@ -76,8 +80,9 @@ def main() -> None:
     warm = cfg.stages[0]
     assert warm.kind == "warm_start", "the preset's first stage must be the warm start"
     make_runner(warm, learner, target.images, g).step(0, g)
-    stages = [st for st in cfg.stages if st.kind == "first_hidden"] + \
-             [st for st in cfg.stages if st.kind == "super_resolution"][-1:]
+    stages = [st for st in cfg.stages if st.kind == "first_hidden"] + [
+        st for st in cfg.stages if st.kind == "super_resolution"
+    ][-1:]
     rows = []
     for spec in stages:
         for R in a.R:
@@ -97,26 +102,50 @@ def main() -> None:
                 bat.append(_time_steps(runner, gens, a.steps, a.device))
                 del runner, stacked, tnet
             s_step, b_step = statistics.median(seq), statistics.median(bat)
-            rows.append({"stage": stage_name(spec), "R": R, "sequential_s_per_step": s_step, "batched_s_per_step": b_step,
-                         "sequential_replica_steps_per_s": 1 / s_step, "batched_replica_steps_per_s": R / b_step,
-                         "speedup": R * s_step / b_step, "sequential_runs_timed": seq_n})
+            rows.append(
+                {
+                    "stage": stage_name(spec),
+                    "R": R,
+                    "sequential_s_per_step": s_step,
+                    "batched_s_per_step": b_step,
+                    "sequential_replica_steps_per_s": 1 / s_step,
+                    "batched_replica_steps_per_s": R / b_step,
+                    "speedup": R * s_step / b_step,
+                    "sequential_runs_timed": seq_n,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
-    meta = {"preset": a.preset, "set": a.set, "steps": a.steps, "repeats": a.repeats, "threads": a.threads,
-            "device": a.device, "torch": torch.__version__,
-            "machine": (torch.cuda.get_device_name() if a.device.startswith("cuda")
-                        else platform.processor() or platform.machine()),
-            "date": time.strftime("%Y-%m-%d %H:%M")}
+    meta = {
+        "preset": a.preset,
+        "set": a.set,
+        "steps": a.steps,
+        "repeats": a.repeats,
+        "threads": a.threads,
+        "device": a.device,
+        "torch": torch.__version__,
+        "machine": (
+            torch.cuda.get_device_name() if a.device.startswith("cuda") else platform.processor() or platform.machine()
+        ),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    md = [f"# FSR: R replicas batched vs one after another ({meta['date']})", "",
-          f"Preset {a.preset} {' '.join(a.set)}, per-step time of each SGDA stage after the warm start, device "
-          f"{a.device} ({meta['machine']}), {a.threads} torch thread(s), {a.steps} timed steps, median of {a.repeats}; "
-          f"torch {meta['torch']}.", "",
-          "| stage | R | sequential s / step | batched s / step (all R) | replica-steps/s sequential | batched | speed-up |",
-          "|---|---|---|---|---|---|---|"]
-    md += [f"| {r['stage']} | {r['R']} | {r['sequential_s_per_step']:.4f} | {r['batched_s_per_step']:.4f} | "
-           f"{r['sequential_replica_steps_per_s']:.1f} | {r['batched_replica_steps_per_s']:.1f} | {r['speedup']:.2f}x |"
-           for r in rows]
+    md = [
+        f"# FSR: R replicas batched vs one after another ({meta['date']})",
+        "",
+        f"Preset {a.preset} {' '.join(a.set)}, per-step time of each SGDA stage after the warm start, device "
+        f"{a.device} ({meta['machine']}), {a.threads} torch thread(s), {a.steps} timed steps, median of {a.repeats}; "
+        f"torch {meta['torch']}.",
+        "",
+        "| stage | R | sequential s / step | batched s / step (all R) | replica-steps/s sequential | batched "
+        "| speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    md += [
+        f"| {r['stage']} | {r['R']} | {r['sequential_s_per_step']:.4f} | {r['batched_s_per_step']:.4f} | "
+        f"{r['sequential_replica_steps_per_s']:.1f} | {r['batched_replica_steps_per_s']:.1f} | {r['speedup']:.2f}x |"
+        for r in rows
+    ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     finish(out)
     print(out.with_suffix(".md").read_text())

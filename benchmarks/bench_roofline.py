@@ -21,6 +21,7 @@ fused kernels would move; caches can make the real traffic smaller).
 
 Writes benchmarks/results/bench_roofline[_DEVICE].json and .md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 
 class ByteCounter(TorchDispatchMode):
@@ -78,7 +78,7 @@ def peaks(device: str, repeats: int) -> dict:
         b = torch.randn(n, n, device=device, dtype=dtype)
         a @ b
         t = statistics.median(wall(lambda: a @ b, device) for _ in range(repeats))
-        out[f"matmul_{str(dtype)[6:]}_tflops"] = 2 * n ** 3 / t / 1e12
+        out[f"matmul_{str(dtype)[6:]}_tflops"] = 2 * n**3 / t / 1e12
         a = b = None  # free both before the next, larger pair
     n = (1 << 28) if big else (1 << 25)  # float32 elements: 1 GiB on a GPU, 128 MiB on a CPU
     x = torch.randn(n, device=device)
@@ -106,7 +106,7 @@ def fsr_workload(a) -> dict:
 
     target, learner, spec = fsr_setup(a.device)
     g = torch.Generator().manual_seed(0)
-    runner = make_runner(dataclasses.replace(spec, steps=10 ** 6), learner, target.images, g)
+    runner = make_runner(dataclasses.replace(spec, steps=10**6), learner, target.images, g)
     step = [0]
 
     def steps(n):
@@ -117,8 +117,13 @@ def fsr_workload(a) -> dict:
     steps(3)  # warm-up: lazy initialisation, allocator growth
     t = statistics.median(wall(lambda: steps(a.steps), a.device) for _ in range(a.repeats)) / a.steps
     flops, nbytes = counted(lambda: steps(1))
-    return {"what": f"FSR super_resolution level 3, default preset, batch {spec.batch}, float32",
-            "dtype": "float32", "s_per_step": t, "flops_per_step": flops, "bytes_per_step": nbytes}
+    return {
+        "what": f"FSR super_resolution level 3, default preset, batch {spec.batch}, float32",
+        "dtype": "float32",
+        "s_per_step": t,
+        "flops_per_step": flops,
+        "bytes_per_step": nbytes,
+    }
 
 
 def overparam_workload(a) -> dict:
@@ -135,9 +140,13 @@ def overparam_workload(a) -> dict:
     f_short, b_short = counted(lambda: train_batched(short, a.device))
     f_long, b_long = counted(lambda: train_batched(long, a.device))
     n = a.steps * 10
-    return {"what": f"overparameterized GDA, R = {a.R} replicas batched (m 10, k 50, n 200), float64",
-            "dtype": "float64", "s_per_step": (t_long - t_short) / n, "flops_per_step": (f_long - f_short) / n,
-            "bytes_per_step": (b_long - b_short) / n}
+    return {
+        "what": f"overparameterized GDA, R = {a.R} replicas batched (m 10, k 50, n 200), float64",
+        "dtype": "float64",
+        "s_per_step": (t_long - t_short) / n,
+        "flops_per_step": (f_long - f_short) / n,
+        "bytes_per_step": (b_long - b_short) / n,
+    }
 
 
 def main() -> None:
@@ -159,24 +168,40 @@ def main() -> None:
         r["share_of_peak_flops"] = r["tflops"] / peak[f"matmul_{r['dtype']}_tflops"]
         r["share_of_peak_bandwidth"] = r["gbs"] / peak["copy_gbs"]
     dev = torch.cuda.get_device_name() if a.device.startswith("cuda") else (platform.processor() or platform.machine())
-    meta = {"device": a.device, "device_name": dev, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "steps": a.steps, "repeats": a.repeats, "R": a.R, "date": time.strftime("%Y-%m-%d %H:%M")}
+    meta = {
+        "device": a.device,
+        "device_name": dev,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "steps": a.steps,
+        "repeats": a.repeats,
+        "R": a.R,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     out = out_stem(name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"meta": meta, "peaks": peak, "rows": rows}, indent=1) + "\n")
     tmp.replace(out.with_suffix(".json"))
-    md = [f"# Achieved FLOP/s and memory traffic against measured peaks ({meta['date']})", "",
-          f"{dev} ({a.device}), torch {meta['torch']}, {meta['threads']} CPU thread(s); medians of {a.repeats}.", "",
-          f"Measured peaks: float32 product {peak['matmul_float32_tflops']:.2f} TFLOP/s, float64 product "
-          f"{peak['matmul_float64_tflops']:.2f} TFLOP/s, device copy {peak['copy_gbs']:.0f} GB/s "
-          f"(read + write).", "",
-          "| workload | ms per step | GFLOP per step | MB moved per step (unfused) | TFLOP/s | % of peak | GB/s "
-          "| % of peak |", "|---|---|---|---|---|---|---|---|"]
+    md = [
+        f"# Achieved FLOP/s and memory traffic against measured peaks ({meta['date']})",
+        "",
+        f"{dev} ({a.device}), torch {meta['torch']}, {meta['threads']} CPU thread(s); medians of {a.repeats}.",
+        "",
+        f"Measured peaks: float32 product {peak['matmul_float32_tflops']:.2f} TFLOP/s, float64 product "
+        f"{peak['matmul_float64_tflops']:.2f} TFLOP/s, device copy {peak['copy_gbs']:.0f} GB/s "
+        f"(read + write).",
+        "",
+        "| workload | ms per step | GFLOP per step | MB moved per step (unfused) | TFLOP/s | % of peak | GB/s "
+        "| % of peak |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows.values():
-        md.append(f"| {r['what']} | {1e3 * r['s_per_step']:.3f} | {r['flops_per_step'] / 1e9:.3f} | "
-                  f"{r['bytes_per_step'] / 1e6:.1f} | {r['tflops']:.4f} | {100 * r['share_of_peak_flops']:.2f} | "
-                  f"{r['gbs']:.1f} | {100 * r['share_of_peak_bandwidth']:.2f} |")
+        md.append(
+            f"| {r['what']} | {1e3 * r['s_per_step']:.3f} | {r['flops_per_step'] / 1e9:.3f} | "
+            f"{r['bytes_per_step'] / 1e6:.1f} | {r['tflops']:.4f} | {100 * r['share_of_peak_flops']:.2f} | "
+            f"{r['gbs']:.1f} | {100 * r['share_of_peak_bandwidth']:.2f} |"
+        )
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     finish(out)
     print("\n".join(md), flush=True)

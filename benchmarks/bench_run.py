@@ -6,6 +6,7 @@ the total wall time, the staged and baseline training times and the headline met
 directory is kept, so its report can be read.
 Usage: python benchmarks/bench_run.py [--device cpu|cuda] [--set KEY=VALUE ...]
 """
+
 import argparse
 import json
 import os
@@ -24,19 +25,43 @@ p.add_argument("--set", action="append", default=[])
 p.add_argument("--tag", default="", help="suffix of the result file name (bench_run<tag>.json)")
 args = p.parse_args()
 run_dir = Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
-cmd = [sys.executable, "-m", "ganlearn.cli", "run", "--preset", "default", "--no-progress", "--device", args.device,
-       "--out", str(run_dir)] + [a for s in args.set for a in ("--set", s)]
+cmd = [
+    sys.executable,
+    "-m",
+    "ganlearn.cli",
+    "run",
+    "--preset",
+    "default",
+    "--no-progress",
+    "--device",
+    args.device,
+    "--out",
+    str(run_dir),
+] + [a for s in args.set for a in ("--set", s)]
 t0 = time.time()
 subprocess.run(cmd, check=True)
 total = time.time() - t0
 summary = json.loads((run_dir / "summary.json").read_text())
-keys = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top", "sliced_w2_floor_top",
-        "samples_seen", "wall_seconds", "eval_seconds")
+keys = (
+    "coupled_rel_error",
+    "feature_cosine_min",
+    "feature_cosine_mean",
+    "sliced_w2_top",
+    "sliced_w2_floor_top",
+    "samples_seen",
+    "wall_seconds",
+    "eval_seconds",
+)
 result = {
     "what": "ganlearn run --preset default (staged + baseline + report), excluding environment set-up",
-    "command": " ".join(["python"] + cmd[1:]), "run_dir": str(run_dir),  # no machine-specific path
-    "device": args.device, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-    "machine": platform.machine(), "python": sys.version.split()[0], "torch": torch.__version__,
+    "command": " ".join(["python"] + cmd[1:]),
+    "run_dir": str(run_dir),  # no machine-specific path
+    "device": args.device,
+    "torch_threads": torch.get_num_threads(),
+    "cpus": os.cpu_count(),
+    "machine": platform.machine(),
+    "python": sys.version.split()[0],
+    "torch": torch.__version__,
     "total_wall_seconds": total,
     "staged": {k: summary["final"].get(k) for k in keys},
     "baseline": {k: summary["baseline"]["final"].get(k) for k in keys} if "baseline" in summary else None,

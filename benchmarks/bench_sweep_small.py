@@ -10,6 +10,7 @@ the rest (start-up, imports and the report), and the import time alone, go to
 benchmarks/results/bench_sweep_small/result.json and .md.
 Usage: python benchmarks/bench_sweep_small.py [--repeats 5]
 """
+
 import argparse
 import json
 import os
@@ -23,17 +24,35 @@ from pathlib import Path
 
 from _results import finish, out_stem  # noqa: E402 (benchmarks/ is sys.path[0])
 
-ARGS = ["sweep", "width-sweep", "--set", "m=[10]", "--set", "width_factor=[2,5,10,30,100]",
-        "--set", 'step_rule=["ltv"]', "--seeds", "5", "--workers", "2", "--no-progress"]
+ARGS = [
+    "sweep",
+    "width-sweep",
+    "--set",
+    "m=[10]",
+    "--set",
+    "width_factor=[2,5,10,30,100]",
+    "--set",
+    'step_rule=["ltv"]',
+    "--seeds",
+    "5",
+    "--workers",
+    "2",
+    "--no-progress",
+]
 # The same CLI call, with the local backend's start method chosen (the benchmark's only patch).
-DRIVER = ("import sys, ganlearn.sweep.backends as b; b._start_method = lambda: {method!r}; "
-          "from ganlearn.cli import main; sys.exit(main(sys.argv[1:]))")
+DRIVER = (
+    "import sys, ganlearn.sweep.backends as b; b._start_method = lambda: {method!r}; "
+    "from ganlearn.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def once(method: str, out: Path) -> dict:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", DRIVER.format(method=method), *ARGS, "--out", str(out)], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", DRIVER.format(method=method), *ARGS, "--out", str(out)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     total = time.perf_counter() - t0
     cells = json.loads((out / "history.jsonl").read_text().splitlines()[-1])["wall_seconds"]
     return {"total": total, "cells": cells, "rest": total - cells}
@@ -58,19 +77,29 @@ def main() -> None:
     med = {m: {k: statistics.median(r[k] for r in rs) for k in ("total", "cells", "rest")} for m, rs in runs.items()}
     result = {
         "what": "the 25-cell width-sweep end to end (a fresh process: start-up, imports, cells, report), "
-                "2 workers forked vs spawned; medians",
-        "command": "ganlearn " + " ".join(ARGS), "repeats": args.repeats, "cpus": os.cpu_count(),
-        "machine": platform.machine(), "python": sys.version.split()[0],
-        "median_seconds": med, "import_seconds_median": statistics.median(imports),
-        "spawn_over_fork_total": med["spawn"]["total"] / med["fork"]["total"], "runs": runs,
+        "2 workers forked vs spawned; medians",
+        "command": "ganlearn " + " ".join(ARGS),
+        "repeats": args.repeats,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": sys.version.split()[0],
+        "median_seconds": med,
+        "import_seconds_median": statistics.median(imports),
+        "spawn_over_fork_total": med["spawn"]["total"] / med["fork"]["total"],
+        "runs": runs,
     }
     stem = out_stem("bench_sweep_small")
     md = ["| workers | total wall (s) | cells (s) | start-up, imports, report (s) |", "|---|---|---|---|"]
     md += [f"| {m} | {v['total']:.2f} | {v['cells']:.2f} | {v['rest']:.2f} |" for m, v in med.items()]
-    md += ["", f"Medians of {args.repeats} runs; importing ganlearn's CLI and experiments alone: "
-               f"{result['import_seconds_median']:.2f} s."]
-    for path, text in ((stem.with_suffix(".json"), json.dumps(result, indent=2)),
-                       (stem.with_suffix(".md"), "\n".join(md) + "\n")):
+    md += [
+        "",
+        f"Medians of {args.repeats} runs; importing ganlearn's CLI and experiments alone: "
+        f"{result['import_seconds_median']:.2f} s.",
+    ]
+    for path, text in (
+        (stem.with_suffix(".json"), json.dumps(result, indent=2)),
+        (stem.with_suffix(".md"), "\n".join(md) + "\n"),
+    ):
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         os.replace(tmp, path)

@@ -11,6 +11,7 @@ certificate (3/2)|Sigma*^-1/2 Sigma Sigma*^-1/2 - I|_F, the Gaussian TV of the p
 
 Writes benchmarks/results/relu_tv_kappa10.json and .md.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,18 +36,34 @@ def main() -> None:
             t = time.time()
             r = train(cfg)
             s, s_star = r["learner_W"] @ r["learner_W"].T, r["target_W"] @ r["target_W"].T
-            rows.append({"d": d, "seed": seed, "samples": r["samples"], "sigma_err": sigma_rel_error(s, s_star),
-                         "tv_certificate": gaussian_tv_upper(s, s_star), "tv_gauss": gaussian_tv(s, s_star),
-                         "tv_relu": relu_tv(s, s_star, n=5000), "seconds": time.time() - t})
+            rows.append(
+                {
+                    "d": d,
+                    "seed": seed,
+                    "samples": r["samples"],
+                    "sigma_err": sigma_rel_error(s, s_star),
+                    "tv_certificate": gaussian_tv_upper(s, s_star),
+                    "tv_gauss": gaussian_tv(s, s_star),
+                    "tv_relu": relu_tv(s, s_star, n=5000),
+                    "seconds": time.time() - t,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     OUT.mkdir(exist_ok=True)
     (OUT / "result.json").write_text(json.dumps(rows, indent=1))
-    lines = ["# ReLU one-layer generators at kappa(W*) = 10: three TV measures of the same learned Sigma", "",
-             "`python benchmarks/check_relu_tv.py` (the sample-complexity cells' config, 4M real samples).", "",
-             "| d | seed | Sigma rel. error | TV certificate | Gaussian TV (upper bound) | ReLU TV (exact, MC) |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['d']} | {r['seed']} | {r['sigma_err']:.4f} | {r['tv_certificate']:.3f} | {r['tv_gauss']:.3f} | "
-              f"{r['tv_relu']:.3f} |" for r in rows]
+    lines = [
+        "# ReLU one-layer generators at kappa(W*) = 10: three TV measures of the same learned Sigma",
+        "",
+        "`python benchmarks/check_relu_tv.py` (the sample-complexity cells' config, 4M real samples).",
+        "",
+        "| d | seed | Sigma rel. error | TV certificate | Gaussian TV (upper bound) | ReLU TV (exact, MC) |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['d']} | {r['seed']} | {r['sigma_err']:.4f} | {r['tv_certificate']:.3f} | {r['tv_gauss']:.3f} | "
+        f"{r['tv_relu']:.3f} |"
+        for r in rows
+    ]
     (OUT / "result.md").write_text("\n".join(lines) + "\n")
     finish(OUT / "result")
 

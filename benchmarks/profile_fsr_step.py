@@ -11,6 +11,7 @@ faster kernel would not help.
 
 Writes benchmarks/results/profile_fsr_step[_DEVICE].md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ def main() -> None:
     cuda = a.device.startswith("cuda")
     target, learner, spec = fsr_setup(a.device)
     g = torch.Generator().manual_seed(0)
-    runner = make_runner(dataclasses.replace(spec, steps=10 ** 6), learner, target.images, g)
+    runner = make_runner(dataclasses.replace(spec, steps=10**6), learner, target.images, g)
     for t in range(3):  # warm-up
         runner.step(t, g)
     if cuda:
@@ -54,19 +55,31 @@ def main() -> None:
         wall = (time.perf_counter() - t0) / a.steps
     events = prof.key_averages()
     n_ops = sum(e.count for e in events if e.key.startswith("aten::")) / a.steps
-    lines = [f"# One FSR super-resolution step (default preset, level 3, batch {spec.batch}) under the profiler",
-             "", f"{torch.cuda.get_device_name() if cuda else 'CPU'} ({a.device}), torch {torch.__version__}, "
-             f"{a.steps} steps after 3 warm-up steps, {time.strftime('%Y-%m-%d %H:%M')}.", "",
-             f"- wall time per step (profiled): {1e3 * wall:.2f} ms",
-             f"- aten operator calls per step: {n_ops:.0f}"]
+    lines = [
+        f"# One FSR super-resolution step (default preset, level 3, batch {spec.batch}) under the profiler",
+        "",
+        f"{torch.cuda.get_device_name() if cuda else 'CPU'} ({a.device}), torch {torch.__version__}, "
+        f"{a.steps} steps after 3 warm-up steps, {time.strftime('%Y-%m-%d %H:%M')}.",
+        "",
+        f"- wall time per step (profiled): {1e3 * wall:.2f} ms",
+        f"- aten operator calls per step: {n_ops:.0f}",
+    ]
     if cuda:
         kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
         busy = sum(e.time_range.elapsed_us() for e in kernels) / a.steps / 1e3
-        lines += [f"- device kernels per step: {len(kernels) / a.steps:.0f}",
-                  f"- device busy time per step (sum of kernel times): {busy:.2f} ms "
-                  f"({100 * busy / (1e3 * wall):.0f}% of the wall time)"]
-    lines += ["", "Operators by host (self CPU) time:", "", "```",
-              events.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=40), "```"]
+        lines += [
+            f"- device kernels per step: {len(kernels) / a.steps:.0f}",
+            f"- device busy time per step (sum of kernel times): {busy:.2f} ms "
+            f"({100 * busy / (1e3 * wall):.0f}% of the wall time)",
+        ]
+    lines += [
+        "",
+        "Operators by host (self CPU) time:",
+        "",
+        "```",
+        events.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=40),
+        "```",
+    ]
     out = out_stem("profile_fsr_step" + ("" if a.device == "cpu" else "_" + a.device.split(":")[0]))
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     finish(out)

@@ -3,6 +3,7 @@ documentation's examples page: benchmarks/results/examples/<script>.txt, <script
 
     python benchmarks/run_examples.py
 """
+
 import shutil
 import subprocess
 import sys
@@ -25,8 +26,9 @@ def main() -> None:
     for script in sorted((ROOT / "examples").glob("*.py")):
         with tempfile.TemporaryDirectory() as tmp:
             t = time.time()
-            out = subprocess.run([sys.executable, str(script), "--small"], capture_output=True, text=True, cwd=tmp,
-                                 timeout=900)
+            out = subprocess.run(
+                [sys.executable, str(script), "--small"], capture_output=True, text=True, cwd=tmp, timeout=900
+            )
             seconds[script.name] = round(time.time() - t, 1)
             if out.returncode != 0:
                 sys.exit(f"{script.name} failed (exit status {out.returncode}):\n{out.stderr[-3000:]}")

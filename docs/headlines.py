@@ -1,6 +1,7 @@
 """The headline table of each paper, computed from the result files (``docs/generate.py`` puts
 them between ``<!-- headline:NAME -->`` markers in README.md and the docs). A row whose results
 folder is missing is left out, so a table never shows a number without its file."""
+
 from __future__ import annotations
 
 import csv
@@ -66,40 +67,89 @@ def fsr(results: Path) -> list[list[str]]:
     seeds = _rows(results / "fsr-default-seeds")
     if seeds:
         e = sorted(r["coupled_rel_error"] for r in seeds)
-        levels = sorted(int(k[len("coupled_rel_error_level"):]) for k in seeds[0] if k.startswith("coupled_rel_error_level"))
+        levels = sorted(
+            int(k[len("coupled_rel_error_level") :]) for k in seeds[0] if k.startswith("coupled_rel_error_level")
+        )
         per = " / ".join(_g(statistics.median(r[f"coupled_rel_error_level{lv}"] for r in seeds)) for lv in levels)
-        rows.append([f"coupled error min_U E‖G(z) − G*(Uᵀz)‖²/E‖G*‖², default preset, {len(e)} seeds: median (range)",
-                     f"**{_g(statistics.median(e))}** ({_g(e[0])} – {_g(e[-1])})", _src(results / "fsr-default-seeds")])
-        rows.append([f"the same per level {' / '.join(map(str, levels))} (medians)", per, _src(results / "fsr-default-seeds")])
-        rows.append(["worst output-feature cosine over those seeds", f"{min(r['feature_cosine_min'] for r in seeds):.4f}",
-                     _src(results / "fsr-default-seeds")])
+        rows.append(
+            [
+                f"coupled error min_U E‖G(z) − G*(Uᵀz)‖²/E‖G*‖², default preset, {len(e)} seeds: median (range)",
+                f"**{_g(statistics.median(e))}** ({_g(e[0])} – {_g(e[-1])})",
+                _src(results / "fsr-default-seeds"),
+            ]
+        )
+        rows.append(
+            [f"the same per level {' / '.join(map(str, levels))} (medians)", per, _src(results / "fsr-default-seeds")]
+        )
+        rows.append(
+            [
+                "worst output-feature cosine over those seeds",
+                f"{min(r['feature_cosine_min'] for r in seeds):.4f}",
+                _src(results / "fsr-default-seeds"),
+            ]
+        )
     run = results / "bench_run" / "result.json"
     if run.exists():
         d = json.loads(run.read_text())
         s, b = d["staged"], d.get("baseline")
         if b:
-            rows.append(["staged algorithm vs end-to-end WGAN-GP baseline (seed 0): coupled error",
-                         f"{_g(s['coupled_rel_error'])} vs {_g(b['coupled_rel_error'])}", _src(results / "bench_run")])
-            rows.append(["… worst feature cosine", f"{s['feature_cosine_min']:.3f} vs {b['feature_cosine_min']:.3f}",
-                         _src(results / "bench_run")])
-            rows.append(["… real samples seen", f"{_samples(s['samples_seen'])} vs {_samples(b['samples_seen'])}",
-                         _src(results / "bench_run")])
-        rows.append([f"`make run` wall time ({d['device']}, staged + baseline + report)",
-                     f"{d['total_wall_seconds']:.0f} s", _src(results / "bench_run")])
+            rows.append(
+                [
+                    "staged algorithm vs end-to-end WGAN-GP baseline (seed 0): coupled error",
+                    f"{_g(s['coupled_rel_error'])} vs {_g(b['coupled_rel_error'])}",
+                    _src(results / "bench_run"),
+                ]
+            )
+            rows.append(
+                [
+                    "… worst feature cosine",
+                    f"{s['feature_cosine_min']:.3f} vs {b['feature_cosine_min']:.3f}",
+                    _src(results / "bench_run"),
+                ]
+            )
+            rows.append(
+                [
+                    "… real samples seen",
+                    f"{_samples(s['samples_seen'])} vs {_samples(b['samples_seen'])}",
+                    _src(results / "bench_run"),
+                ]
+            )
+        rows.append(
+            [
+                f"`make run` wall time ({d['device']}, staged + baseline + report)",
+                f"{d['total_wall_seconds']:.0f} s",
+                _src(results / "bench_run"),
+            ]
+        )
     shapes = _rows(results / "fsr-shapes")
     if shapes:
         e = [r["coupled_rel_error"] for r in shapes]
-        rows.append([f"shape experiment ({len(e)} shapes: levels, patch, shared/per-patch W*, graph, sparsity): "
-                     f"coupled error ≤ 0.1 / ≤ 0.05", f"{sum(x <= 0.1 for x in e)} / {sum(x <= 0.05 for x in e)} of "
-                     f"{len(e)} (worst {_g(max(e))})", _src(results / "fsr-shapes")])
-        rows.append(["… worst feature cosine over the shapes", f"{min(r['feature_cosine_min'] for r in shapes):.4f}",
-                     _src(results / "fsr-shapes")])
+        rows.append(
+            [
+                f"shape experiment ({len(e)} shapes: levels, patch, shared/per-patch W*, graph, sparsity): "
+                f"coupled error ≤ 0.1 / ≤ 0.05",
+                f"{sum(x <= 0.1 for x in e)} / {sum(x <= 0.05 for x in e)} of {len(e)} (worst {_g(max(e))})",
+                _src(results / "fsr-shapes"),
+            ]
+        )
+        rows.append(
+            [
+                "… worst feature cosine over the shapes",
+                f"{min(r['feature_cosine_min'] for r in shapes):.4f}",
+                _src(results / "fsr-shapes"),
+            ]
+        )
     scaling = [r for r in _rows(results / "fsr-scaling") if r.get("width") == 1.0]
     if len(scaling) >= 2:
         scaling.sort(key=lambda r: r["samples_seen"])
         lo, hi = scaling[0], scaling[-1]
-        rows.append([f"error against real samples ({_samples(lo['samples_seen'])} → {_samples(hi['samples_seen'])})",
-                     f"{_g(lo['coupled_rel_error'])} → {_g(hi['coupled_rel_error'])}", _src(results / "fsr-scaling")])
+        rows.append(
+            [
+                f"error against real samples ({_samples(lo['samples_seen'])} → {_samples(hi['samples_seen'])})",
+                f"{_g(lo['coupled_rel_error'])} → {_g(hi['coupled_rel_error'])}",
+                _src(results / "fsr-scaling"),
+            ]
+        )
     return rows
 
 
@@ -168,8 +218,10 @@ def table(name: str, results: Path, prefix: str = "docs/results/") -> str:
         folder = results / ("sample-complexity" if name == "onelayer" else "width-sweep")
         head, body = rows[0], rows[1:]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in body]
-        what = ("Median real samples N to reach the TV certificate ε = 0.05 (seeds reaching it); "
-                if name == "onelayer" else
-                "GDA with the LTV step rule: seeds converging to residual < 1e-6 (median fitted per-step rate); ")
+        what = (
+            "Median real samples N to reach the TV certificate ε = 0.05 (seeds reaching it); "
+            if name == "onelayer"
+            else "GDA with the LTV step rule: seeds converging to residual < 1e-6 (median fitted per-step rate); "
+        )
         return "\n".join(lines + ["", f"{what}from {_src(folder)}."])
     raise KeyError(f"unknown headline {name!r}")

@@ -2,6 +2,7 @@
 from the repository root (so neither is copied into docs/), and render $...$ / $$...$$ math to
 MathML at build time (latex2mathml; browsers draw MathML natively, so the pages need no script
 and no network)."""
+
 import re
 from pathlib import Path
 

@@ -7,6 +7,7 @@ perturbation is large.
 
     python examples/fsr_coupled_error.py [--small]
 """
+
 import argparse
 import copy
 
@@ -32,5 +33,6 @@ for noise in [0.0, 0.01, 0.03, 0.1, 0.3]:
         for V in other.V:
             V.add_(noise * V.std() * torch.randn(V.shape, generator=g))
     m = fsr.evaluate(other, target, ev, final=False)
-    print(f"noise {noise:<4}: coupled error {m['coupled_rel_error']:.4f}   sliced W2 (top level) "
-          f"{m['sliced_w2_top']:.4f}")
+    print(
+        f"noise {noise:<4}: coupled error {m['coupled_rel_error']:.4f}   sliced W2 (top level) {m['sliced_w2_top']:.4f}"
+    )

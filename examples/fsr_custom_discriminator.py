@@ -8,6 +8,7 @@ GAN loss; the built-in moment discriminator (Gauss-Newton) is run beside it for 
 
 --small: shorter stages (what the tests run).
 """
+
 import argparse
 import copy
 
@@ -30,8 +31,11 @@ class MLPFirstHidden:
         self.samples_per_step = 2 * batch  # one real batch per D and per G evaluation
         width = learner.V[0].shape[0] * learner.V[0].shape[1]  # patches x channels
         self.D = torch.nn.Sequential(torch.nn.Linear(width, 128), torch.nn.LeakyReLU(0.2), torch.nn.Linear(128, 1))
-        self.sgda = SGDA([learner.V[0], learner.b[0]], list(self.D.parameters()),
-                         SGDAConfig(lr_g=2e-3, lr_d=2e-3, n_d=2, optimizer="adam", beta1=0.5, beta2=0.9))
+        self.sgda = SGDA(
+            [learner.V[0], learner.b[0]],
+            list(self.D.parameters()),
+            SGDAConfig(lr_g=2e-3, lr_d=2e-3, n_d=2, optimizer="adam", beta1=0.5, beta2=0.9),
+        )
 
     def step(self, t, g):
         L = self.learner

@@ -5,6 +5,7 @@ level's coupled error (min over rotations U of E|G(z) - G*(U^T z)|^2 / E|G*|^2) 
 
 --small: 2 levels and shorter stages (what the tests run).
 """
+
 import argparse
 
 import torch
@@ -18,17 +19,22 @@ a = ap.parse_args()
 
 levels = 2 if a.small else a.levels
 # 4 patches of 3x3 RGB pixels at level 1, doubling per side each level; 10 channels, 2 firing on average
-cfg = fsr.TargetConfig(levels=levels, base_grid=2, patch=3, channels=10, sparsity=2.0, latent_dim=16,
-                       neighbourhood="parent")
+cfg = fsr.TargetConfig(
+    levels=levels, base_grid=2, patch=3, channels=10, sparsity=2.0, latent_dim=16, neighbourhood="parent"
+)
 target = fsr.FSRTarget(cfg, seed=0)
 learner = fsr.make_learner(cfg, fsr.LearnerConfig(), seed=1)
 g = torch.Generator().manual_seed(2)
 
 # The default algorithm, shortened: warm start -> GAN_FirstHidden -> GAN_ForwardSuperResolution per level
-stages = [fsr.WarmStartStage(n_samples=4096),
-          fsr.FirstHiddenStage(steps=60 if a.small else 120, batch=2048, fake_batch=4096)]
-stages += [fsr.SuperResolutionStage(level=lv, steps=150 if a.small else 300, batch=512, lr_half_life=100)
-           for lv in range(2, levels + 1)]
+stages = [
+    fsr.WarmStartStage(n_samples=4096),
+    fsr.FirstHiddenStage(steps=60 if a.small else 120, batch=2048, fake_batch=4096),
+]
+stages += [
+    fsr.SuperResolutionStage(level=lv, steps=150 if a.small else 300, batch=512, lr_half_life=100)
+    for lv in range(2, levels + 1)
+]
 print("before training:", fsr.level_errors(learner, target))
 for stage in stages:
     samples = fsr.run_stage(stage, learner, target.images, g)

@@ -7,6 +7,7 @@ bound, on log-log axes (written to onelayer_error_vs_samples.png).
 
 --small: d = 4, 400 steps.
 """
+
 import argparse
 
 import matplotlib
@@ -27,8 +28,10 @@ cfg = OneLayerConfig(d=4 if a.small else a.d, activation=a.activation, steps=400
 res = train(cfg)
 # one (real samples, Sigma error, TV bound, Monte-Carlo Gaussian TV) per evaluation
 samples, sigma_err, tv, tv_gauss = zip(*res["curve"])
-print(f"d = {cfg.d}, {cfg.activation}: Sigma error {res['sigma_rel_error']:.4f}, TV upper bound "
-      f"{res['tv_upper']:.4f}, Gaussian TV {res['tv_gauss']:.4f} after {res['samples']:,} real samples")
+print(
+    f"d = {cfg.d}, {cfg.activation}: Sigma error {res['sigma_rel_error']:.4f}, TV upper bound "
+    f"{res['tv_upper']:.4f}, Gaussian TV {res['tv_gauss']:.4f} after {res['samples']:,} real samples"
+)
 print("real samples to reach TV upper bound eps:", res["samples_to_eps"])
 fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.loglog(samples[1:], sigma_err[1:], label="Sigma relative error")

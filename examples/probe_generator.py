@@ -9,6 +9,7 @@ created it, so every value is printed beside the random-init one.
 
 --small: 200 steps.
 """
+
 import argparse
 import copy
 
@@ -43,8 +44,14 @@ class Generator(nn.Module):
         return torch.tanh(self.up2(self.act1(self.up1(h))))
 
 
-D = nn.Sequential(nn.Conv2d(1, 32, 3, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 3, 2, 1), nn.LeakyReLU(0.2),
-                  nn.Flatten(), nn.Linear(64 * 2 * 2, 1))
+D = nn.Sequential(
+    nn.Conv2d(1, 32, 3, 2, 1),
+    nn.LeakyReLU(0.2),
+    nn.Conv2d(32, 64, 3, 2, 1),
+    nn.LeakyReLU(0.2),
+    nn.Flatten(),
+    nn.Linear(64 * 2 * 2, 1),
+)
 G = Generator()
 G_random = copy.deepcopy(G)
 real = load_digits()  # (1797, 1, 8, 8) in [-1, 1]
@@ -67,10 +74,14 @@ res = probe_generator(G, G_random, z_dim=Z, layers=["act0", "act1"], n=500 if a.
 for v in verdicts(res):
     value, rand = v["value"], v["random_init"]
     fmt = (lambda t: "/".join(f"{u:.3f}" for u in t)) if isinstance(value, tuple) else (lambda t: f"{t:.3f}")
-    print(f"{'PASS' if v['pass'] else 'fail'}  {v['claim']}: {fmt(value)} (random init {fmt(rand)}, "
-          f"threshold {v['threshold']})")
+    print(
+        f"{'PASS' if v['pass'] else 'fail'}  {v['claim']}: {fmt(value)} (random init {fmt(rand)}, "
+        f"threshold {v['threshold']})"
+    )
 for name, rec in res["layers"].items():  # sparsity on magnitudes (robust to many tiny activations)
     t, r = rec["trained"]["codes"], rec["random"]["codes"]
-    print(f"{name}: Hoyer sparsity {t['hoyer_mean']:.3f} (random init {r['hoyer_mean']:.3f}), energy in the top "
-          f"{t['top']} channels {t['topk_energy_mean']:.3f} ({r['topk_energy_mean']:.3f}), clearly active "
-          f"{t['active_rel_mean']:.3f} ({r['active_rel_mean']:.3f})")
+    print(
+        f"{name}: Hoyer sparsity {t['hoyer_mean']:.3f} (random init {r['hoyer_mean']:.3f}), energy in the top "
+        f"{t['top']} channels {t['topk_energy_mean']:.3f} ({r['topk_energy_mean']:.3f}), clearly active "
+        f"{t['active_rel_mean']:.3f} ({r['active_rel_mean']:.3f})"
+    )

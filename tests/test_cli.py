@@ -22,9 +22,22 @@ def test_bad_key_is_rejected_before_training(capsys, tmp_path):
 
 def test_run_then_report_then_resume_of_a_finished_run(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["run", "--preset", "tiny", "--out", str(out), "--no-progress",
-            "--set", "baseline.stage.steps=1", "--set", "eval.fit_steps=5",
-            "--set", "stages.first_hidden.steps=20", "--set", "stages.super_resolution_2.steps=20"]
+    args = [
+        "run",
+        "--preset",
+        "tiny",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "baseline.stage.steps=1",
+        "--set",
+        "eval.fit_steps=5",
+        "--set",
+        "stages.first_hidden.steps=20",
+        "--set",
+        "stages.super_resolution_2.steps=20",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "coupled_rel_error" in text and "report:" in text
@@ -62,15 +75,22 @@ def test_memory_budget_falls_back_when_available_memory_cannot_be_read(monkeypat
 
     cfg = resolve("tiny")
     assert memory.memory_budget(cfg, available=lambda: 4e9) == (3e9, "75% of the available memory")
-    with pytest.warns(RuntimeWarning, match=r"the memory budget is 12\.0 GB, 75% of the physical memory \(the "
-                                            r"available memory could not be read\); set memory_budget_gb"):
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"the memory budget is 12\.0 GB, 75% of the physical memory \(the "
+        r"available memory could not be read\); set memory_budget_gb",
+    ):
         assert memory.memory_budget(cfg, available=lambda: None, total=lambda: 16e9).bytes == 12e9
     with pytest.warns(RuntimeWarning, match=r"8\.0 GB, 8 GB \(neither the available nor the physical memory"):
-        assert memory.memory_budget(cfg, available=lambda: None, total=lambda: None).bytes == memory.FALLBACK_BUDGET_BYTES
+        assert (
+            memory.memory_budget(cfg, available=lambda: None, total=lambda: None).bytes == memory.FALLBACK_BUDGET_BYTES
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a set budget needs no memory reading and says nothing
-        assert memory.memory_budget(resolve("tiny", overrides=["memory_budget_gb=2"]),
-                                    available=lambda: None) == (2e9, "memory_budget_gb")
+        assert memory.memory_budget(resolve("tiny", overrides=["memory_budget_gb=2"]), available=lambda: None) == (
+            2e9,
+            "memory_budget_gb",
+        )
     # through the command line: the fall-back is said in one line, and a run over it is refused with its source
     monkeypatch.setattr(memory, "available_bytes", lambda: None)
     monkeypatch.setattr(memory, "total_bytes", lambda: 0.4e9)
@@ -85,15 +105,19 @@ def test_memory_prediction_grows_with_the_shape():
     from ganlearn.fsr.memory import predict_peak_bytes
 
     small, _ = predict_peak_bytes(resolve("default"))
-    big, phases = predict_peak_bytes(resolve("default", overrides=["target.levels=5", "target.channels=32",
-                                                                   "target.neighbourhood=\"square\""]))
+    big, phases = predict_peak_bytes(
+        resolve("default", overrides=["target.levels=5", "target.channels=32", 'target.neighbourhood="square"'])
+    )
     assert 0.5e9 < small < big and "evaluation" in phases and "target" in phases
 
 
-@pytest.mark.parametrize("problem,sets,key", [
-    ("onelayer", ["steps=60", "d=4", "batch=256", "tv_mc_samples=0"], "sigma_rel_error"),
-    ("overparam", ["steps=80", "m=4", "k=20", "n=40"], "residual_final"),
-])
+@pytest.mark.parametrize(
+    "problem,sets,key",
+    [
+        ("onelayer", ["steps=60", "d=4", "batch=256", "tv_mc_samples=0"], "sigma_rel_error"),
+        ("overparam", ["steps=80", "m=4", "k=20", "n=40"], "residual_final"),
+    ],
+)
 def test_every_problem_runs_with_one_grammar_and_resumes(problem, sets, key, tmp_path, capsys):
     """``ganlearn run PROBLEM``: the same run directory (config.json, metrics.jsonl, summary.json,
     report.md) for each problem; a finished run resumes to the same summary, an unfinished one is
@@ -121,8 +145,19 @@ def test_every_problem_runs_with_one_grammar_and_resumes(problem, sets, key, tmp
 
 def test_run_images_writes_the_same_run_directory(tmp_path, capsys):
     out = tmp_path / "img"
-    sets = ["data=\"digits\"", "width=4", "steps=20", "batch=32", "eval_every=0", "eval_n=200", "eval_patches=4",
-            "grid_every=0", "ckpt_every=0", "log_every=10", "z_dim=8"]
+    sets = [
+        'data="digits"',
+        "width=4",
+        "steps=20",
+        "batch=32",
+        "eval_every=0",
+        "eval_n=200",
+        "eval_patches=4",
+        "grid_every=0",
+        "ckpt_every=0",
+        "log_every=10",
+        "z_dim=8",
+    ]
     assert main(["run", "images", "--out", str(out), "--no-progress"] + [a for s in sets for a in ("--set", s)]) == 0
     for name in ("config.json", "metrics.jsonl", "summary.json", "report.md"):
         assert (out / name).exists(), name

@@ -1,6 +1,7 @@
 """The documentation describes the present, from the files that measured it: the generated pages
 (results, headline tables, config and CLI references, examples) equal what docs/generate.py writes
 now; every results folder has its meta.json; no development history outside the changelog."""
+
 import importlib.util
 import json
 import re
@@ -59,7 +60,11 @@ def _scanned_files():
         path = ROOT / top
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for f in files:
-            if f.suffix in (".png", ".pyc", ".csv", ".json", ".safetensors") or "egg-info" in str(f) or f == Path(__file__):
+            if (
+                f.suffix in (".png", ".pyc", ".csv", ".json", ".safetensors")
+                or "egg-info" in str(f)
+                or f == Path(__file__)
+            ):
                 continue
             yield f
 
@@ -98,5 +103,6 @@ def test_the_version_is_written_once():
 
     cff = (ROOT / "CITATION.cff").read_text()
     assert re.search(rf"^version: {re.escape(ganlearn.__version__)}$", cff, re.M), "CITATION.cff version"
-    assert re.search(rf"version = \{{{re.escape(ganlearn.__version__)}\}}", (ROOT / "README.md").read_text()), \
+    assert re.search(rf"version = \{{{re.escape(ganlearn.__version__)}\}}", (ROOT / "README.md").read_text()), (
         "README citation version"
+    )

@@ -1,5 +1,6 @@
 """One error path for the CLI: every user error is one line ``ganlearn: error: ...``
 with exit status 2 and no traceback; --debug shows it; divergence is one line with exit status 1."""
+
 import numpy as np
 import pytest
 
@@ -27,7 +28,7 @@ def test_config_file_syntax_errors_name_file_line_and_column(capsys, tmp_path):
     err = _err(capsys)
     assert err.startswith("ganlearn: error: --config ") and f"{bad}:2:" in err and "not valid JSON" in err
     toml = tmp_path / "broken.toml"
-    toml.write_text('seed = 1\n[target]\nchannels = = 3\n')
+    toml.write_text("seed = 1\n[target]\nchannels = = 3\n")
     assert main(["run", "--config", str(toml), "--dry-run"]) == 2
     err = _err(capsys)
     assert f"{toml}:3:" in err and "not valid TOML" in err
@@ -72,20 +73,23 @@ def test_image_folder_errors_and_unreadable_files(capsys, tmp_path):
     assert x.shape == (3, 3, 8, 8)
 
 
-@pytest.mark.parametrize("args, key", [
-    (["width-sweep", "--set", "m=abc"], "m"),
-    (["width-sweep", "--set", "m=[5,abc]"], "m"),
-    (["width-sweep", "--set", "width_factor=NaN"], "width_factor"),
-    (["width-sweep", "--set", "steps=-3"], "steps"),
-    (["sample-complexity", "--set", "eps=[0.5,2]"], "eps"),
-    (["sample-complexity", "--set", "d=[4,0]"], "d"),
-    (["fsr-scaling", "--set", "budget=[1,x]"], "budget"),
-    (["fsr-shapes", "--set", "levels=[2,9]"], "target.levels=9"),
-    (["image-width", "--set", "width=[4,-1]"], "width"),
-    (["image-width", "--set", "data=nope"], "data"),
-    (["width-sweep", "--set", "m=[]"], "m"),
-    (["width-sweep", "--seeds", "0"], "seeds"),
-])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["width-sweep", "--set", "m=abc"], "m"),
+        (["width-sweep", "--set", "m=[5,abc]"], "m"),
+        (["width-sweep", "--set", "width_factor=NaN"], "width_factor"),
+        (["width-sweep", "--set", "steps=-3"], "steps"),
+        (["sample-complexity", "--set", "eps=[0.5,2]"], "eps"),
+        (["sample-complexity", "--set", "d=[4,0]"], "d"),
+        (["fsr-scaling", "--set", "budget=[1,x]"], "budget"),
+        (["fsr-shapes", "--set", "levels=[2,9]"], "target.levels=9"),
+        (["image-width", "--set", "width=[4,-1]"], "width"),
+        (["image-width", "--set", "data=nope"], "data"),
+        (["width-sweep", "--set", "m=[]"], "m"),
+        (["width-sweep", "--seeds", "0"], "seeds"),
+    ],
+)
 def test_sweep_grids_are_validated_before_any_cell(capsys, tmp_path, args, key):
     out = tmp_path / "sw"
     assert main(["sweep", *args, "--dry-run"]) == 2
@@ -112,8 +116,22 @@ def test_one_layer_blow_up_is_caught():
 
 def test_fsr_blow_up_ends_the_run_with_one_line(capsys, tmp_path):
     out = tmp_path / "r"
-    rc = main(["run", "--preset", "tiny", "--out", str(out), "--no-progress", "--set", "baseline.enabled=false",
-               "--set", "stages.first_hidden.sgda.lr_g=50", "--set", "stages.first_hidden.steps=60"])
+    rc = main(
+        [
+            "run",
+            "--preset",
+            "tiny",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            "baseline.enabled=false",
+            "--set",
+            "stages.first_hidden.sgda.lr_g=50",
+            "--set",
+            "stages.first_hidden.steps=60",
+        ]
+    )
     err = _err(capsys)
     assert rc == 1 and err.startswith("ganlearn: diverged: staged: stage 1 (first_hidden) step ")
     assert "last good checkpoint" in err
@@ -122,8 +140,15 @@ def test_fsr_blow_up_ends_the_run_with_one_line(capsys, tmp_path):
 def test_a_sweep_records_diverged_cells(tmp_path):
     from ganlearn.sweep import Experiment, run_sweep
 
-    exp = Experiment(name="t-div", doc="test", base={}, grid={"x": [1, 2]}, seeds=1, run=_div_run,
-                     report=lambda out, recs, spec: f"{len(recs)} analysed")
+    exp = Experiment(
+        name="t-div",
+        doc="test",
+        base={},
+        grid={"x": [1, 2]},
+        seeds=1,
+        run=_div_run,
+        report=lambda out, recs, spec: f"{len(recs)} analysed",
+    )
     stats = run_sweep(exp, tmp_path / "s", workers=1, progress=False, log=lambda s: None)
     assert stats == {"skipped": 0, "ran": 2, "failed": 0, "finished": 2, "stopped": False}
     import csv

@@ -1,6 +1,7 @@
 """Real faults: SIGKILL mid-training then resume, for ``run``, ``train-images`` and a
 sweep, each ending equal to the uninterrupted run; SIGKILL during checkpoint writes; corrupt
 checkpoints detected on resume (the previous one used); one writer per run directory."""
+
 import json
 import os
 import signal
@@ -54,9 +55,22 @@ def _summary(run_dir: Path) -> dict:
     return s
 
 
-FSR = ["run", "--preset", "tiny", "--no-progress", "--set", "baseline.enabled=false", "--set", "eval.fit_steps=5",
-       "--set", "checkpoint_every=20", "--set", "stages.first_hidden.steps=120",
-       "--set", "stages.super_resolution_2.steps=60"]
+FSR = [
+    "run",
+    "--preset",
+    "tiny",
+    "--no-progress",
+    "--set",
+    "baseline.enabled=false",
+    "--set",
+    "eval.fit_steps=5",
+    "--set",
+    "checkpoint_every=20",
+    "--set",
+    "stages.first_hidden.steps=120",
+    "--set",
+    "stages.super_resolution_2.steps=60",
+]
 
 
 @pytest.mark.slow
@@ -86,9 +100,32 @@ def test_fsr_run_killed_then_resumed_equals_uninterrupted(tmp_path):
         assert _summary(full) == _summary(cut)
 
 
-IMG = ["train-images", "--data", "digits", "--width", "4", "--steps", "40", "--no-progress",
-       "--set", "z_dim=8", "--set", "batch=16", "--set", "eval_n=150", "--set", "eval_patches=4",
-       "--set", "eval_every=0", "--set", "grid_every=0", "--set", "ckpt_every=4", "--set", "log_every=2"]
+IMG = [
+    "train-images",
+    "--data",
+    "digits",
+    "--width",
+    "4",
+    "--steps",
+    "40",
+    "--no-progress",
+    "--set",
+    "z_dim=8",
+    "--set",
+    "batch=16",
+    "--set",
+    "eval_n=150",
+    "--set",
+    "eval_patches=4",
+    "--set",
+    "eval_every=0",
+    "--set",
+    "grid_every=0",
+    "--set",
+    "ckpt_every=4",
+    "--set",
+    "log_every=2",
+]
 
 
 @pytest.mark.slow
@@ -104,8 +141,23 @@ def test_train_images_killed_then_resumed_equals_uninterrupted(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-SWEEP = ["sweep", "width-sweep", "--set", "m=[5]", "--set", "width_factor=[1,2,3,5]", "--set", "step_rule=[ltv]",
-         "--set", "steps=400", "--seeds", "1", "--workers", "1", "--no-progress"]
+SWEEP = [
+    "sweep",
+    "width-sweep",
+    "--set",
+    "m=[5]",
+    "--set",
+    "width_factor=[1,2,3,5]",
+    "--set",
+    "step_rule=[ltv]",
+    "--set",
+    "steps=400",
+    "--seeds",
+    "1",
+    "--workers",
+    "1",
+    "--no-progress",
+]
 
 
 @pytest.mark.slow

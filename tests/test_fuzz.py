@@ -5,6 +5,7 @@ one line ``ganlearn: error: ...`` that names the key -- never a traceback, never
 
 Accepted ``run`` configurations also train: every stage is cut to one step at the tiny preset's
 sizes (the values under test stay as generated), so an accepted value is one that trains."""
+
 import contextlib
 import io
 import json
@@ -31,21 +32,40 @@ def _leaves(d, prefix=""):
 
 
 RUN_KEYS = sorted(set(_leaves(to_dict(resolve("tiny"))))) + ["target.bogus", "nope", "stages.9.steps", "eval"]
-IMG_KEYS = ["width", "steps", "batch", "lr_g", "resolution", "data", "d_norm", "eval_n", "z_dim", "ema_rampup",
-            "divergence_factor", "bogus"]
-SWEEP_KEYS = {"width-sweep": ["m", "width_factor", "steps", "step_rule", "model", "mu", "bogus"],
-              "sample-complexity": ["d", "eps", "condition", "batch", "activation", "max_samples"],
-              "fsr-scaling": ["budget", "width", "whiten_ridge", "preset"],
-              "fsr-shapes": ["levels", "patch", "sparsity", "neighbourhood", "threads", "max_steps"],
-              "image-width": ["width", "data", "steps", "lr_g"]}
+IMG_KEYS = [
+    "width",
+    "steps",
+    "batch",
+    "lr_g",
+    "resolution",
+    "data",
+    "d_norm",
+    "eval_n",
+    "z_dim",
+    "ema_rampup",
+    "divergence_factor",
+    "bogus",
+]
+SWEEP_KEYS = {
+    "width-sweep": ["m", "width_factor", "steps", "step_rule", "model", "mu", "bogus"],
+    "sample-complexity": ["d", "eps", "condition", "batch", "activation", "max_samples"],
+    "fsr-scaling": ["budget", "width", "whiten_ridge", "preset"],
+    "fsr-shapes": ["levels", "patch", "sparsity", "neighbourhood", "threads", "max_steps"],
+    "image-width": ["width", "data", "steps", "lr_g"],
+}
 
 scalars = st.one_of(
-    st.integers(min_value=-5, max_value=50), st.integers(min_value=-(10 ** 12), max_value=10 ** 12),
-    st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
-    st.text(alphabet="abcxyz_=.,[]{}\" 0189-", max_size=8),
-    st.sampled_from(["relu", "sigmoid", "cross", "square", "sn", "none", "default", "digits", "pairwise"]))
-values = st.one_of(scalars, st.lists(scalars, max_size=3), st.dictionaries(st.sampled_from(["a", "kind"]), scalars,
-                                                                               max_size=2))
+    st.integers(min_value=-5, max_value=50),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.text(alphabet='abcxyz_=.,[]{}" 0189-', max_size=8),
+    st.sampled_from(["relu", "sigmoid", "cross", "square", "sn", "none", "default", "digits", "pairwise"]),
+)
+values = st.one_of(
+    scalars, st.lists(scalars, max_size=3), st.dictionaries(st.sampled_from(["a", "kind"]), scalars, max_size=2)
+)
 
 
 def _text(v) -> str:
@@ -86,14 +106,39 @@ def test_fuzz_run_overrides(key, value):
 @given(data=st.data())
 def test_fuzz_accepted_run_overrides_train(data, tmp_path_factory):
     """Values the config accepts must train: each accepted draw runs every stage for one step."""
-    cheap = ["seed", "target.sparsity", "target.channels", "target.neighbourhood", "target.shared_output",
-             "target.atoms", "learner.channels", "learner.sparsity", "stages.1.sgda.lr_g", "stages.1.ridge",
-             "stages.2.whiten_ridge", "stages.2.parents", "stages.0.rotation", "stages.1.whiten", "dtype"]
+    cheap = [
+        "seed",
+        "target.sparsity",
+        "target.channels",
+        "target.neighbourhood",
+        "target.shared_output",
+        "target.atoms",
+        "learner.channels",
+        "learner.sparsity",
+        "stages.1.sgda.lr_g",
+        "stages.1.ridge",
+        "stages.2.whiten_ridge",
+        "stages.2.parents",
+        "stages.0.rotation",
+        "stages.1.whiten",
+        "dtype",
+    ]
     key = data.draw(st.sampled_from(cheap))
     value = data.draw(values)
-    caps = ["baseline.enabled=false", "eval.fit_steps=1", "eval.n_samples=100", "eval.n_fit=100",
-            "eval.n_projections=8", "stages.1.steps=1", "stages.2.steps=1", "stages.0.n_samples=256",
-            "stages.0.rotation_steps=5", "stages.1.batch=64", "stages.1.fake_batch=64", "stages.2.batch=64"]
+    caps = [
+        "baseline.enabled=false",
+        "eval.fit_steps=1",
+        "eval.n_samples=100",
+        "eval.n_fit=100",
+        "eval.n_projections=8",
+        "stages.1.steps=1",
+        "stages.2.steps=1",
+        "stages.0.n_samples=256",
+        "stages.0.rotation_steps=5",
+        "stages.1.batch=64",
+        "stages.1.fake_batch=64",
+        "stages.2.batch=64",
+    ]
     argv = ["run", "--preset", "tiny", "--no-progress"] + sum((["--set", c] for c in caps), [])
     argv += ["--set", f"{key}={_text(value)}"]
     rc, err = _call(argv + ["--dry-run"])
@@ -114,8 +159,10 @@ def test_fuzz_train_images_overrides(key, value):
 
 
 @FUZZ
-@given(exp_key=st.sampled_from([(e, k) for e, ks in SWEEP_KEYS.items() for k in ks]),
-       value=st.one_of(values, st.lists(scalars, min_size=0, max_size=3)))
+@given(
+    exp_key=st.sampled_from([(e, k) for e, ks in SWEEP_KEYS.items() for k in ks]),
+    value=st.one_of(values, st.lists(scalars, min_size=0, max_size=3)),
+)
 def test_fuzz_sweep_overrides(exp_key, value):
     exp, key = exp_key
     rc, err = _call(["sweep", exp, "--dry-run", "--set", f"{key}={_text(value)}"])

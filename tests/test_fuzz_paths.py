@@ -6,6 +6,7 @@ directory is wanted, a name too long, a missing parent, a read-only or virtual f
 byte). Each call must be accepted (exit 0) or refused with exit 2 and one line ``ganlearn: error:``
 (argparse's usage error, for a path that looks like a flag: the usage, then its one error line,
 exit 2) -- never a traceback."""
+
 import contextlib
 import io
 import os
@@ -18,18 +19,71 @@ from hypothesis import strategies as st
 
 from ganlearn.cli import main
 
-SEGMENTS = ["afile", "adir", "adir/afile", "new", "..", ".", "", "a" * 300, "sp ace", "ü", "-x", "bad.toml",
-            "bad.json", "empty.json", "good.toml", "a\x00b"]
+SEGMENTS = [
+    "afile",
+    "adir",
+    "adir/afile",
+    "new",
+    "..",
+    ".",
+    "",
+    "a" * 300,
+    "sp ace",
+    "ü",
+    "-x",
+    "bad.toml",
+    "bad.json",
+    "empty.json",
+    "good.toml",
+    "a\x00b",
+]
 ROOTS = ["", "", "", "/proc/", "/dev/null/", "/sys/", "/proc/self/"]
-paths = st.builds(lambda root, parts: root + "/".join(parts), st.sampled_from(ROOTS),
-                  st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=4))
-MODULES = ["os", "os:getcwd", "json:loads", "collections:OrderedDict", "torch.nn:Identity", "ganlearn.nope",
-           "ganlearn.fsr:nope", "a.b:c", ":", "", "x:", ":y", "1x", "a b", "a..b", "a/b", "adir", "-m"]
+paths = st.builds(
+    lambda root, parts: root + "/".join(parts),
+    st.sampled_from(ROOTS),
+    st.lists(st.sampled_from(SEGMENTS), min_size=1, max_size=4),
+)
+MODULES = [
+    "os",
+    "os:getcwd",
+    "json:loads",
+    "collections:OrderedDict",
+    "torch.nn:Identity",
+    "ganlearn.nope",
+    "ganlearn.fsr:nope",
+    "a.b:c",
+    ":",
+    "",
+    "x:",
+    ":y",
+    "1x",
+    "a b",
+    "a..b",
+    "a/b",
+    "adir",
+    "-m",
+]
 modules = st.one_of(st.sampled_from(MODULES), st.text(alphabet="ab._:1 -/", max_size=8))
-SWEEP = ["sweep", "width-sweep", "--set", "m=[2]", "--set", "width_factor=[2]", "--set", "steps=2",
-         "--set", 'step_rule=["ltv"]', "--seeds", "1", "--workers", "1", "--no-progress"]
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None,
-                derandomize=True)  # the same draws every run: the counts below are reproducible
+SWEEP = [
+    "sweep",
+    "width-sweep",
+    "--set",
+    "m=[2]",
+    "--set",
+    "width_factor=[2]",
+    "--set",
+    "steps=2",
+    "--set",
+    'step_rule=["ltv"]',
+    "--seeds",
+    "1",
+    "--workers",
+    "1",
+    "--no-progress",
+]
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None, derandomize=True
+)  # the same draws every run: the counts below are reproducible
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +143,7 @@ def test_fuzz_sweep_out(workdir):
     @example(path="new/sweep")
     def fuzz(path):
         _check(*_call(workdir, SWEEP + ["--out", path]), counts)
+
     fuzz()
     _report("sweep --out", counts)
     assert counts["accepted"] > 0 and counts["refused"] > 0
@@ -103,6 +158,7 @@ def test_fuzz_run_directories(workdir):
         rc, err = _call(workdir, [command, path] + (["--data", "digits"] if command == "score" else []))
         assert rc == 2, (rc, err)  # nothing here is a run directory
         _check(rc, err, counts)
+
     fuzz()
     _report("resume / report / probe / score RUN_DIR", counts)
 
@@ -114,8 +170,10 @@ def test_fuzz_config_files(workdir):
     @given(path=paths, suffix=st.sampled_from(["", ".toml", ".json"]))
     @example(path="good", suffix=".toml")
     def fuzz(path, suffix):
-        _check(*_call(workdir, ["run", "--preset", "tiny", "--dry-run", "--config", path + suffix]), counts,
-               ("--config",))
+        _check(
+            *_call(workdir, ["run", "--preset", "tiny", "--dry-run", "--config", path + suffix]), counts, ("--config",)
+        )
+
     fuzz()
     _report("run --config", counts)
     assert counts["accepted"] > 0 and counts["refused"] > 0
@@ -127,9 +185,11 @@ def test_fuzz_probe_module(workdir):
     @FUZZ
     @given(module=modules, checkpoint=st.sampled_from(["afile", "nothere.safetensors", "adir"]))
     def fuzz(module, checkpoint):
-        rc, err = _call(workdir, ["probe", checkpoint, "--module", module, "--layers", "x", "--z-dim", "4",
-                                  "--out", "probe-out"])
+        rc, err = _call(
+            workdir, ["probe", checkpoint, "--module", module, "--layers", "x", "--z-dim", "4", "--out", "probe-out"]
+        )
         assert rc == 2, (rc, err)  # no checkpoint here fits a generator
         _check(rc, err, counts, ("--module", "CHECKPOINT", checkpoint))
+
     fuzz()
     _report("probe --module", counts)

@@ -1,4 +1,5 @@
 """Closed-form checks of the matrix-free Gauss-Newton solve (ganlearn.gauss_newton)."""
+
 import torch
 from reference import gauss_newton_direction
 
@@ -26,7 +27,9 @@ def test_gauss_newton_direction_of_a_linear_map_is_the_damped_normal_equations(g
     c, delta = 0.5, 1e-2
     x = gauss_newton_direction(f, (V, b), g, curvature_scale=c, damping=delta, iters=8)
     J = torch.cat([A, B], 1)
-    want = torch.linalg.solve(c * J.T @ J + delta * torch.eye(8, dtype=torch.float64), torch.cat([g[0].flatten(), g[1]]))
+    want = torch.linalg.solve(
+        c * J.T @ J + delta * torch.eye(8, dtype=torch.float64), torch.cat([g[0].flatten(), g[1]])
+    )
     assert torch.allclose(x[0].flatten(), want[:6], atol=1e-8) and torch.allclose(x[1], want[6:], atol=1e-8)
 
 
@@ -34,5 +37,5 @@ def test_jacobian_trace_estimates_the_mean_curvature(gen):
     A = torch.randn(40, 10, generator=gen, dtype=torch.float64)
     f = lambda v: A @ v  # noqa: E731
     est = jacobian_trace(f, (torch.zeros(10, dtype=torch.float64),), generator=gen, probes=4000)
-    exact = (A ** 2).sum() / 10  # tr(A^T A) / dim
+    exact = (A**2).sum() / 10  # tr(A^T A) / dim
     assert abs(float(est / exact) - 1) < 0.05

@@ -2,6 +2,7 @@
 a GPU (the CPU-only CI machine has none, so they report as skipped with that reason); the one-layer
 and overparameterized trainers are CPU/float64 by design and have no device option.
 """
+
 import json
 import math
 
@@ -16,9 +17,29 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def test_fsr_run_on_cuda(tmp_path):
     torch.cuda.set_sync_debug_mode("warn")  # a host-device sync inside a step shows as a warning
     try:
-        assert main(["run", "--preset", "tiny", "--device", "cuda", "--no-progress", "--out", str(tmp_path),
-                     "--set", "baseline.enabled=false", "--set", "eval.fit_steps=2",
-                     "--set", "stages.first_hidden.steps=3", "--set", "stages.super_resolution_2.steps=2"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--preset",
+                    "tiny",
+                    "--device",
+                    "cuda",
+                    "--no-progress",
+                    "--out",
+                    str(tmp_path),
+                    "--set",
+                    "baseline.enabled=false",
+                    "--set",
+                    "eval.fit_steps=2",
+                    "--set",
+                    "stages.first_hidden.steps=3",
+                    "--set",
+                    "stages.super_resolution_2.steps=2",
+                ]
+            )
+            == 0
+        )
     finally:
         torch.cuda.set_sync_debug_mode(0)
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -27,8 +48,29 @@ def test_fsr_run_on_cuda(tmp_path):
 
 
 def test_image_gan_step_on_cuda(tmp_path):
-    assert main(["train-images", "--data", "digits", "--steps", "2", "--width", "4", "--device", "cuda",
-                 "--out", str(tmp_path), "--no-progress", "--set", "eval_every=2", "--set", "eval_n=160"]) == 0
+    assert (
+        main(
+            [
+                "train-images",
+                "--data",
+                "digits",
+                "--steps",
+                "2",
+                "--width",
+                "4",
+                "--device",
+                "cuda",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+                "--set",
+                "eval_every=2",
+                "--set",
+                "eval_n=160",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "metrics.jsonl").exists()
 
 
@@ -110,8 +152,13 @@ def test_evaluation_on_the_gpu_matches_the_cpu():
     gpu, again = (evaluate(learner, target, ev_gpu, final=True) for _ in range(2))
     assert gpu == again
     assert gpu["u_fit"] == cpu["u_fit"]
-    for key in ("coupled_rel_error", "coupled_rel_error_level1", "feature_cosine_min", "sliced_w2_top",
-                "learner_fire_rate_mean_level1"):
+    for key in (
+        "coupled_rel_error",
+        "coupled_rel_error_level1",
+        "feature_cosine_min",
+        "sliced_w2_top",
+        "learner_fire_rate_mean_level1",
+    ):
         assert gpu[key] == pytest.approx(cpu[key], rel=1e-6), key
 
 
@@ -155,8 +202,26 @@ def test_image_replicas_on_cuda():
     from ganlearn.images.batched import train_replicas
     from ganlearn.images.train import make_config
 
-    cfgs = [make_config(dict(data="digits", width=4, z_dim=8, batch=16, eval_n=150, eval_patches=4, eval_every=2,
-                             grid_every=0, ckpt_every=0, log_every=1, steps=2, device="cuda", seed=s)) for s in (0, 1)]
+    cfgs = [
+        make_config(
+            dict(
+                data="digits",
+                width=4,
+                z_dim=8,
+                batch=16,
+                eval_n=150,
+                eval_patches=4,
+                eval_every=2,
+                grid_every=0,
+                ckpt_every=0,
+                log_every=1,
+                steps=2,
+                device="cuda",
+                seed=s,
+            )
+        )
+        for s in (0, 1)
+    ]
     out = train_replicas(cfgs)
     assert [len(o["stats"]) for o in out] == [2, 2]
     assert all(math.isfinite(o["result"]["swd_avg"]) and o["result"]["swd_avg"] >= 0 for o in out)

@@ -1,6 +1,7 @@
 """The package is layered: a module imports only from its own layer or below (no import runs back
 up), no two modules import each other however indirectly (no import circle), and no source file
 grows past the size the house keeps (a few named exceptions)."""
+
 import ast
 import graphlib
 from pathlib import Path
@@ -11,8 +12,15 @@ SRC = Path(ganlearn.__file__).parent
 
 # Bottom to top. A module's layer is that of its longest matching prefix.
 LAYERS = [
-    ["ganlearn.errors", "ganlearn.io", "ganlearn.plots", "ganlearn.rng", "ganlearn.metrics", "ganlearn.provenance",
-     "ganlearn.discriminators"],
+    [
+        "ganlearn.errors",
+        "ganlearn.io",
+        "ganlearn.plots",
+        "ganlearn.rng",
+        "ganlearn.metrics",
+        "ganlearn.provenance",
+        "ganlearn.discriminators",
+    ],
     ["ganlearn.config", "ganlearn.sgda", "ganlearn.gauss_newton", "ganlearn.rundir"],
     ["ganlearn.fsr", "ganlearn.onelayer", "ganlearn.overparam", "ganlearn.images"],
     ["ganlearn.sweep", "ganlearn.problems"],
@@ -86,8 +94,10 @@ def test_no_import_circle():
     graph = _graph()
     assert _circle(graph) is None, f"import circle: {' -> '.join(_circle(graph))}"
     order = list(graphlib.TopologicalSorter(graph).static_order())
-    print(f"{len(order)} modules, {sum(map(len, graph.values()))} imports, no circle; sweep in import order: "
-          + " < ".join(m for m in order if m.startswith("ganlearn.sweep")))
+    print(
+        f"{len(order)} modules, {sum(map(len, graph.values()))} imports, no circle; sweep in import order: "
+        + " < ".join(m for m in order if m.startswith("ganlearn.sweep"))
+    )
 
 
 def test_layers_are_checked_for_real():
@@ -103,17 +113,24 @@ def test_layers_are_checked_for_real():
 
 
 def test_no_file_is_too_long():
-    long = {str(p.relative_to(SRC)): n for p, _ in _modules()
-            if (n := len(p.read_text().splitlines())) > MAX_LINES and str(p.relative_to(SRC)) not in OVER_LIMIT}
+    long = {
+        str(p.relative_to(SRC)): n
+        for p, _ in _modules()
+        if (n := len(p.read_text().splitlines())) > MAX_LINES and str(p.relative_to(SRC)) not in OVER_LIMIT
+    }
     assert not long, f"files over {MAX_LINES} lines: {long}"
 
 
 def test_randomness_comes_from_named_streams_only():
     # Every generator is made by ganlearn.rng (named streams of the run seed): no seeding elsewhere,
     # in particular no global torch.manual_seed in library code.
-    bad = [f"{path.relative_to(SRC)}:{i}: {line.strip()}" for path, _ in _modules() if path.name != "rng.py"
-           for i, line in enumerate(path.read_text().splitlines(), 1)
-           if "manual_seed" in line or "torch.Generator(" in line]
+    bad = [
+        f"{path.relative_to(SRC)}:{i}: {line.strip()}"
+        for path, _ in _modules()
+        if path.name != "rng.py"
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if "manual_seed" in line or "torch.Generator(" in line
+    ]
     assert not bad, "\n".join(bad)
 
 

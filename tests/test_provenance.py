@@ -1,5 +1,6 @@
 """Every artefact says where it came from: the ganlearn version, the git commit and dirty flag of
 the checkout, the package versions, the machine; in run configs, sweeps, checkpoints, results."""
+
 import json
 import subprocess
 from pathlib import Path
@@ -32,8 +33,10 @@ def test_provenance_names_the_version_commit_and_packages():
 
 def test_command_line_has_no_machine_paths():
     assert command_line(["/some/venv/bin/ganlearn", "run", "--set", "a=b c"]) == "ganlearn run --set 'a=b c'"
-    assert command_line([str(ROOT / "benchmarks" / "bench_run.py"), "--device", "cpu"]) == \
-        "python benchmarks/bench_run.py --device cpu"
+    assert (
+        command_line([str(ROOT / "benchmarks" / "bench_run.py"), "--device", "cpu"])
+        == "python benchmarks/bench_run.py --device cpu"
+    )
 
 
 def test_a_runs_config_json_carries_provenance_and_still_loads(tmp_path):

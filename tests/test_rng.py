@@ -1,4 +1,5 @@
 """Named random streams (ganlearn.rng): independent, stable, device-independent, no global state."""
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +19,7 @@ def test_streams_are_distinct_stable_and_independent():
     b = torch.randn(n, generator=make_generator(0, "fsr.learner"), dtype=torch.float64)
     c = torch.randn(n, generator=make_generator(1, "fsr.target"), dtype=torch.float64)
     for x, y in ((a, b), (a, c)):
-        assert abs(float(torch.corrcoef(torch.stack([x, y]))[0, 1])) < 5 / n ** 0.5
+        assert abs(float(torch.corrcoef(torch.stack([x, y]))[0, 1])) < 5 / n**0.5
     # A stream's numbers do not depend on which other streams were made before it.
     first = torch.rand(5, generator=make_generator(7, "x"))
     make_generator(7, "y")

@@ -1,5 +1,6 @@
 """SGDA (ganlearn.sgda): games with closed-form solutions, and SGDA owning its optimizer state and
 step-size schedule (an exact resume from its state_dict, the schedule at its own step counter)."""
+
 import math
 
 import pytest
@@ -19,6 +20,7 @@ def _game(seed=0):
         noise = torch.randn(3, generator=gen, dtype=torch.float64) * 1e-3
         v = x @ a @ y + 0.5 * x.pow(2).sum() - 0.5 * y.pow(2).sum() + noise @ x
         return -v, v
+
     return x, y, losses
 
 
@@ -59,7 +61,8 @@ def test_schedule_scales_both_step_sizes_at_sgdas_own_counter():
     def losses(gen):
         v = (x * y).sum()
         return -v, v
-    sgda = SGDA([x], [y], SGDAConfig(lr_g=0.1, lr_d=0.2, mode="simultaneous"), schedule=lambda t: 10.0 ** -t)
+
+    sgda = SGDA([x], [y], SGDAConfig(lr_g=0.1, lr_d=0.2, mode="simultaneous"), schedule=lambda t: 10.0**-t)
     g = torch.Generator()
     sgda.step(losses, g)  # t = 0: scale 1
     assert x.item() == pytest.approx(1 - 0.1) and y.item() == pytest.approx(1 + 0.2)
@@ -82,10 +85,9 @@ def test_sgda_on_bilinear_game(mode):
         algo.step(lambda _g: (-(x * y).sum(), (x * y).sum()), g)
     r = math.hypot(float(x.detach()), float(y.detach()))
     if mode == "simultaneous":
-        assert r == pytest.approx((1 + eta ** 2) ** (200 / 2), rel=1e-9)
+        assert r == pytest.approx((1 + eta**2) ** (200 / 2), rel=1e-9)
     else:
         assert 0.8 < r < 1.2
-
 
 
 def test_sgda_converges_on_strongly_monotone_quadratic_game():
@@ -93,12 +95,13 @@ def test_sgda_converges_on_strongly_monotone_quadratic_game():
     x = torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
     y = torch.tensor([-1.0], dtype=torch.float64, requires_grad=True)
     algo = SGDA([x], [y], SGDAConfig(lr_g=0.1, lr_d=0.1, n_d=3))
+
     def f():
         return (0.5 * x * x + x * y - 0.5 * y * y).sum()
+
     for _ in range(300):
         algo.step(lambda _g: (-f(), f()), torch.Generator())
     assert abs(float(x.detach())) < 1e-6 and abs(float(y.detach())) < 1e-6
-
 
 
 def test_sgd_discriminator_with_unit_step_lands_on_the_inner_maximiser(gen):

@@ -1,4 +1,5 @@
 """The sweep runner: resumable, failure-tolerant, one tidy table; and the experiments' cells."""
+
 import csv
 import json
 
@@ -23,8 +24,15 @@ def _report(out, recs, spec):
     return f"{len(recs)} cells, mean y {sum(r['result']['y'] for r in recs) / len(recs):g}"
 
 
-EXP = Experiment(name="toy", doc="x squared", base={"interrupt_at": None, "fail_at": None},
-                 grid={"x": [1, 2, 3]}, seeds=2, run=_run, report=_report)
+EXP = Experiment(
+    name="toy",
+    doc="x squared",
+    base={"interrupt_at": None, "fail_at": None},
+    grid={"x": [1, 2, 3]},
+    seeds=2,
+    run=_run,
+    report=_report,
+)
 
 
 def _rows(out):
@@ -41,15 +49,17 @@ def test_interrupted_sweep_resumes_with_only_the_missing_cells(tmp_path):
     # the same command again (the override is part of the spec, so it must match); it no longer interrupts
     CALLS.clear()
     assert json.loads((tmp_path / "sweep.json").read_text())["base"] == dict(EXP.base, interrupt_at=[2, 1])
-    exp2 = Experiment(name="toy", doc=EXP.doc, base=EXP.base, grid=EXP.grid, seeds=2,
-                      run=_run_no_interrupt, report=_report)
+    exp2 = Experiment(
+        name="toy", doc=EXP.doc, base=EXP.base, grid=EXP.grid, seeds=2, run=_run_no_interrupt, report=_report
+    )
     stats = run_sweep(exp2, tmp_path, overrides=["interrupt_at=[2,1]"], workers=1, progress=False, log=lambda s: None)
     assert CALLS == [(2, 1), (3, 0), (3, 1)]
     assert stats == {"skipped": 3, "ran": 3, "failed": 0, "finished": 6, "stopped": False}
     assert len((tmp_path / "history.jsonl").read_text().splitlines()) == 1  # the interrupted call wrote none
     rows = _rows(tmp_path)
-    assert [(int(r["x"]), int(r["seed"]), int(r["y"])) for r in rows] == \
-        [(x, s, x * x + s) for x in (1, 2, 3) for s in (0, 1)]
+    assert [(int(r["x"]), int(r["seed"]), int(r["y"])) for r in rows] == [
+        (x, s, x * x + s) for x in (1, 2, 3) for s in (0, 1)
+    ]
     assert "curve" not in rows[0]  # lists stay in the cell JSON
     assert "6 cells, mean y 5.16667" in (tmp_path / "report.md").read_text()
 
@@ -90,8 +100,11 @@ def test_max_failures_stops_the_sweep_and_a_rerun_goes_on(tmp_path):
     stats = run_sweep(exp, tmp_path, max_failures=2, **quiet)
     # grid order: x=1 fails, x=2 runs, x=3 fails -> stop; x=4 and x=5 are not run
     assert stats == {"skipped": 0, "ran": 1, "failed": 2, "finished": 1, "stopped": True}
-    assert {r["cell"]: r["status"] for r in _rows(tmp_path)} == {"x=1__seed=0": "failed", "x=2__seed=0": "ok",
-                                                                 "x=3__seed=0": "failed"}
+    assert {r["cell"]: r["status"] for r in _rows(tmp_path)} == {
+        "x=1__seed=0": "failed",
+        "x=2__seed=0": "ok",
+        "x=3__seed=0": "failed",
+    }
     stats = run_sweep(exp, tmp_path, **quiet)  # no budget: the failed cells are tried again, the rest run
     assert stats == {"skipped": 1, "ran": 1, "failed": 3, "finished": 2, "stopped": False}
     with pytest.raises(ConfigError, match="--max-failures 0 is not allowed: must be an integer >= 1"):
@@ -121,9 +134,27 @@ def test_cli_sweep_in_worker_processes_and_report(tmp_path, capsys):
     from ganlearn.cli import main
 
     out = tmp_path / "ws"
-    rc = main(["sweep", "width-sweep", "--set", "m=[3]", "--set", "width_factor=[0.5,30]", "--set",
-               "step_rule=[ltv]", "--set", "steps=300", "--seeds", "2", "--workers", "2", "--out", str(out),
-               "--no-progress"])
+    rc = main(
+        [
+            "sweep",
+            "width-sweep",
+            "--set",
+            "m=[3]",
+            "--set",
+            "width_factor=[0.5,30]",
+            "--set",
+            "step_rule=[ltv]",
+            "--set",
+            "steps=300",
+            "--seeds",
+            "2",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     rows = _rows(out)
     assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
@@ -143,11 +174,21 @@ def test_cli_sweep_in_worker_processes_and_report(tmp_path, capsys):
 def test_sample_complexity_cell_and_exponent_fit():
     from ganlearn.experiments.sample_complexity import fit_exponents, run
 
-    pts = [(d, e, 3.0 * d ** 2 / e ** 2) for d in (2, 4, 8) for e in (0.4, 0.1)]
+    pts = [(d, e, 3.0 * d**2 / e**2) for d in (2, 4, 8) for e in (0.4, 0.1)]
     f = fit_exponents(pts)
     assert f["alpha_d"] == pytest.approx(2) and f["beta_inv_eps"] == pytest.approx(2) and f["C"] == pytest.approx(3)
-    res = run({"d": 2, "condition": 2.0, "activation": "relu", "eps": [0.4], "batch": "auto",
-               "max_samples": 200_000, "tv_lower_samples": 500, "seed": 0})
+    res = run(
+        {
+            "d": 2,
+            "condition": 2.0,
+            "activation": "relu",
+            "eps": [0.4],
+            "batch": "auto",
+            "max_samples": 200_000,
+            "tv_lower_samples": 500,
+            "seed": 0,
+        }
+    )
     assert res["batch"] == 256 and res["N_eps=0.4"] is not None and res["N_eps=0.4"] % 256 == 0
     assert res["tv_upper_final"] <= 0.4 and 0 <= res["tv_lower_final"] <= 1
     # the Gaussian TV is below the certificate, so it reaches eps no later
@@ -214,13 +255,25 @@ def test_fsr_scaling_report_fits_the_power_law_per_level(tmp_path):
     from ganlearn.experiments.fsr_scaling import fit_power_law, report
 
     xs = [1e5, 2e5, 4e5, 8e5]
-    alpha, c = fit_power_law(xs, [3.0 * x ** -0.5 for x in xs])
+    alpha, c = fit_power_law(xs, [3.0 * x**-0.5 for x in xs])
     assert abs(alpha - 0.5) < 1e-12 and abs(c - 3.0) < 1e-9
-    cells = [{"params": {"width": 1.0, "budget": b, "seed": 0},
-              "result": {"levels": 2, "samples_seen": 1e6 * b, "learner_channels": 8, "coupled_rel_error": 0.2 * b ** -0.5,
-                         "coupled_rel_error_level1": 0.1 * b ** -1.0, "coupled_rel_error_level2": 0.2 * b ** -0.5,
-                         "feature_cosine_min": 0.99, "sliced_w2_top": 0.05, "sliced_w2_floor_top": 0.04}}
-             for b in (0.5, 1.0, 2.0)]
+    cells = [
+        {
+            "params": {"width": 1.0, "budget": b, "seed": 0},
+            "result": {
+                "levels": 2,
+                "samples_seen": 1e6 * b,
+                "learner_channels": 8,
+                "coupled_rel_error": 0.2 * b**-0.5,
+                "coupled_rel_error_level1": 0.1 * b**-1.0,
+                "coupled_rel_error_level2": 0.2 * b**-0.5,
+                "feature_cosine_min": 0.99,
+                "sliced_w2_top": 0.05,
+                "sliced_w2_floor_top": 0.04,
+            },
+        }
+        for b in (0.5, 1.0, 2.0)
+    ]
     md = report(tmp_path, cells, {})
     assert (tmp_path / "fsr_scaling_levels_w1.png").exists()
     per_level = md.split("## Per level")[1].splitlines()
@@ -248,8 +301,14 @@ def test_fsr_shapes_tiny_grid_trains_every_level_of_every_cell(tmp_path):
     from ganlearn.experiments import get
 
     exp = get("fsr-shapes")
-    sets = ["preset=\"tiny\"", "max_steps=8", "levels=[2,3]", "patch=[2,3]", "sparsity=[1.5,3.0]",
-            "set=[\"eval.n_samples=200\",\"eval.n_fit=200\",\"eval.fit_steps=3\",\"stages.0.n_samples=256\"]"]
+    sets = [
+        'preset="tiny"',
+        "max_steps=8",
+        "levels=[2,3]",
+        "patch=[2,3]",
+        "sparsity=[1.5,3.0]",
+        'set=["eval.n_samples=200","eval.n_fit=200","eval.fit_steps=3","stages.0.n_samples=256"]',
+    ]
     stats = run_sweep(exp, tmp_path, overrides=sets, workers=2, progress=False, log=lambda s: None)
     spec = json.loads((tmp_path / "sweep.json").read_text())
     n = len(cells(exp, spec))
@@ -259,8 +318,12 @@ def test_fsr_shapes_tiny_grid_trains_every_level_of_every_cell(tmp_path):
         assert row["status"] == "ok"
         assert int(row["n_levels_trained"]) == int(row["levels"])
         assert float(row["peak_rss_gb"]) > 0.1
-        seen |= {("levels", row["levels"]), ("patch", row["patch"]), ("shared", row["shared_output"]),
-                 ("graph", row["neighbourhood"])}
+        seen |= {
+            ("levels", row["levels"]),
+            ("patch", row["patch"]),
+            ("shared", row["shared_output"]),
+            ("graph", row["neighbourhood"]),
+        }
     assert len(seen) == 2 + 2 + 2 + 3  # every value of every axis ran
     assert "Every level trained in every cell: **yes**" in (tmp_path / "report.md").read_text()
 
@@ -272,8 +335,15 @@ def test_width_sweep_features_reports_the_conditions_per_feature_map(tmp_path):
     from ganlearn.sweep import run_sweep
 
     sets = ["width_factor=[2,10]", "features=[3]", "feature_scale=[1.0]", "steps=60", "n=40", "m=4"]
-    st = run_sweep(get("width-sweep-features"), tmp_path / "w", overrides=sets, seeds=1, workers=1, progress=False,
-                   log=lambda s: None)
+    st = run_sweep(
+        get("width-sweep-features"),
+        tmp_path / "w",
+        overrides=sets,
+        seeds=1,
+        workers=1,
+        progress=False,
+        log=lambda s: None,
+    )
     assert st["ran"] == 6 and st["failed"] == 0
     report = (tmp_path / "w" / "report.md").read_text()
     for a in ("relu", "tanh", "softplus"):  # the verdict follows from the cells: success at the widest, never falling
@@ -288,9 +358,18 @@ def test_width_sweep_features_reports_the_conditions_per_feature_map(tmp_path):
 def test_units_respect_the_batch_limit_and_start_longest_first():
     from ganlearn.sweep.units import plan_units
 
-    exp = Experiment(name="t", doc="", base={}, grid={}, seeds=1, run=lambda p: {}, run_batch=lambda ps: [{}] * len(ps),
-                     batch_key=lambda p: p["size"], batch_limit=lambda p: 2 if p["size"] == "big" else 64,
-                     cost=lambda p: {"big": 100.0, "small": 1.0}[p["size"]])
+    exp = Experiment(
+        name="t",
+        doc="",
+        base={},
+        grid={},
+        seeds=1,
+        run=lambda p: {},
+        run_batch=lambda ps: [{}] * len(ps),
+        batch_key=lambda p: p["size"],
+        batch_limit=lambda p: 2 if p["size"] == "big" else 64,
+        cost=lambda p: {"big": 100.0, "small": 1.0}[p["size"]],
+    )
     todo = [(f"s{i}", {"size": "small"}) for i in range(6)] + [(f"b{i}", {"size": "big"}) for i in range(5)]
     units = plan_units(exp, todo, batch=64, workers=1)
     assert [len(u) for u in units] == [2, 2, 1, 6]  # big ones at most 2 per unit, and first
@@ -299,8 +378,9 @@ def test_units_respect_the_batch_limit_and_start_longest_first():
     # every unit of a batch key goes to run_batch, the lone big cell too; with --batch 1 none does
     assert all(u.batched for u in units)
     assert not any(u.batched for u in plan_units(exp, todo, batch=1, workers=1))
-    unkeyed = Experiment(name="t", doc="", base={}, grid={}, seeds=1, run=exp.run, run_batch=exp.run_batch,
-                         batch_key=lambda p: None)
+    unkeyed = Experiment(
+        name="t", doc="", base={}, grid={}, seeds=1, run=exp.run, run_batch=exp.run_batch, batch_key=lambda p: None
+    )
     assert not any(u.batched for u in plan_units(unkeyed, todo, batch=64, workers=1))
 
 
@@ -316,16 +396,32 @@ def _run_xy(params):
 def test_a_users_experiment_runs_exactly_its_own_design(tmp_path):
     """An Experiment that is in no registry, with its own design, passed to run_sweep: exactly the
     design's points run (not the grid's product), and the table and report count them."""
-    exp = Experiment(name="mine", doc="a design of two points", base={}, grid={"x": [1, 2, 3], "y": [0, 5]},
-                     seeds=2, run=_run_xy, design=_design_first_and_last, report=lambda o, r, s: f"{len(r)} cells")
+    exp = Experiment(
+        name="mine",
+        doc="a design of two points",
+        base={},
+        grid={"x": [1, 2, 3], "y": [0, 5]},
+        seeds=2,
+        run=_run_xy,
+        design=_design_first_and_last,
+        report=lambda o, r, s: f"{len(r)} cells",
+    )
     stats = run_sweep(exp, tmp_path, workers=1, progress=False, log=lambda s: None)
     assert stats == {"skipped": 0, "ran": 4, "failed": 0, "finished": 4, "stopped": False}
     rows = _rows(tmp_path)
-    assert sorted((int(r["x"]), int(r["y"]), int(r["seed"])) for r in rows) == [(1, 0, 0), (1, 0, 1), (3, 5, 0),
-                                                                                 (3, 5, 1)]
+    assert sorted((int(r["x"]), int(r["y"]), int(r["seed"])) for r in rows) == [
+        (1, 0, 0),
+        (1, 0, 1),
+        (3, 5, 0),
+        (3, 5, 1),
+    ]
     assert "Cells finished: 4 of 4." in (tmp_path / "report.md").read_text()
-    assert [c for c, _ in cells(exp, resolve_spec(exp))] == ["x=1__y=0__seed=0", "x=1__y=0__seed=1",
-                                                              "x=3__y=5__seed=0", "x=3__y=5__seed=1"]
+    assert [c for c, _ in cells(exp, resolve_spec(exp))] == [
+        "x=1__y=0__seed=0",
+        "x=1__y=0__seed=1",
+        "x=3__y=5__seed=0",
+        "x=3__y=5__seed=1",
+    ]
 
 
 def test_declared_parameters_refuse_a_wrong_type_naming_the_key():

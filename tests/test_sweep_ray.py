@@ -2,6 +2,7 @@
 resume, a worker killed mid-cell (retried by Ray, the table equal to the local backend's), a raising
 cell (not retried), a real experiment's replica-batched units, and the shared-storage probe's refusal
 (test_sweep_ray_cluster.py: the probe on a real two-node cluster)."""
+
 import csv
 import json
 import os
@@ -37,8 +38,9 @@ def _report(out, recs, spec):
 
 
 def _exp(run):
-    return Experiment(name="toy", doc="", base={"fail_at": None}, grid={"x": [1, 2, 3]}, seeds=2, run=run,
-                      report=_report)
+    return Experiment(
+        name="toy", doc="", base={"fail_at": None}, grid={"x": [1, 2, 3]}, seeds=2, run=run, report=_report
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_ray_sweep_records_a_failing_cell_and_resumes_only_it(tmp_path, local_ra
 def test_ray_runs_replica_batches_of_a_real_experiment_like_the_local_backend(tmp_path, local_ray):
     from ganlearn.experiments.width_sweep import EXPERIMENT
 
-    ov = ["m=[5]", "width_factor=[2,4]", "step_rule=[\"ltv\"]", "steps=60"]
+    ov = ["m=[5]", "width_factor=[2,4]", 'step_rule=["ltv"]', "steps=60"]
     quiet = dict(progress=False, log=lambda s: None, seeds=2, overrides=ov)
     run_sweep(EXPERIMENT, tmp_path / "ray", backend="ray", workers=2, **quiet)
     run_sweep(EXPERIMENT, tmp_path / "local", workers=1, batch=1, **quiet)
@@ -102,8 +104,14 @@ def test_a_lost_worker_is_retried_by_ray_and_a_raising_cell_is_not(tmp_path, loc
         marks = tmp_path / f"marks-{backend}"
         marks.mkdir()
         exp = Experiment(name="toy", doc="", base={"marks": str(marks)}, grid={"x": [1, 2, 3]}, seeds=2, run=run)
-        stats = run_sweep(exp, tmp_path / backend, backend=backend, workers=2 if backend == "ray" else 1,
-                          progress=False, log=lambda s: None)
+        stats = run_sweep(
+            exp,
+            tmp_path / backend,
+            backend=backend,
+            workers=2 if backend == "ray" else 1,
+            progress=False,
+            log=lambda s: None,
+        )
         assert stats == {"skipped": 0, "ran": 4, "failed": 2, "finished": 4, "stopped": False}, backend
         tables[backend] = [{k: v for k, v in r.items() if k != "marks"} for r in _table(tmp_path / backend)]
     attempts = {p.name: p.read_text().count("attempt") for p in (tmp_path / "marks-ray").iterdir()}
@@ -134,13 +142,16 @@ def test_a_worker_lost_more_often_than_max_retries_is_a_failed_cell(tmp_path, lo
 
 class _FakeRay:
     """Enough of ray's API for the storage probe: two live nodes, the second sees another file system."""
+
     def __init__(self):
         self.options_of = []
 
     def nodes(self):
-        return [{"Alive": True, "NodeID": "a" * 56, "NodeManagerAddress": "10.0.0.1"},
-                {"Alive": True, "NodeID": "b" * 56, "NodeManagerAddress": "10.0.0.2"},
-                {"Alive": False, "NodeID": "c" * 56, "NodeManagerAddress": "10.0.0.3"}]
+        return [
+            {"Alive": True, "NodeID": "a" * 56, "NodeManagerAddress": "10.0.0.1"},
+            {"Alive": True, "NodeID": "b" * 56, "NodeManagerAddress": "10.0.0.2"},
+            {"Alive": False, "NodeID": "c" * 56, "NodeManagerAddress": "10.0.0.3"},
+        ]
 
     def remote(self, **_):
         fake = self
@@ -157,7 +168,9 @@ class _FakeRay:
                 class _Bound:
                     def remote(self, path, token):
                         return fn(path if node == "a" * 56 else "/nonexistent" + path, token)
+
                 return _Bound()
+
         return _Task
 
     def get(self, values, timeout=None):

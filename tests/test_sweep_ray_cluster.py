@@ -1,6 +1,7 @@
 """A sweep on a two-node Ray cluster on this machine (ray.cluster_utils): the shared-storage probe
 runs on both nodes and passes (they share the disk), the sweep runs, the probe leaves no file.
 Its own module: it starts its own Ray, which cannot share a process with test_sweep_ray's instance."""
+
 import sys
 
 import pytest

@@ -13,4 +13,5 @@ Public modules (everything else is internal and may change):
 
 See README.md, "Use it from Python", and examples/.
 """
+
 __version__ = "0.1.0"

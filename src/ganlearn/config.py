@@ -6,6 +6,7 @@ dotted ``key=value`` overrides with one value grammar (:func:`parse_value`), JSO
 The settings' dataclasses live with their code (``ganlearn.fsr.config``, ...); this module holds
 only the mechanism and imports nothing from ``ganlearn`` but :mod:`ganlearn.errors`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,20 @@ from typing import Any, Literal, Union
 
 from ganlearn.errors import ConfigError
 
-__all__ = ["ConfigError", "check", "setting", "check_fields", "allowed_text", "Settings", "to_dict", "from_dict",
-           "parse_value", "apply_override", "merge", "read_config_file"]
+__all__ = [
+    "ConfigError",
+    "check",
+    "setting",
+    "check_fields",
+    "allowed_text",
+    "Settings",
+    "to_dict",
+    "from_dict",
+    "parse_value",
+    "apply_override",
+    "merge",
+    "read_config_file",
+]
 
 
 def check(cond: bool, key: str, value: Any, allowed: str) -> None:
@@ -40,9 +53,17 @@ def check(cond: bool, key: str, value: Any, allowed: str) -> None:
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
-def setting(default: Any = dataclasses.MISSING, *, ge: float | None = None, gt: float | None = None,
-            le: float | None = None, lt: float | None = None, allowed: str | None = None, min_items: int = 0,
-            **field_kwargs) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    allowed: str | None = None,
+    min_items: int = 0,
+    **field_kwargs,
+) -> Any:
     """A dataclass field with its allowed range: ``ge``/``gt``/``le``/``lt`` bounds (for a list, on
     every item; None, for an Optional field, is always allowed; a string, for a field that also
     takes a Literal such as "auto", is checked by its type); ``min_items`` for a list; ``allowed``
@@ -70,15 +91,17 @@ def allowed_text(f: dataclasses.Field, tp: Any) -> str | None:
         inner = [a for a in typing.get_args(tp) if a is not type(None)][0] if optional else tp
         seq = typing.get_origin(inner) in (list, tuple)
         item = (typing.get_args(inner) or (float,))[0] if seq else inner
-        kind = ("a non-empty list of " if f.metadata.get("min_items") else "a list of ") * seq \
-            + ("integers" if seq and item is int else "numbers" if seq else "an integer" if item is int else "a number")
+        kind = ("a non-empty list of " if f.metadata.get("min_items") else "a list of ") * seq + (
+            "integers" if seq and item is int else "numbers" if seq else "an integer" if item is int else "a number"
+        )
         lo = next(((k, v) for k, v in bounds.items() if k in ("ge", "gt")), None)
         hi = next(((k, v) for k, v in bounds.items() if k in ("le", "lt")), None)
         if lo and hi and inner is int and lo[0] == "ge" and hi[0] == "le":
             text = f"{kind} in {_num(lo[1])}..{_num(hi[1])}"
         elif lo and hi:
-            text = (f"{kind} in {'[' if lo[0] == 'ge' else '('}{_num(lo[1])}, "
-                    f"{_num(hi[1])}{']' if hi[0] == 'le' else ')'}")
+            text = (
+                f"{kind} in {'[' if lo[0] == 'ge' else '('}{_num(lo[1])}, {_num(hi[1])}{']' if hi[0] == 'le' else ')'}"
+            )
         else:
             text = " and ".join(f"{kind} {_BOUNDS[k]} {_num(v)}" for k, v in bounds.items())
     return f"null or {text}" if optional and not text.startswith("null") else text
@@ -136,7 +159,6 @@ class Settings:
 
     def __post_init__(self) -> None:
         check_fields(self)
-
 
 
 def to_dict(obj: Any) -> Any:
@@ -206,7 +228,6 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-
 def from_dict(cls: type, d: Any, key: str = "") -> Any:
     """Build dataclass ``cls`` from a dict, rejecting unknown keys and wrong types."""
     if not isinstance(d, dict):
@@ -266,7 +287,9 @@ def apply_override(d: dict, assignment: str) -> dict:
         elif isinstance(node, dict) and part in node and isinstance(node[part], (dict, list)):
             node = node[part]
         else:
-            allowed = ", ".join(k for k, v in node.items() if isinstance(v, (dict, list))) if isinstance(node, dict) else ""
+            allowed = (
+                ", ".join(k for k, v in node.items() if isinstance(v, (dict, list))) if isinstance(node, dict) else ""
+            )
             raise ConfigError(f"unknown key {here!r}; sections allowed here: {allowed}")
     last = parts[-1]
     if isinstance(node, list):
@@ -278,7 +301,6 @@ def apply_override(d: dict, assignment: str) -> dict:
             raise ConfigError(f"unknown key {path!r}; allowed keys here: {', '.join(node)}")
         node[last] = value
     return d
-
 
 
 def merge(base: dict, new: dict, key: str) -> dict:

@@ -1,5 +1,6 @@
 """The generic discriminator shared by the problems: an MLP (the one-layer comparison's, the FSR
 end-to-end baseline's)."""
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,13 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
-                                 nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, 1),
+        )
 
     def forward(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         if isinstance(x, (list, tuple)):

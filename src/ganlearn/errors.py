@@ -5,6 +5,7 @@ checkpoint, a sweep grid, a run directory in use) cannot be used, and its messag
 or file and what is allowed. Anything else escaping the CLI is a bug in ganlearn and keeps its
 traceback.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,10 @@ def divergence(name: str, value: float, start: float, factor: float | None, wher
     if not math.isfinite(value):
         return f"{where}: {name} is {value} (non-finite); training stopped"
     if factor is not None and value > factor * max(abs(start), 1.0):
-        return (f"{where}: {name} = {value:.4g}, more than {factor:g} x its start value {start:.4g} (blow-up); "
-                f"training stopped. Smaller step sizes usually help; the factor is the config's divergence_factor")
+        return (
+            f"{where}: {name} = {value:.4g}, more than {factor:g} x its start value {start:.4g} (blow-up); "
+            f"training stopped. Smaller step sizes usually help; the factor is the config's divergence_factor"
+        )
     return None
 
 

@@ -13,6 +13,7 @@ exactly J^T theta_D, so a preconditioned SGDA step ``theta <- theta - eta * x`` 
 the moment gap: invariant to how the parameters are scaled, and fast where the curvature spans
 orders of magnitude (see ``fsr.stages.first_hidden.FirstHidden``).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -38,7 +39,9 @@ def along(c: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return c if c.dim() == 0 else c.reshape(c.shape + (1,) * (t.dim() - c.dim()))
 
 
-def conjugate_gradient(apply_a: Callable[[Tensors], Tensors], b: Tensors, iters: int, *, batch_dims: int = 0) -> Tensors:
+def conjugate_gradient(
+    apply_a: Callable[[Tensors], Tensors], b: Tensors, iters: int, *, batch_dims: int = 0
+) -> Tensors:
     """``iters`` steps of conjugate gradients for A x = b from x = 0 (A symmetric positive
     definite, given as a function on tuples of tensors). Exact after dim(b) steps in exact
     arithmetic; stops early once the residual is zero. No host synchronisation.
@@ -62,8 +65,9 @@ def conjugate_gradient(apply_a: Callable[[Tensors], Tensors], b: Tensors, iters:
     return x
 
 
-def jacobian_trace(f: Callable[..., torch.Tensor], params: Sequence[torch.Tensor], *, generator: torch.Generator,
-                   probes: int = 4) -> torch.Tensor:
+def jacobian_trace(
+    f: Callable[..., torch.Tensor], params: Sequence[torch.Tensor], *, generator: torch.Generator, probes: int = 4
+) -> torch.Tensor:
     """Hutchinson estimate of tr(J^T J) / dim(params) = E ||J v||^2 / dim for v ~ N(0, I): the
     mean curvature, against which a relative damping is set."""
     primals = tuple(p.detach() for p in params)
@@ -71,8 +75,10 @@ def jacobian_trace(f: Callable[..., torch.Tensor], params: Sequence[torch.Tensor
     total = torch.zeros((), dtype=primals[0].dtype, device=primals[0].device)
     for _ in range(probes):
         # drawn on the generator's device (the training RNG lives on the CPU), then moved
-        v = tuple(to_device(torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device), p.device)
-                  for p in primals)
+        v = tuple(
+            to_device(torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device), p.device)
+            for p in primals
+        )
         _, jv = jvp(f, primals, v)
         total = total + jv.pow(2).sum()
     return total / (probes * n)

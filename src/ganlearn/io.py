@@ -4,6 +4,7 @@ optimizer state is flattened to named tensors for them.
 
 The bottom layer of the package: it imports nothing from ``ganlearn`` but :mod:`ganlearn.errors`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,9 +23,26 @@ import torch
 from ganlearn.errors import UserError
 from ganlearn.provenance import META_FILE, command_line, machine, provenance
 
-__all__ = ["atomic_write_text", "write_json", "append_jsonl", "read_jsonl", "write_meta", "jsonable", "save_tensors", "load_tensors",
-           "save_checkpoint", "latest_checkpoint", "load_checkpoint", "load_latest_checkpoint", "flatten_optimizer",
-           "load_flat_optimizer", "CorruptFileError", "CheckpointWarning", "RunLock", "RunDirBusy"]
+__all__ = [
+    "atomic_write_text",
+    "write_json",
+    "append_jsonl",
+    "read_jsonl",
+    "write_meta",
+    "jsonable",
+    "save_tensors",
+    "load_tensors",
+    "save_checkpoint",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_latest_checkpoint",
+    "flatten_optimizer",
+    "load_flat_optimizer",
+    "CorruptFileError",
+    "CheckpointWarning",
+    "RunLock",
+    "RunDirBusy",
+]
 
 STATE_RE = re.compile(r"state-(\d{7})\.safetensors$")
 
@@ -81,13 +99,18 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return out
 
 
-def write_meta(folder: str | Path, *, wall_seconds: float | None, command: str | None = None,
-               extra: dict[str, Any] | None = None) -> Path:
+def write_meta(
+    folder: str | Path, *, wall_seconds: float | None, command: str | None = None, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``folder/meta.json`` (atomically): the command, provenance, machine, wall time and
     ``extra``. Every results folder under ``benchmarks/results/`` has one."""
-    meta = {"command": command if command is not None else command_line(), **provenance(),
-            "machine": machine(), "wall_seconds": None if wall_seconds is None else round(float(wall_seconds), 1),
-            **(extra or {})}
+    meta = {
+        "command": command if command is not None else command_line(),
+        **provenance(),
+        "machine": machine(),
+        "wall_seconds": None if wall_seconds is None else round(float(wall_seconds), 1),
+        **(extra or {}),
+    }
     path = Path(folder) / META_FILE
     write_json(path, meta, indent=1)
     return path
@@ -143,8 +166,9 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     except Exception as e:  # safetensors raises its own SafetensorError / OSError / ValueError
         raise CorruptFileError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
     if "digest" in md and _digest(tensors) != md["digest"]:
-        raise CorruptFileError(f"{path}: its data does not match the digest written with it (the file changed "
-                               f"after it was saved)")
+        raise CorruptFileError(
+            f"{path}: its data does not match the digest written with it (the file changed after it was saved)"
+        )
     # copy=True: fresh, aligned memory. safetensors hands out views into its read buffer at any byte
     # offset (measured: 56, 4 and 24 mod 64 for three tensors of one file), and the CPU's BLAS takes
     # other code paths, with other round-off, for unaligned operands: a GAN_FirstHidden resumed with
@@ -152,8 +176,9 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     return {k: v.to(device, copy=True) for k, v in tensors.items()}, meta
 
 
-def save_checkpoint(run_dir: str | Path, index: int, tensors: dict[str, torch.Tensor], meta: dict,
-                    keep: int = 2) -> Path:
+def save_checkpoint(
+    run_dir: str | Path, index: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int = 2
+) -> Path:
     """Save ``checkpoints/state-{index:07d}.safetensors`` (+ a readable ``.json`` of ``meta``);
     keep only the ``keep`` newest."""
     ckpt_dir = Path(run_dir) / "checkpoints"
@@ -178,8 +203,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return tensors, meta or {}
 
 
-def load_latest_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu"
-                           ) -> tuple[Path, dict[str, torch.Tensor], dict] | None:
+def load_latest_checkpoint(
+    run_dir: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Path, dict[str, torch.Tensor], dict] | None:
     """The newest checkpoint of ``run_dir`` that loads intact, as (path, tensors, meta); None if
     there is none. A corrupt one (truncated, garbled, digest mismatch) is reported with a warning
     and the previous one is used; if every one is corrupt, CorruptFileError names them all."""
@@ -192,12 +218,18 @@ def load_latest_checkpoint(run_dir: str | Path, device: str | torch.device = "cp
             bad.append(str(e))
             continue
         if bad:
-            warnings.warn(f"skipped {len(bad)} corrupt checkpoint(s) and resumed from {path.name}: "
-                          + "; ".join(bad), CheckpointWarning, stacklevel=2)
+            warnings.warn(
+                f"skipped {len(bad)} corrupt checkpoint(s) and resumed from {path.name}: " + "; ".join(bad),
+                CheckpointWarning,
+                stacklevel=2,
+            )
         return path, tensors, meta
     if bad:
-        raise CorruptFileError(f"no intact checkpoint in {Path(run_dir) / 'checkpoints'}: " + "; ".join(bad)
-                               + ". Move the checkpoints folder away to start the run over")
+        raise CorruptFileError(
+            f"no intact checkpoint in {Path(run_dir) / 'checkpoints'}: "
+            + "; ".join(bad)
+            + ". Move the checkpoints folder away to start the run over"
+        )
     return None
 
 
@@ -208,24 +240,29 @@ class CheckpointWarning(UserWarning):
 def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """An optimizer's per-parameter state as ``{prefix.param_index.name: tensor}`` (safetensors
     holds tensors only; scalars such as Adam's step become 0-d tensors)."""
-    return {f"{prefix}.{i}.{k}": (v.detach().clone() if torch.is_tensor(v) else torch.tensor(v))
-            for i, st in opt.state_dict()["state"].items() for k, v in st.items()}
+    return {
+        f"{prefix}.{i}.{k}": (v.detach().clone() if torch.is_tensor(v) else torch.tensor(v))
+        for i, st in opt.state_dict()["state"].items()
+        for k, v in st.items()
+    }
 
 
-def load_flat_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                        param_groups: list | None = None) -> None:
+def load_flat_optimizer(
+    prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], param_groups: list | None = None
+) -> None:
     """Inverse of :func:`flatten_optimizer`. The optimizer's own param_groups (step sizes) are
     kept unless ``param_groups`` is given."""
     state: dict = {}
     for key, v in tensors.items():
         if key.startswith(prefix + "."):
-            i, k = key[len(prefix) + 1:].split(".", 1)
+            i, k = key[len(prefix) + 1 :].split(".", 1)
             # Adam's step count stays on the CPU (where the optimizer keeps it unless capturable):
             # loaded onto a GPU with the checkpoint, it would cost a host sync per parameter per step
             state.setdefault(int(i), {})[k] = v.cpu() if k == "step" else v
     sd = opt.state_dict()
-    opt.load_state_dict({"state": state, "param_groups": param_groups if param_groups is not None
-                         else sd["param_groups"]})
+    opt.load_state_dict(
+        {"state": state, "param_groups": param_groups if param_groups is not None else sd["param_groups"]}
+    )
 
 
 class RunDirBusy(UserError):
@@ -270,10 +307,12 @@ class RunLock:
                 if pid == os.getpid():
                     return self
                 if pid > 0 and (host not in ("", socket.gethostname()) or self._alive(pid)):
-                    raise RunDirBusy(f"{self.path.parent}: in use by process {pid}"
-                                     + (f" on {host}" if host and host != socket.gethostname() else "")
-                                     + f" (lock file {self.path}); wait for it to finish or stop it. "
-                                     f"If that process is gone, delete the lock file")
+                    raise RunDirBusy(
+                        f"{self.path.parent}: in use by process {pid}"
+                        + (f" on {host}" if host and host != socket.gethostname() else "")
+                        + f" (lock file {self.path}); wait for it to finish or stop it. "
+                        f"If that process is gone, delete the lock file"
+                    )
                 self.path.unlink(missing_ok=True)  # stale: the holder is dead
                 continue
             with os.fdopen(fd, "w") as f:

@@ -1,5 +1,6 @@
 """Figures and tables for reports: matplotlib without a display, image tiles and PNGs written
 atomically, Markdown tables. The bottom layer of the package, with :mod:`ganlearn.io`."""
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ def _tick_label(v: float, _pos=None) -> str:
     if 1e-3 <= v < 1e4:
         return f"{v:g}"
     e = math.floor(math.log10(v) + 1e-9)
-    m = v / 10 ** e
+    m = v / 10**e
     return f"$10^{{{e}}}$" if abs(m - 1) < 1e-6 else f"${m:g}{{\\times}}10^{{{e}}}$"
 
 
@@ -37,7 +38,15 @@ def log_ticks(ax) -> None:
             continue
         lo, hi = sorted(abs(v) for v in lim)
         decades = math.log10(hi / lo) if lo > 0 and hi > 0 else 10.0
-        subs = tuple(range(1, 10)) if decades < 1 else (1.0, 2.0, 5.0) if decades <= 2 else (1.0, 3.0) if decades <= 4 else (1.0,)
+        subs = (
+            tuple(range(1, 10))
+            if decades < 1
+            else (1.0, 2.0, 5.0)
+            if decades <= 2
+            else (1.0, 3.0)
+            if decades <= 4
+            else (1.0,)
+        )
         axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
         axis.set_major_formatter(FuncFormatter(_tick_label))
         axis.set_minor_formatter(NullFormatter())
@@ -59,12 +68,14 @@ def save(fig, path: Path) -> str:
 
 def md_table(header: list[str], rows: list[list]) -> str:
     """A Markdown table; floats to 3 significant digits, None as an en dash."""
+
     def fmt(v):
         if v is None:
             return "–"
         if isinstance(v, float):
             return f"{v:.3g}"
         return str(v)
+
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
@@ -88,7 +99,7 @@ def tile(images: torch.Tensor, nrow: int, gap=255) -> np.ndarray:
     out[...] = np.asarray(gap, dtype=np.uint8)
     for i in range(n):
         r, q = divmod(i, nrow)
-        out[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + q * (w + 1):1 + q * (w + 1) + w] = x[i].transpose(1, 2, 0)
+        out[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w] = x[i].transpose(1, 2, 0)
     return out
 
 

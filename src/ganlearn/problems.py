@@ -6,11 +6,12 @@ builds the problem's configuration the same way (defaults or a preset -> ``--con
 Each problem package has the same files for the same jobs (``config``, ``model``, ``train``,
 ``batched``, ``metrics``) and exports ``Config``, ``train``, ``train_batched`` and its result type.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ganlearn import fsr, images, onelayer, overparam
 from ganlearn.config import ConfigError, apply_override, from_dict, merge, read_config_file, to_dict
@@ -35,10 +36,11 @@ class Problem:
     ``train(cfg, run_dir, progress) -> summary`` writes the run directory and resumes one that
     holds the same configuration; ``load(run_dir)`` reads a run's configuration back;
     ``report(run_dir)`` (re)writes ``report.md``; ``headline`` names the summary's key results."""
+
     name: str
     doc: str
     config: type
-    train: Callable[[Any, Path, bool], dict]
+    train: Callable[[Any, Path, bool], Mapping[str, Any]]
     load: Callable[[Path], Any]
     report: Callable[[Path], Path]
     headline: tuple[str, ...]
@@ -62,6 +64,7 @@ def _load_dict(cls: type) -> Callable[[Path], Any]:
         d = read_config(run_dir)
         d.pop("problem", None)
         return from_dict(cls, d)
+
     return load
 
 
@@ -69,21 +72,48 @@ def _load_image(run_dir: Path):
     return image_config(read_config(run_dir)["config"])
 
 
-PROBLEMS: dict[str, Problem] = {p.name: p for p in [
-    Problem("fsr", "forward super-resolution (Allen-Zhu & Li): the staged algorithm and the end-to-end baseline",
-            fsr.Config, lambda c, d, pr: fsr.train(c, d, progress=pr), lambda d: load_json(Path(d) / "config.json"),
-            fsr_report, ("coupled_rel_error", "feature_cosine_min", "sliced_w2_top", "samples_seen", "wall_seconds"),
-            presets=tuple(sorted(PRESETS))),
-    Problem("onelayer", "a one-layer generator phi(W* x) by SGDA against truncated statistics (Kontonis et al.)",
-            onelayer.Config, lambda c, d, pr: onelayer_run(c, d, progress=pr), _load_dict(onelayer.Config),
-            onelayer_report, ("sigma_rel_error", "tv_upper", "tv_gauss", "samples", "steps")),
-    Problem("overparam", "an overparameterized one-hidden-layer GAN by GDA (Balaji et al.)",
-            overparam.Config, lambda c, d, pr: overparam_run(c, d, progress=pr), _load_dict(overparam.Config),
-            overparam_report, ("success", "residual_final", "rate_fitted", "rate_predicted", "steps_to_tol")),
-    Problem("images", "an image GAN (DCGAN-k or the multi-resolution FSR generator) on real images",
-            images.Config, lambda c, d, pr: image_train(c, d, progress=pr), _load_image,
-            image_report, ("swd_avg", "frechet", "precision", "recall", "wall_seconds")),
-]}
+PROBLEMS: dict[str, Problem] = {
+    p.name: p
+    for p in [
+        Problem(
+            "fsr",
+            "forward super-resolution (Allen-Zhu & Li): the staged algorithm and the end-to-end baseline",
+            fsr.Config,
+            lambda c, d, pr: fsr.train(c, d, progress=pr),
+            lambda d: load_json(Path(d) / "config.json"),
+            fsr_report,
+            ("coupled_rel_error", "feature_cosine_min", "sliced_w2_top", "samples_seen", "wall_seconds"),
+            presets=tuple(sorted(PRESETS)),
+        ),
+        Problem(
+            "onelayer",
+            "a one-layer generator phi(W* x) by SGDA against truncated statistics (Kontonis et al.)",
+            onelayer.Config,
+            lambda c, d, pr: onelayer_run(c, d, progress=pr),
+            _load_dict(onelayer.Config),
+            onelayer_report,
+            ("sigma_rel_error", "tv_upper", "tv_gauss", "samples", "steps"),
+        ),
+        Problem(
+            "overparam",
+            "an overparameterized one-hidden-layer GAN by GDA (Balaji et al.)",
+            overparam.Config,
+            lambda c, d, pr: overparam_run(c, d, progress=pr),
+            _load_dict(overparam.Config),
+            overparam_report,
+            ("success", "residual_final", "rate_fitted", "rate_predicted", "steps_to_tol"),
+        ),
+        Problem(
+            "images",
+            "an image GAN (DCGAN-k or the multi-resolution FSR generator) on real images",
+            images.Config,
+            lambda c, d, pr: image_train(c, d, progress=pr),
+            _load_image,
+            image_report,
+            ("swd_avg", "frechet", "precision", "recall", "wall_seconds"),
+        ),
+    ]
+}
 
 
 def get(name: str) -> Problem:
@@ -92,16 +122,18 @@ def get(name: str) -> Problem:
     return PROBLEMS[name]
 
 
-def build_config(problem: Problem, *, preset: str | None = None, config_file: str | None = None,
-                 overrides: list[str] | None = None) -> Any:
+def build_config(
+    problem: Problem, *, preset: str | None = None, config_file: str | None = None, overrides: list[str] | None = None
+) -> Any:
     """The problem's validated configuration: its defaults (FSR: the preset), the file, then the
     overrides."""
     overrides = list(overrides or [])
     if problem.name == "fsr":
         return resolve(preset or "default", config_file, overrides)
     if preset not in (None, "default"):
-        raise ConfigError(f"--preset {preset!r} is not allowed for {problem.name!r}: presets are FSR's "
-                          f"({', '.join(sorted(PRESETS))})")
+        raise ConfigError(
+            f"--preset {preset!r} is not allowed for {problem.name!r}: presets are FSR's ({', '.join(sorted(PRESETS))})"
+        )
     if problem.name == "images":
         d = to_dict(images.Config())
         if config_file is not None:

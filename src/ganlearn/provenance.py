@@ -6,6 +6,7 @@ checkpoint sidecar and every results folder's ``meta.json`` (:func:`write_meta`)
 always be traced to the code and the machine that produced it. Outside a git checkout (an installed
 wheel) the commit is ``None``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,11 +43,26 @@ def git_state() -> dict:
     if root is None:
         return {"commit": None, "dirty": None}
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                 ".", f":(exclude){RESULTS_DIR}"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(root),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                f":(exclude){RESULTS_DIR}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": bool(status.strip())}
@@ -79,8 +95,14 @@ def machine() -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "memory_gb": _memory_gb(),
-            "os": f"{platform.system()} {platform.release()}", "arch": platform.machine(), "gpu": gpu}
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gb": _memory_gb(),
+        "os": f"{platform.system()} {platform.release()}",
+        "arch": platform.machine(),
+        "gpu": gpu,
+    }
 
 
 def _versions() -> dict:
@@ -89,8 +111,12 @@ def _versions() -> dict:
 
     import ganlearn
 
-    return {"ganlearn": ganlearn.__version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__}
+    return {
+        "ganlearn": ganlearn.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+    }
 
 
 def provenance() -> dict:

@@ -14,6 +14,7 @@ NumPy's ``SeedSequence`` with a hash of the name as spawn key, so
 
 No library code seeds the global RNGs (``torch.manual_seed``); every random call takes a generator.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,13 +70,15 @@ class Generators:
             g.set_state(s.clone())
 
 
-def randn(shape, *, generator: "torch.Generator | Generators", dtype: torch.dtype = torch.float32,
-          dim: int = 0) -> torch.Tensor:
+def randn(
+    shape, *, generator: "torch.Generator | Generators", dtype: torch.dtype = torch.float32, dim: int = 0
+) -> torch.Tensor:
     """``torch.randn(shape)`` from ``generator`` on its device; from :class:`Generators`, one draw of
     ``shape`` per replica in replica order, stacked along a new axis ``dim`` (0: (R, *shape))."""
     if isinstance(generator, Generators):
-        return torch.stack([torch.randn(shape, generator=g, dtype=dtype, device=g.device) for g in generator.generators],
-                           dim=dim)
+        return torch.stack(
+            [torch.randn(shape, generator=g, dtype=dtype, device=g.device) for g in generator.generators], dim=dim
+        )
     return torch.randn(shape, generator=generator, dtype=dtype, device=generator.device)
 
 

@@ -10,6 +10,7 @@ checkpoints (one-layer, overparameterized): resuming a run that has no ``summary
 again from the start, which gives the same numbers (every random draw comes from the run's seed).
 The FSR and image trainers write the same three files themselves, with mid-run checkpoints.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,7 @@ def scalars(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is None or isinstance(v, (bool, int, float, str))}
 
 
-def run_in_dir(run_dir: str | Path, problem: str, cfg: Any,
-               run: Callable[[], tuple[dict, list[dict]]]) -> dict:
+def run_in_dir(run_dir: str | Path, problem: str, cfg: Any, run: Callable[[], tuple[dict, list[dict]]]) -> dict:
     """Run ``run() -> (summary, metrics records)`` into ``run_dir``, or return the summary of the
     finished run there. A directory holding another configuration is refused, naming the keys."""
     run_dir = Path(run_dir)
@@ -59,8 +59,9 @@ def run_in_dir(run_dir: str | Path, problem: str, cfg: Any,
             have = read_config(run_dir)
             if have != json.loads(json.dumps(want)):
                 diff = sorted(k for k in set(have) | set(want) if have.get(k) != json.loads(json.dumps(want)).get(k))
-                raise ConfigError(f"--out {str(run_dir)!r} holds a run with another configuration (keys {diff}); "
-                                  f"choose another --out")
+                raise ConfigError(
+                    f"--out {str(run_dir)!r} holds a run with another configuration (keys {diff}); choose another --out"
+                )
             if (run_dir / "summary.json").exists():
                 return json.loads((run_dir / "summary.json").read_text())
         else:
@@ -71,8 +72,9 @@ def run_in_dir(run_dir: str | Path, problem: str, cfg: Any,
     return summary
 
 
-def write_simple_report(run_dir: str | Path, title: str, x: str, ys: list[str], *, logx: bool = False,
-                        logy: bool = True) -> Path:
+def write_simple_report(
+    run_dir: str | Path, title: str, x: str, ys: list[str], *, logx: bool = False, logy: bool = True
+) -> Path:
     """report.md: the summary's scalars as a table and metrics.jsonl's ``ys`` against ``x``."""
     run_dir = Path(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -90,7 +92,17 @@ def write_simple_report(run_dir: str | Path, title: str, x: str, ys: list[str], 
             ax.set_yscale("log")
     cfg = read_config(run_dir)
     rows = [[k, v] for k, v in scalars(summary).items()]
-    text = "\n".join([f"# {title}", "", f"Configuration: `{json.dumps(cfg)}`", "",
-                      f"![curves]({save(fig, run_dir / 'curves.png')})", "", md_table(["result", "value"], rows), ""])
+    text = "\n".join(
+        [
+            f"# {title}",
+            "",
+            f"Configuration: `{json.dumps(cfg)}`",
+            "",
+            f"![curves]({save(fig, run_dir / 'curves.png')})",
+            "",
+            md_table(["result", "value"], rows),
+            "",
+        ]
+    )
     atomic_write_text(run_dir / "report.md", text)
     return run_dir / "report.md"

@@ -24,6 +24,7 @@ SGDA owns its optimizer state and its step-size schedule: ``schedule(t)`` scales
 at its own step counter t (0, 1, ...), and ``state_dict()`` is a flat dict of tensors (the
 optimizers' per-parameter state and t) that a safetensors checkpoint stores as it is.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,15 +83,23 @@ class SGDA:
         schedule: ``t -> scale``; step t uses step sizes ``scale * (lr_g, lr_d)`` (None: constant).
     """
 
-    def __init__(self, g_params: Sequence[torch.Tensor], d_params: Sequence[torch.Tensor], cfg: SGDAConfig,
-                 *, g_project: Projection | None = None, d_project: Projection | None = None,
-                 schedule: Callable[[int], float] | None = None,
-                 g_precondition: Callable[[Sequence[torch.Tensor]], Sequence[torch.Tensor]] | None = None):
+    def __init__(
+        self,
+        g_params: Sequence[torch.Tensor],
+        d_params: Sequence[torch.Tensor],
+        cfg: SGDAConfig,
+        *,
+        g_project: Projection | None = None,
+        d_project: Projection | None = None,
+        schedule: Callable[[int], float] | None = None,
+        g_precondition: Callable[[Sequence[torch.Tensor]], Sequence[torch.Tensor]] | None = None,
+    ):
         self.g_precondition = g_precondition
         self.g_params, self.d_params, self.cfg = list(g_params), list(d_params), cfg
         self.g_opt = _make_optimizer(self.g_params, cfg.lr_g, cfg, cfg.optimizer)
-        self.d_opt = _make_optimizer(self.d_params, cfg.lr_d, cfg,
-                                     cfg.optimizer if cfg.d_optimizer == "same" else cfg.d_optimizer)
+        self.d_opt = _make_optimizer(
+            self.d_params, cfg.lr_d, cfg, cfg.optimizer if cfg.d_optimizer == "same" else cfg.d_optimizer
+        )
         self.g_project, self.d_project = g_project, d_project
         self.schedule, self.t = schedule, 0
 
@@ -105,8 +114,11 @@ class SGDA:
                 group["lr"] = lr * scale
 
     def _d_update(self, d_loss: torch.Tensor) -> None:
-        _apply(self.d_opt, self.d_params, torch.autograd.grad(d_loss, self.d_params, allow_unused=True,
-                                                              materialize_grads=True))
+        _apply(
+            self.d_opt,
+            self.d_params,
+            torch.autograd.grad(d_loss, self.d_params, allow_unused=True, materialize_grads=True),
+        )
         if self.d_project is not None:
             with torch.no_grad():
                 self.d_project()
@@ -137,8 +149,9 @@ class SGDA:
         d_loss_now, g_loss = losses(generator)
         if cfg.mode == "simultaneous":
             # Both players' gradients at the same point (theta, phi), then both updates.
-            g_grads = torch.autograd.grad(g_loss, self.g_params, retain_graph=True, allow_unused=True,
-                                          materialize_grads=True)
+            g_grads = torch.autograd.grad(
+                g_loss, self.g_params, retain_graph=True, allow_unused=True, materialize_grads=True
+            )
             d_grads = torch.autograd.grad(d_loss_now, self.d_params, allow_unused=True, materialize_grads=True)
             _apply(self.d_opt, self.d_params, d_grads)
             if self.d_project is not None:
@@ -154,8 +167,11 @@ class SGDA:
     # -- exact resume ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
         """``g_opt.*`` / ``d_opt.*`` (per-parameter optimizer state) and ``sgda_step`` (t)."""
-        return (flatten_optimizer("g_opt", self.g_opt) | flatten_optimizer("d_opt", self.d_opt)
-                | {"sgda_step": torch.tensor(self.t)})
+        return (
+            flatten_optimizer("g_opt", self.g_opt)
+            | flatten_optimizer("d_opt", self.d_opt)
+            | {"sgda_step": torch.tensor(self.t)}
+        )
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore from :meth:`state_dict` (other keys in ``state`` are ignored)."""

@@ -1,5 +1,6 @@
 """Replica-batched FSR training (ganlearn.fsr.batched): each replica's trajectory equals its
 separate run's, and the pieces it is built from hold replica by replica."""
+
 import json
 
 import pytest
@@ -23,13 +24,23 @@ def _cfgs(seeds, extra=()):
     return [resolve("tiny", overrides=SHORT + [f"seed={s}"] + list(extra)) for s in seeds]
 
 
-@pytest.mark.parametrize("extra", [
-    pytest.param([], marks=pytest.mark.slow),  # the default stage list: warm start, Gauss-Newton first hidden, preconditioned super-resolution
-    # per-patch output layers, a redrawn first layer, GAN_OutputLayer after the hidden stages,
-    # super-resolution from generated parents with iterate averaging
-    ["target.shared_output=false", "stages.1.reinit=true", "stages.2.parents=generated", "stages.2.average_tail=0.3",
-     'stages+={"kind": "output_layer", "steps": 12, "batch": 128, "beta_every": 4, "reset_every": 5}'],
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param(
+            [], marks=pytest.mark.slow
+        ),  # the default stage list: warm start, Gauss-Newton first hidden, preconditioned super-resolution
+        # per-patch output layers, a redrawn first layer, GAN_OutputLayer after the hidden stages,
+        # super-resolution from generated parents with iterate averaging
+        [
+            "target.shared_output=false",
+            "stages.1.reinit=true",
+            "stages.2.parents=generated",
+            "stages.2.average_tail=0.3",
+            'stages+={"kind": "output_layer", "steps": 12, "batch": 128, "beta_every": 4, "reset_every": 5}',
+        ],
+    ],
+)
 def test_each_replica_equals_its_separate_run(tmp_path, extra):
     cfgs = _cfgs([0, 3], extra)
     sep = [train(c, tmp_path / f"sep{i}", progress=False) for i, c in enumerate(cfgs)]
@@ -42,12 +53,16 @@ def test_each_replica_equals_its_separate_run(tmp_path, extra):
             assert sep[i][k] == pytest.approx(bat[i][k], rel=1e-8), (i, k)
         assert bat[i]["replicas"] == 2
         # the same evaluation points, the same metrics at each
-        rows = [[json.loads(ln) for ln in (tmp_path / f"{s}{i}/metrics.jsonl").read_text().splitlines()]
-                for s in ("sep", "bat")]
-        assert [(r["stage"], r["step"], r["samples_seen"]) for r in rows[0]] == \
-               [(r["stage"], r["step"], r["samples_seen"]) for r in rows[1]]
-        assert [r["coupled_rel_error"] for r in rows[0]] == pytest.approx([r["coupled_rel_error"] for r in rows[1]],
-                                                                          rel=1e-8)
+        rows = [
+            [json.loads(ln) for ln in (tmp_path / f"{s}{i}/metrics.jsonl").read_text().splitlines()]
+            for s in ("sep", "bat")
+        ]
+        assert [(r["stage"], r["step"], r["samples_seen"]) for r in rows[0]] == [
+            (r["stage"], r["step"], r["samples_seen"]) for r in rows[1]
+        ]
+        assert [r["coupled_rel_error"] for r in rows[0]] == pytest.approx(
+            [r["coupled_rel_error"] for r in rows[1]], rel=1e-8
+        )
     # the replicas are different runs (different targets and learners), not copies of one
     assert abs(sep[0]["coupled_rel_error"] - sep[1]["coupled_rel_error"]) > 1e-4
 
@@ -55,6 +70,7 @@ def test_each_replica_equals_its_separate_run(tmp_path, extra):
 def test_stack_and_replica_round_trip_and_forward_per_replica():
     cfgs = _cfgs([0, 1, 2])
     from ganlearn.fsr.train import build
+
     nets = [build(c)[1] for c in cfgs]
     stacked = FSRNet.stack(nets)
     assert stacked.V[1].shape == (3, *nets[0].V[1].shape)

@@ -1,4 +1,5 @@
 """The FSR discriminators' feature maps and whitening (ganlearn.fsr.discriminators)."""
+
 import torch
 
 
@@ -22,7 +23,6 @@ def test_whitening_is_an_inverse_square_root_and_keeps_moment_matching_solutions
     assert torch.isfinite(whitening(c0).map).all()
 
 
-
 def test_whitening_inverse_is_exact_for_large_batched_blocks_with_two_threads(gen):
     # Regression: the preconditioned super-resolution stage inverted a (J, q, q) whitening with
     # torch.linalg.inv, whose batched LU is broken on the torch 2.13 CPU build with 2+ threads
@@ -40,7 +40,6 @@ def test_whitening_inverse_is_exact_for_large_batched_blocks_with_two_threads(ge
         torch.set_num_threads(threads)
 
 
-
 def test_pair_moments_whitened_per_patch_match_the_explicit_formula(gen):
     from ganlearn.fsr.discriminators import pair_moments, with_bias
 
@@ -53,4 +52,3 @@ def test_pair_moments_whitened_per_patch_match_the_explicit_formula(gen):
         want = s_hi[:, j].T @ (x[:, j] @ white[j].T) / 50
         assert torch.allclose(got[j], want, atol=1e-12)
     assert torch.equal(x[:, :, 0], torch.ones(50, 2, dtype=torch.float64))
-

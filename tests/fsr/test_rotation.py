@@ -2,6 +2,7 @@
 answer is known: y = R s per patch, R orthogonal, s >= 0 the codes of children of sparse parents
 (s = ReLU(V p - b), as an FSR target's level-l codes are), so the solution is Q = R up to a
 permutation of the columns."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """Closed-form checks of the FSR stages on tiny problems (ganlearn.fsr.stages)."""
+
 import pytest
 import torch
 from scipy.linalg import subspace_angles
@@ -28,7 +29,9 @@ def test_warm_start_recovers_span_of_w_star_on_noiseless_target(gen):
     target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
     learner = make_learner(TINY, LearnerConfig(), seed=1, dtype=torch.float64)
     before = [subspace_angles(learner.W[i][0].detach().numpy(), target.net.W[i][0].numpy()).max() for i in range(2)]
-    ws = WarmStart(WarmStartStage(n_samples=3000), learner, lambda n, generator: target.sample(n, generator=generator)[0], gen)
+    ws = WarmStart(
+        WarmStartStage(n_samples=3000), learner, lambda n, generator: target.sample(n, generator=generator)[0], gen
+    )
     ws.step(0, gen)
     for i in range(2):
         angles = subspace_angles(learner.W[i][0].detach().numpy(), target.net.W[i][0].numpy())
@@ -37,7 +40,6 @@ def test_warm_start_recovers_span_of_w_star_on_noiseless_target(gen):
         # orthonormal columns, as the learner's W must be
         w = learner.W[i][0].detach()
         assert torch.allclose(w.T @ w, torch.eye(w.shape[1], dtype=w.dtype), atol=1e-10)
-
 
 
 def test_output_layer_polish_of_one_level_moves_only_that_level_towards_w_star(gen):
@@ -55,8 +57,9 @@ def test_output_layer_polish_of_one_level_moves_only_that_level_towards_w_star(g
         w[0].copy_(polar(w[0] + 0.15 * torch.randn(w[0].shape, generator=gen, dtype=w.dtype)))
     w2_before = learner.W[1].detach().clone()
     cos_before = feature_recovery(learner.W, target.net.W)["level1"]["cos_mean"]
-    spec = OutputLayerStage(level=1, steps=200, batch=512, beta_start=0.2, lr_floor=1.0,
-                            sgda=SGDAConfig(lr_g=1.0, lr_d=1.0, n_d=2))
+    spec = OutputLayerStage(
+        level=1, steps=200, batch=512, beta_start=0.2, lr_floor=1.0, sgda=SGDAConfig(lr_g=1.0, lr_d=1.0, n_d=2)
+    )
     data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
     runner = OutputLayer(spec, learner, data, gen)
     for t in range(spec.steps):
@@ -64,7 +67,6 @@ def test_output_layer_polish_of_one_level_moves_only_that_level_towards_w_star(g
     cos_after = feature_recovery(learner.W, target.net.W)["level1"]["cos_mean"]
     assert cos_before < 0.995 and cos_after > 0.995, (cos_before, cos_after)
     assert torch.equal(learner.W[1].detach(), w2_before)
-
 
 
 def test_output_layer_level_out_of_range_is_a_clear_error(gen):
@@ -76,7 +78,6 @@ def test_output_layer_level_out_of_range_is_a_clear_error(gen):
     data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
     with pytest.raises(ValueError, match="output_layer.level=3 but the learner has 2 levels"):
         OutputLayer(OutputLayerStage(level=3), learner, data, gen)
-
 
 
 def test_preconditioned_super_resolution_keeps_the_map_and_learns_a_planted_layer(gen):
@@ -109,7 +110,6 @@ def test_preconditioned_super_resolution_keeps_the_map_and_learns_a_planted_laye
     assert before > 0.5 and after < 0.05, (before, after)
 
 
-
 def test_nonnegative_rotation_recovers_a_planted_rotation_of_sparse_codes(gen):
     """y = R s with s >= 0 sparse and R orthogonal (per patch): the rotation that makes y Q
     non-negative is R up to a permutation, so Q^T R is a permutation matrix."""
@@ -124,7 +124,6 @@ def test_nonnegative_rotation_recovers_a_planted_rotation_of_sparse_codes(gen):
     assert torch.allclose(p.abs().amax(-1), torch.ones(J, m, dtype=p.dtype), atol=1e-4)
     assert torch.allclose(p.clamp_min(0).sum(-1), torch.ones(J, m, dtype=p.dtype), atol=1e-4)  # a permutation, signs +
     assert torch.relu(-torch.einsum("njm,jmk->njk", y, q)).max() < 1e-4
-
 
 
 def test_warm_start_recovers_per_patch_features(gen):
@@ -147,13 +146,14 @@ def test_warm_start_recovers_per_patch_features(gen):
         assert fr_span[f"level{lv}"]["cos_min"] < 0.9  # the span alone is a rotated basis
 
 
-
 def _vvt_b_error(learner, target):
     """Relative errors of V_1 V_1^T (per patch) and b_1: what the level-1 law depends on (the
     rotation U of the latent drops out)."""
     V, Vs = learner.V[0].detach(), target.net.V[0]
     G, Gs = V @ V.transpose(-1, -2), Vs @ Vs.transpose(-1, -2)
-    return float((G - Gs).norm() / Gs.norm()), float((learner.b[0].detach() - target.net.b[0]).norm() / target.net.b[0].norm())
+    return float((G - Gs).norm() / Gs.norm()), float(
+        (learner.b[0].detach() - target.net.b[0]).norm() / target.net.b[0].norm()
+    )
 
 
 def test_first_hidden_gauss_newton_learns_a_planted_first_layer_faster_than_adam(gen):
@@ -167,9 +167,17 @@ def test_first_hidden_gauss_newton_learns_a_planted_first_layer_faster_than_adam
 
     target = FSRTarget(TINY, seed=0, dtype=torch.float64, n_calibration=4000)
     data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]  # noqa: E731
-    specs = {"gauss_newton": FirstHiddenStage(steps=50, batch=2048, fake_batch=4096),
-             "adam": FirstHiddenStage(steps=200, batch=2048, fake_batch=4096, precondition="none", lr_half_life=100,
-                                      sgda=SGDAConfig(lr_g=0.02, lr_d=1.0, optimizer="adam", d_optimizer="sgd"))}
+    specs = {
+        "gauss_newton": FirstHiddenStage(steps=50, batch=2048, fake_batch=4096),
+        "adam": FirstHiddenStage(
+            steps=200,
+            batch=2048,
+            fake_batch=4096,
+            precondition="none",
+            lr_half_life=100,
+            sgda=SGDAConfig(lr_g=0.02, lr_d=1.0, optimizer="adam", d_optimizer="sgd"),
+        ),
+    }
     errors = {}
     for name, spec in specs.items():
         learner = _planted(target, layer=0)
@@ -214,8 +222,14 @@ def test_first_hidden_closed_form_jacobian_products_equal_autograd(gen, whiten):
     for a, ref in zip(jac.vjp((u[:n1], u[n1:].reshape(runner.scale[1].shape))), pull(u)):
         assert torch.allclose(a, ref, rtol=1e-10, atol=1e-12 * ref.abs().max())
     grads = (torch.randn(V.shape, generator=g, dtype=V.dtype), torch.randn(b.shape, generator=g, dtype=b.dtype))
-    ref = gauss_newton_direction(f, (V, b), grads, curvature_scale=1.0 / spec.ridge,
-                                 damping=spec.damping * runner.curvature / spec.ridge, iters=spec.cg_iters)
+    ref = gauss_newton_direction(
+        f,
+        (V, b),
+        grads,
+        curvature_scale=1.0 / spec.ridge,
+        damping=spec.damping * runner.curvature / spec.ridge,
+        iters=spec.cg_iters,
+    )
     for a, r in zip(runner._gauss_newton(grads), ref):
         assert torch.allclose(a, r, rtol=1e-8, atol=1e-10 * r.abs().max())
 

@@ -69,8 +69,10 @@ def test_resume_after_interruption_is_bitwise_equal(tmp_path, monkeypatch):
         assert torch.equal(wa[k], wb[k]), k
     la = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
     lb = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+
     def strip(ln):
         return {k: v for k, v in json.loads(ln).items() if k not in ("wall_seconds", "eval_seconds")}
+
     assert [strip(x) for x in la] == [strip(x) for x in lb]
 
 
@@ -94,8 +96,11 @@ def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, 
         return runner
 
     monkeypatch.setattr(loop, "make_runner", poisoning)
-    with pytest.raises(loop.DivergenceError, match=r"non-finite values.*stage 1 \(first_hidden\) at step 40.*"
-                                                   r"Last good checkpoint: .*state-\d+\.safetensors"):
+    with pytest.raises(
+        loop.DivergenceError,
+        match=r"non-finite values.*stage 1 \(first_hidden\) at step 40.*"
+        r"Last good checkpoint: .*state-\d+\.safetensors",
+    ):
         loop.train(cfg, tmp_path, progress=False)
     tensors, meta = load_checkpoint(latest_checkpoint(tmp_path))
     assert meta["kind"] == "first_hidden" and meta["step"] == 20
@@ -119,15 +124,23 @@ def test_sigkill_then_resume_gives_the_uninterrupted_summary(tmp_path):
     import sys
     import time
 
-    sets = ["baseline.enabled=false", "eval.fit_steps=20", "checkpoint_every=10", "eval.every=20",
-            "stages.first_hidden.steps=60", "stages.super_resolution_2.steps=60"]
+    sets = [
+        "baseline.enabled=false",
+        "eval.fit_steps=20",
+        "checkpoint_every=10",
+        "eval.every=20",
+        "stages.first_hidden.steps=60",
+        "stages.super_resolution_2.steps=60",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
     def cmd(*a):
         return [sys.executable, "-m", "ganlearn.cli", *a]
 
     def run_args(out):
-        return cmd("run", "--preset", "tiny", "--no-progress", "--out", str(out), *[x for s in sets for x in ("--set", s)])
+        return cmd(
+            "run", "--preset", "tiny", "--no-progress", "--out", str(out), *[x for s in sets for x in ("--set", s)]
+        )
 
     subprocess.run(run_args(tmp_path / "a"), check=True, env=env, capture_output=True)
     proc = subprocess.Popen(run_args(tmp_path / "b"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -180,4 +193,5 @@ def test_eval_device_is_validated_and_train_means_the_training_device_on_a_cpu_r
     cfg = resolve("tiny", overrides=['eval.device="train"', "eval.fit_steps=3"])
     target, learner = build(cfg)
     assert evaluate(learner, target, cfg.eval, final=True) == evaluate(
-        learner, target, dataclasses.replace(cfg.eval, device="cpu"), final=True)
+        learner, target, dataclasses.replace(cfg.eval, device="cpu"), final=True
+    )

@@ -1,5 +1,6 @@
 """Replica-batched image-GAN training (ganlearn.images.batched): grouped layers equal the R
 networks they stack, and each replica's run follows its separate run."""
+
 import json
 
 import pytest
@@ -11,8 +12,19 @@ from ganlearn.images.model import build
 from ganlearn.images.train import load_generator, make_config, train
 from ganlearn.rng import default_init_rng
 
-TINY = dict(data="digits", width=4, z_dim=8, batch=16, eval_n=150, eval_patches=4, eval_every=10,
-            grid_every=0, ckpt_every=0, log_every=5, steps=20)
+TINY = dict(
+    data="digits",
+    width=4,
+    z_dim=8,
+    batch=16,
+    eval_n=150,
+    eval_patches=4,
+    eval_every=10,
+    grid_every=0,
+    ckpt_every=0,
+    log_every=5,
+    steps=20,
+)
 
 
 def _nets(seeds, **kw):
@@ -33,8 +45,8 @@ def test_grouped_networks_equal_the_replicas_they_stack(d_norm, g_norm, gen):
         logits = D.train()([x])
         for r, (g, d) in enumerate(nets):
             xr = g.train()(z[r])[0]
-            assert torch.allclose(x[:, r:r + 1], xr, atol=1e-6)
-            assert torch.allclose(logits[:, r:r + 1], d.train()([xr]), atol=1e-5)
+            assert torch.allclose(x[:, r : r + 1], xr, atol=1e-6)
+            assert torch.allclose(logits[:, r : r + 1], d.train()([xr]), atol=1e-5)
     for r, (g, _) in enumerate(nets):  # running statistics included
         for (k, a), b in zip(replica(G, nets[0][0], r).state_dict().items(), g.state_dict().values()):
             assert torch.allclose(a, b, atol=1e-6), k

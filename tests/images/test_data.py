@@ -1,4 +1,5 @@
 """Image loaders on files the tests write, the built-in datasets, and the pyramid."""
+
 import gzip
 import pickle
 import struct
@@ -49,6 +50,7 @@ def test_cifar10_batches_and_refuses_code(tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
+
     bad = tmp_path / "bad"
     bad.mkdir()
     with open(bad / "data_batch_1", "wb") as f:
@@ -72,7 +74,7 @@ def test_folder_loader(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
     x = D.load(f"folder:{tmp_path}", resolution=8)
     assert x.shape == (2, 3, 8, 8)
-    np.testing.assert_allclose(x[0].numpy(), 1.0, atol=1e-6)   # white, centre-cropped 40x40 -> 8x8
+    np.testing.assert_allclose(x[0].numpy(), 1.0, atol=1e-6)  # white, centre-cropped 40x40 -> 8x8
     np.testing.assert_allclose(x[1].numpy(), -1.0, atol=1e-6)  # black
     empty = tmp_path / "empty"
     empty.mkdir()

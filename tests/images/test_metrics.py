@@ -1,4 +1,5 @@
 """Image metrics, networks and FSR probes against closed forms on tiny problems."""
+
 import math
 
 import numpy as np
@@ -77,8 +78,14 @@ def test_features_are_fixed_and_named():
     with pytest.raises(ValueError, match="must be one of randconv128-v1, pixels16"):
         M.features(x, "inception")
     rec = M.feature_metrics(torch.rand(200, 1, 16, 16), torch.rand(200, 1, 16, 16), seed=3)
-    assert rec["meta"] == {"metric": "frechet+prdc", "features": "randconv128-v1", "n_real": 200, "n_fake": 200,
-                           "k": 5, "seed": 3}
+    assert rec["meta"] == {
+        "metric": "frechet+prdc",
+        "features": "randconv128-v1",
+        "n_real": 200,
+        "n_fake": 200,
+        "k": 5,
+        "seed": 3,
+    }
 
 
 def test_inception_metrics_never_download(tmp_path):
@@ -86,7 +93,9 @@ def test_inception_metrics_never_download(tmp_path):
         M.inception_fid_kid(torch.zeros(4, 3, 8, 8), torch.zeros(4, 3, 8, 8), str(tmp_path / "missing.pth"))
 
 
-@pytest.mark.parametrize("arch,res,g_norm", [("dcgan", 8, "bn"), ("dcgan", 32, "none"), ("fsr", 16, "bn"), ("fsr", 8, "none")])
+@pytest.mark.parametrize(
+    "arch,res,g_norm", [("dcgan", 8, "bn"), ("dcgan", 32, "none"), ("fsr", 16, "bn"), ("fsr", 8, "none")]
+)
 def test_network_shapes(arch, res, g_norm):
     g, d = build(arch, resolution=res, channels=3, width=4, z_dim=8, g_norm=g_norm)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules()) == (g_norm == "bn")
@@ -94,7 +103,7 @@ def test_network_shapes(arch, res, g_norm):
     sides = [o.shape[-1] for o in out]
     assert sides[-1] == res and all(o.shape[:2] == (5, 3) for o in out)
     if arch == "fsr":
-        assert sides == [4 * 2 ** i for i in range(len(sides))]
+        assert sides == [4 * 2**i for i in range(len(sides))]
     assert d(out).shape == (5, len(out))
     with pytest.raises(ValueError, match="resolution=12 is not allowed"):
         build(arch, resolution=12, channels=1, width=4)
@@ -157,8 +166,12 @@ def test_small_deconvolution_probe_recovers_a_4x4_stride2_output_layer():
     """image = ConvTranspose(4, stride 2, pad 1)(h): each 2x2 output patch is linear in the 3x3
     neighbourhood of codes, so the "3x3" probe has R^2 = 1 while one code alone ("2x2") does not."""
     torch.manual_seed(0)
-    g = torch.nn.Sequential(torch.nn.Linear(8, 6 * 8 * 8), torch.nn.Unflatten(1, (6, 8, 8)), torch.nn.ReLU(),
-                            torch.nn.ConvTranspose2d(6, 2, 4, 2, 1))
+    g = torch.nn.Sequential(
+        torch.nn.Linear(8, 6 * 8 * 8),
+        torch.nn.Unflatten(1, (6, 8, 8)),
+        torch.nn.ReLU(),
+        torch.nn.ConvTranspose2d(6, 2, 4, 2, 1),
+    )
     hidden, image = P.capture(g, torch.randn(400, 8), ["2"])
     r2 = P.fsr_r2(hidden["2"], image)
     assert r2["3x3"] == pytest.approx(1.0, abs=1e-4)

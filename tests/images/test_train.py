@@ -1,5 +1,6 @@
 """Image-GAN training: exact resume, config errors, DDP under torchrun (gloo, 2 CPU processes),
 and the probe CLI on a trained run."""
+
 import json
 import os
 import subprocess
@@ -15,8 +16,18 @@ from ganlearn.config import ConfigError
 from ganlearn.images.train import make_config, train
 from ganlearn.io import latest_checkpoint
 
-TINY = dict(data="digits", width=4, z_dim=8, batch=16, eval_n=150, eval_patches=4, eval_every=0,
-            grid_every=0, ckpt_every=3, log_every=1)
+TINY = dict(
+    data="digits",
+    width=4,
+    z_dim=8,
+    batch=16,
+    eval_n=150,
+    eval_patches=4,
+    eval_every=0,
+    grid_every=0,
+    ckpt_every=3,
+    log_every=1,
+)
 
 
 def _params(run_dir):
@@ -59,8 +70,13 @@ def test_ddp_two_processes_gloo(tmp_path, d_norm):
     out = tmp_path / "ddp"
     args = [f"{k}={v}" for k, v in {**TINY, "steps": 4, "d_norm": d_norm, "grid_every": 2}.items()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ganlearn.images.train",
-                           str(out), *args], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ganlearn.images.train", str(out), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["world"] == 2 and res["replica_max_abs_diff"] == 0.0
@@ -72,8 +88,29 @@ def test_ddp_two_processes_gloo(tmp_path, d_norm):
 
 def test_probe_cli_on_a_trained_run(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train-images", "--data", "digits", "--steps", "4", "--width", "4", "--out", str(run),
-                 "--set", "batch=16", "--set", "eval_n=150", "--set", "eval_patches=4", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train-images",
+                "--data",
+                "digits",
+                "--steps",
+                "4",
+                "--width",
+                "4",
+                "--out",
+                str(run),
+                "--set",
+                "batch=16",
+                "--set",
+                "eval_n=150",
+                "--set",
+                "eval_patches=4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert main(["probe", str(run), "--data", "digits", "--n", "200"]) == 0
     text = capsys.readouterr().out
     assert "Fig. 1 FSR: blocks.0" in text and "report:" in text
@@ -92,23 +129,62 @@ def test_probe_any_module(tmp_path, monkeypatch):
         "import torch.nn as nn\n"
         "def build():\n"
         "    return nn.Sequential(nn.Linear(6, 8 * 4 * 4), nn.Unflatten(1, (8, 4, 4)), nn.ReLU(),\n"
-        "                         nn.ConvTranspose2d(8, 1, 4, 2, 1), nn.Tanh())\n")
+        "                         nn.ConvTranspose2d(8, 1, 4, 2, 1), nn.Tanh())\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     import usergen
 
     torch.manual_seed(0)
     save_file(usergen.build().state_dict(), str(tmp_path / "g.safetensors"))
     out = tmp_path / "probe"
-    assert main(["probe", str(tmp_path / "g.safetensors"), "--module", "usergen:build", "--layers", "2",
-                 "--z-dim", "6", "--n", "300", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                str(tmp_path / "g.safetensors"),
+                "--module",
+                "usergen:build",
+                "--layers",
+                "2",
+                "--z-dim",
+                "6",
+                "--n",
+                "300",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads((out / "probe.json").read_text())
     assert res["layers"]["2"]["shape"] == [8, 4, 4] and "d_filters" not in res
 
 
 def test_score_cli(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train-images", "--data", "digits", "--steps", "2", "--width", "4", "--out", str(run),
-                 "--set", "batch=16", "--set", "eval_n=150", "--set", "eval_patches=4", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train-images",
+                "--data",
+                "digits",
+                "--steps",
+                "2",
+                "--width",
+                "4",
+                "--out",
+                str(run),
+                "--set",
+                "batch=16",
+                "--set",
+                "eval_n=150",
+                "--set",
+                "eval_patches=4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert main(["score", str(run), "--n", "300", "--patches", "8"]) == 0
     rec = json.loads((run / "scores.jsonl").read_text().splitlines()[-1])
     assert rec["swd"]["meta"]["n_real"] == 300 and rec["swd"]["meta"]["patches_per_image"] == 8
@@ -122,9 +198,24 @@ def test_image_width_experiment_tiny(tmp_path):
     from ganlearn.sweep import run_sweep, write_sweep_report
 
     exp = get("image-width")
-    stats = run_sweep(exp, tmp_path, overrides=["width=[2,4]", "steps=4", "eval_every=2", "eval_n=150",
-                                                "eval_patches=4", "batch=16", "data=digits", "resolution=8"],
-                      seeds=2, workers=1, progress=False, log=lambda s: None)
+    stats = run_sweep(
+        exp,
+        tmp_path,
+        overrides=[
+            "width=[2,4]",
+            "steps=4",
+            "eval_every=2",
+            "eval_n=150",
+            "eval_patches=4",
+            "batch=16",
+            "data=digits",
+            "resolution=8",
+        ],
+        seeds=2,
+        workers=1,
+        progress=False,
+        log=lambda s: None,
+    )
     assert stats["finished"] == 4 and stats["failed"] == 0
     report = write_sweep_report(exp, tmp_path).read_text()
     assert "| 4 |" in report and "real vs real" in report
@@ -132,9 +223,25 @@ def test_image_width_experiment_tiny(tmp_path):
     rec = json.loads(next((tmp_path / "cells").glob("*.json")).read_text())
     assert [r[0] for r in rec["result"]["curve"]] == [2, 4]
     # the seeds of a width trained as replicas of one grouped network (the default) = one by one
-    one = run_sweep(exp, tmp_path / "one", overrides=["width=[2,4]", "steps=4", "eval_every=2", "eval_n=150",
-                                                      "eval_patches=4", "batch=16", "data=digits", "resolution=8"],
-                    seeds=2, workers=1, progress=False, log=lambda s: None, batch=1)
+    one = run_sweep(
+        exp,
+        tmp_path / "one",
+        overrides=[
+            "width=[2,4]",
+            "steps=4",
+            "eval_every=2",
+            "eval_n=150",
+            "eval_patches=4",
+            "batch=16",
+            "data=digits",
+            "resolution=8",
+        ],
+        seeds=2,
+        workers=1,
+        progress=False,
+        log=lambda s: None,
+        batch=1,
+    )
     assert one["finished"] == 4
     for f in (tmp_path / "cells").glob("*.json"):
         a, b = (json.loads(p.read_text())["result"] for p in (f, tmp_path / "one" / "cells" / f.name))
@@ -149,10 +256,20 @@ def test_sparsity_claims_cell_compares_trained_with_random_init_over_time(tmp_pa
     from ganlearn.experiments import get
     from ganlearn.sweep import run_sweep
 
-    sets = ["data=\"digits\"", "resolution=8", "steps=20", "eval_every=10", "width=4", "probe_n=200", "eval_n=200",
-            "arch=[\"fsr\"]", "g_norm=[\"none\"]"]
-    st = run_sweep(get("sparsity-claims"), tmp_path / "s", overrides=sets, seeds=2, workers=1, progress=False,
-                   log=lambda s: None)
+    sets = [
+        'data="digits"',
+        "resolution=8",
+        "steps=20",
+        "eval_every=10",
+        "width=4",
+        "probe_n=200",
+        "eval_n=200",
+        'arch=["fsr"]',
+        'g_norm=["none"]',
+    ]
+    st = run_sweep(
+        get("sparsity-claims"), tmp_path / "s", overrides=sets, seeds=2, workers=1, progress=False, log=lambda s: None
+    )
     assert st["ran"] == 2 and st["failed"] == 0
     from ganlearn.experiments.sparsity_claims import config
     from ganlearn.images.probe import code_sparsity
@@ -174,8 +291,9 @@ def test_sparsity_claims_cell_compares_trained_with_random_init_over_time(tmp_pa
             v = layer[side]
             assert 0 <= v["fire_rate"] <= 1 and 0 <= v["hoyer"] <= 1 and 0 < v["topk_energy"] <= 1
         # the probe measured two different networks: 20 steps of training moved the codes
-        assert any(abs(layer["trained"][k] - layer["random"][k]) > 1e-4 for k in ("fire_rate", "hoyer",
-                                                                                  "topk_energy")), name
+        assert any(
+            abs(layer["trained"][k] - layer["random"][k]) > 1e-4 for k in ("fire_rate", "hoyer", "topk_energy")
+        ), name
         assert cell["over_time"][-1]["codes"][name] != cell["over_time"][0]["codes"][name], name
     report = (tmp_path / "s" / "report.md").read_text()
     assert "trained - random" in report and "sparsity_over_time.png" in report

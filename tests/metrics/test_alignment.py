@@ -1,4 +1,5 @@
 """ganlearn.metrics.alignment on planted permutations and rotations."""
+
 import torch
 
 from ganlearn.metrics.alignment import match_columns, procrustes_rows
@@ -18,9 +19,7 @@ def test_alignment_recovers_planted_permutation_and_rotation():
     assert torch.allclose(procrustes_rows(a, a @ q), q, atol=1e-10)
 
 
-
 def test_signed_matching_does_not_accept_a_flipped_feature():
     w_true = torch.eye(4, dtype=torch.float64)
     _, cos = match_columns(-w_true, w_true)
     assert cos.max() <= 0
-

@@ -1,4 +1,5 @@
 """ganlearn.metrics.distances against closed forms."""
+
 import math
 
 import numpy as np
@@ -18,4 +19,3 @@ def test_sliced_w2_of_shifted_gaussian_matches_closed_form():
     assert sliced_w2(x, y, n_projections=2000, seed=1) == pytest.approx(expected, rel=0.05)
     # the same law: only the finite-sample distance (0.046 at n = 4000), far below the shift's 1.15
     assert sliced_w2(x, rng.standard_normal((n, d)), n_projections=500, seed=1) < 0.1 * expected
-

@@ -1,4 +1,5 @@
 """ganlearn.metrics.recovery: the coupled error of a permuted, rotated copy is 0."""
+
 import pytest
 import torch
 
@@ -28,13 +29,22 @@ def test_coupled_error_is_zero_for_a_permuted_rotated_copy_of_the_target():
     assert fr["level1"]["cos_min"] == pytest.approx(1.0)
     ut0 = procrustes_latent_map(learner.V[0], target.net.V[0], fr["perms"][0])
     assert torch.allclose(ut0, q, atol=1e-10)  # Procrustes recovers the latent rotation exactly
-    out = coupled_error(learner, target.net, ut0=ut0, perms=fr["perms"], n_fit=200, n_eval=500, fit_steps=0,
-                        generator=g).metrics
+    out = coupled_error(
+        learner, target.net, ut0=ut0, perms=fr["perms"], n_fit=200, n_eval=500, fit_steps=0, generator=g
+    ).metrics
     assert out["coupled_rel_error"] < 1e-20
     assert out["hidden_rel_error_level2"] < 1e-20
     # The same learner coupled through the wrong U (the identity) is far off: U matters.
-    out2 = coupled_error(learner, target.net, ut0=torch.eye(TINY.latent_dim, dtype=torch.float64), perms=fr["perms"],
-                         n_fit=200, n_eval=500, fit_steps=0, generator=g).metrics
+    out2 = coupled_error(
+        learner,
+        target.net,
+        ut0=torch.eye(TINY.latent_dim, dtype=torch.float64),
+        perms=fr["perms"],
+        n_fit=200,
+        n_eval=500,
+        fit_steps=0,
+        generator=g,
+    ).metrics
     assert out2["coupled_rel_error"] > 0.1
 
 
@@ -56,12 +66,28 @@ def test_the_refined_rotation_is_kept_only_if_it_is_better_on_held_out_latents()
     start = q @ torch.linalg.matrix_exp(0.05 * (skew - skew.T))
 
     def run(ut0, n_fit=500, fit_steps=60):
-        return coupled_error(learner, target.net, ut0=ut0, perms=perms, n_fit=n_fit, n_eval=500, fit_steps=fit_steps,
-                             generator=torch.Generator().manual_seed(1),
-                             select_generator=torch.Generator().manual_seed(2)).metrics
+        return coupled_error(
+            learner,
+            target.net,
+            ut0=ut0,
+            perms=perms,
+            n_fit=n_fit,
+            n_eval=500,
+            fit_steps=fit_steps,
+            generator=torch.Generator().manual_seed(1),
+            select_generator=torch.Generator().manual_seed(2),
+        ).metrics
 
-    off = coupled_error(learner, target.net, ut0=start, perms=perms, n_fit=500, n_eval=500, fit_steps=0,
-                        generator=torch.Generator().manual_seed(1)).metrics
+    off = coupled_error(
+        learner,
+        target.net,
+        ut0=start,
+        perms=perms,
+        n_fit=500,
+        n_eval=500,
+        fit_steps=0,
+        generator=torch.Generator().manual_seed(1),
+    ).metrics
     refined = run(start, fit_steps=25)
     assert off["coupled_rel_error"] > 0.1
     assert refined["u_fit"] == "refined" and refined["coupled_rel_error"] < 1e-9
@@ -97,11 +123,22 @@ def test_the_rotation_fit_in_code_space_is_the_image_space_fit():
         return out
 
     kw = dict(ut0=start, perms=perms, n_fit=400, n_eval=400, fit_steps=40)
-    images, u_images = coupled_error(learner, target.net, generator=torch.Generator().manual_seed(1),
-                                     select_generator=torch.Generator().manual_seed(2), **kw)
-    in_codes, u_codes = coupled_error(learner, target.net, generator=torch.Generator().manual_seed(1),
-                                      select_generator=torch.Generator().manual_seed(2), target_codes=codes,
-                                      output_layers=list(target.net.W), **kw)
+    images, u_images = coupled_error(
+        learner,
+        target.net,
+        generator=torch.Generator().manual_seed(1),
+        select_generator=torch.Generator().manual_seed(2),
+        **kw,
+    )
+    in_codes, u_codes = coupled_error(
+        learner,
+        target.net,
+        generator=torch.Generator().manual_seed(1),
+        select_generator=torch.Generator().manual_seed(2),
+        target_codes=codes,
+        output_layers=list(target.net.W),
+        **kw,
+    )
     assert images["u_fit"] == in_codes["u_fit"] == "refined"
     assert torch.allclose(u_codes, u_images, atol=1e-9)
     assert in_codes["coupled_rel_error"] == pytest.approx(images["coupled_rel_error"], rel=1e-8)
@@ -131,9 +168,15 @@ def test_error_split_puts_the_error_where_the_layer_is_wrong(perturbed):
     with torch.no_grad():
         x_l, s_l = learner(z)
         x_t, s_t = target.net(z)
-        split = error_split(lambda lv, s: learner.decode(lv, learner.hidden(lv, s)),
-                            lambda lv, s: target.net.decode(lv, target.net.hidden(lv, s)),
-                            s_l, s_t, x_t, perms, TINY.channels)
+        split = error_split(
+            lambda lv, s: learner.decode(lv, learner.hidden(lv, s)),
+            lambda lv, s: target.net.decode(lv, target.net.hidden(lv, s)),
+            s_l,
+            s_t,
+            x_t,
+            perms,
+            TINY.channels,
+        )
     direct = float((x_l[1] - x_t[1]).pow(2).sum((1, 2)).mean() / x_t[1].pow(2).sum((1, 2)).mean())
     assert direct > 1e-4
     own, inherited = split["own_rel_error_level2"], split["inherited_rel_error_level2"]
@@ -156,7 +199,15 @@ def test_amplification_references_are_one_for_a_linear_isometry():
     s1_learned = s1 + 0.01 * torch.randn(n, J, m, generator=g, dtype=torch.float64)
     layer = lambda lv, s: 3.0 * s  # noqa: E731
     x_t = [s1, layer(2, s1)]
-    split = error_split(layer, layer, [s1_learned, None], [s1, None], x_t, [[list(range(m))]], m,
-                        generator=torch.Generator().manual_seed(1))
+    split = error_split(
+        layer,
+        layer,
+        [s1_learned, None],
+        [s1, None],
+        x_t,
+        [[list(range(m))]],
+        m,
+        generator=torch.Generator().manual_seed(1),
+    )
     for key in ("amplification_level2", "amplification_iso_level2", "amplification_support_level2"):
         assert split[key] == pytest.approx(1.0, rel=1e-12), key

@@ -1,4 +1,5 @@
 """ganlearn.metrics.sparsity on independent codes."""
+
 import pytest
 import torch
 
@@ -12,7 +13,6 @@ def test_coactivation_ratios_are_one_for_independent_codes():
     assert st["fire_rate_mean"] == pytest.approx(0.3, abs=0.01)
     assert st["pair_ratio_mean"] == pytest.approx(1.0, abs=0.03)
     assert st["triple_ratio_mean"] == pytest.approx(1.0, abs=0.06)
-
 
 
 def test_magnitude_sparsity_closed_forms():

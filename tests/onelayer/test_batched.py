@@ -1,5 +1,6 @@
 """Replica-batched one-layer SGDA: each replica's trajectory equals its separate run (float64
 round-off), including early stops at eps and a replica that diverges; the sweep packs cells."""
+
 import json
 
 import pytest
@@ -17,10 +18,12 @@ def _close(a: float, b: float, rel: float = 1e-9) -> bool:
 @pytest.mark.parametrize("step_scale,lrs", [("curvature", (1.0, 0.7, 1.0, 30.0)), ("none", (0.3, 0.2, 0.3, 3.0))])
 def test_each_replica_equals_its_separate_run(step_scale, lrs):
     kw = {"d": 4, "steps": 300, "step_scale": step_scale}
-    cfgs = [OneLayerConfig(**kw, seed=0, condition=2.0, lr_g=lrs[0]),
-            OneLayerConfig(**kw, seed=1, condition=5.0, lr_g=lrs[1], decay_t0=100.0),
-            OneLayerConfig(**kw, seed=2, condition=2.0, lr_g=lrs[2], ridge=2.0, lr_d=0.5),
-            OneLayerConfig(**kw, seed=3, condition=3.0, lr_g=lrs[3], eval_every=25)]  # diverges
+    cfgs = [
+        OneLayerConfig(**kw, seed=0, condition=2.0, lr_g=lrs[0]),
+        OneLayerConfig(**kw, seed=1, condition=5.0, lr_g=lrs[1], decay_t0=100.0),
+        OneLayerConfig(**kw, seed=2, condition=2.0, lr_g=lrs[2], ridge=2.0, lr_d=0.5),
+        OneLayerConfig(**kw, seed=3, condition=3.0, lr_g=lrs[3], eval_every=25),
+    ]  # diverges
     with pytest.raises(DivergenceError):
         train(cfgs[3])
     out = train_batched(cfgs)
@@ -72,11 +75,25 @@ def test_sample_complexity_sweep_batched_equals_unbatched(tmp_path):
     from ganlearn.experiments import get
     from ganlearn.sweep import run_sweep
 
-    sets = ["d=[2,4]", "condition=[2.0]", "activation=[\"relu\",\"sigmoid\"]", "eps=[0.4,0.2]", "max_samples=60000",
-            "tv_lower_samples=400"]
+    sets = [
+        "d=[2,4]",
+        "condition=[2.0]",
+        'activation=["relu","sigmoid"]',
+        "eps=[0.4,0.2]",
+        "max_samples=60000",
+        "tv_lower_samples=400",
+    ]
     for name, batch in (("one", 1), ("batched", 64)):
-        stats = run_sweep(get("sample-complexity"), tmp_path / name, overrides=sets, seeds=2, workers=1,
-                          progress=False, log=lambda s: None, batch=batch)
+        stats = run_sweep(
+            get("sample-complexity"),
+            tmp_path / name,
+            overrides=sets,
+            seeds=2,
+            workers=1,
+            progress=False,
+            log=lambda s: None,
+            batch=batch,
+        )
         assert stats["ran"] == 8 and stats["failed"] == 0
     hist = [json.loads(ln) for ln in (tmp_path / "batched" / "history.jsonl").read_text().splitlines()]
     assert hist[-1]["batch"] == 64
@@ -85,11 +102,21 @@ def test_sample_complexity_sweep_batched_equals_unbatched(tmp_path):
         b = json.loads((tmp_path / "batched" / "cells" / f.name).read_text())["result"]
         assert a["steps"] == b["steps"] and a["samples"] == b["samples"]
         assert _close(a["sigma_rel_error_final"], b["sigma_rel_error_final"], 1e-8)
-        assert {k: v for k, v in a.items() if k.startswith("N_eps")} == {k: v for k, v in b.items() if k.startswith("N_eps")}
+        assert {k: v for k, v in a.items() if k.startswith("N_eps")} == {
+            k: v for k, v in b.items() if k.startswith("N_eps")
+        }
 
 
-@pytest.mark.parametrize("act,disc", [("leaky_relu", "truncated"), ("sigmoid", "truncated"), ("relu", "quadratic"),
-                                      ("leaky_relu", "quadratic"), ("sigmoid", "quadratic")])
+@pytest.mark.parametrize(
+    "act,disc",
+    [
+        ("leaky_relu", "truncated"),
+        ("sigmoid", "truncated"),
+        ("relu", "quadratic"),
+        ("leaky_relu", "quadratic"),
+        ("sigmoid", "quadratic"),
+    ],
+)
 def test_closed_form_generator_step_equals_autograd(act, disc):
     """The batched trainer's closed-form G gradient (every activation, both statistics) gives the
     trajectory of the separate run's autograd step."""
@@ -148,9 +175,9 @@ def test_curvature_probe_built_in_blocks_equals_autograd():
     from ganlearn.onelayer.step_size import power_ratio, power_ratio_autograd
 
     g, a, d = torch.Generator().manual_seed(0), activation("relu"), 40
-    w = torch.randn(d, d, generator=g, dtype=torch.float64) / d ** 0.5
+    w = torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5
     x = torch.randn(4096, d, generator=g, dtype=torch.float64)
     v = torch.randn(d, d, generator=g, dtype=torch.float64)
-    assert 2 ** 22 // x.numel() < d  # more than one block
+    assert 2**22 // x.numel() < d  # more than one block
     ref = float(power_ratio_autograd(lambda y: truncated_stats(y, a), a, w, x, v))
     assert float(power_ratio("truncated", a, w, x, v)) == pytest.approx(ref, rel=1e-12)

@@ -1,4 +1,5 @@
 """One-layer generators phi(W x): closed forms on tiny problems."""
+
 import math
 
 import pytest
@@ -22,12 +23,14 @@ def test_relu_truncated_moments_match_the_arc_cosine_closed_form(gen):
 
 def test_relu_moment_is_increasing_in_the_correlation():
     rhos = torch.linspace(-0.99, 0.99, 50, dtype=torch.float64)
-    vals = torch.stack([relu_second_moment(torch.tensor([[1.0, r], [r, 1.0]], dtype=torch.float64))[0, 1]
-                        for r in rhos])
+    vals = torch.stack(
+        [relu_second_moment(torch.tensor([[1.0, r], [r, 1.0]], dtype=torch.float64))[0, 1] for r in rhos]
+    )
     assert (vals.diff() > 0).all()
     r = float(rhos[25])
-    assert vals[25].item() == pytest.approx((math.sqrt(1 - r**2) + r * (math.pi - math.acos(r))) / (2 * math.pi),
-                                            rel=1e-12)
+    assert vals[25].item() == pytest.approx(
+        (math.sqrt(1 - r**2) + r * (math.pi - math.acos(r))) / (2 * math.pi), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("act", ["relu", "leaky_relu", "sigmoid"])
@@ -37,10 +40,14 @@ def test_law_is_unchanged_under_right_rotation(act, gen):
     q, _ = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))
     a = OneLayerGenerator(w, act).sample(200_000, generator=torch.Generator().manual_seed(1))
     b = OneLayerGenerator(w @ q, act).sample(200_000, generator=torch.Generator().manual_seed(2))
-    c = OneLayerGenerator(w + 0.3 * torch.eye(3, dtype=torch.float64), act).sample(200_000, generator=torch.Generator().manual_seed(2))
+    c = OneLayerGenerator(w + 0.3 * torch.eye(3, dtype=torch.float64), act).sample(
+        200_000, generator=torch.Generator().manual_seed(2)
+    )
     theta = torch.tensor([0.3, -0.5, 0.8], dtype=torch.float64)
+
     def w1(x, y):
         return ((x @ theta).sort().values - (y @ theta).sort().values).abs().mean().item()
+
     assert w1(a, b) < 0.2 * w1(a, c), (w1(a, b), w1(a, c))
     assert sigma_rel_error((w @ q) @ (w @ q).T, w @ w.T) < 1e-12
 
@@ -90,8 +97,13 @@ def test_mlp_discriminator_honours_its_config_and_learns():
     from ganlearn.onelayer import OneLayerConfig, train
 
     out = train(OneLayerConfig(d=3, discriminator="mlp", steps=2, eval_every=1))
-    assert out["resolved"] == {"g_optimizer": "adam", "lr_d": 1e-3, "d_optimizer": "adam", "lr_g": 0.3,
-                               "step_scale": "none"}
+    assert out["resolved"] == {
+        "g_optimizer": "adam",
+        "lr_d": 1e-3,
+        "d_optimizer": "adam",
+        "lr_g": 0.3,
+        "step_scale": "none",
+    }
     out = train(OneLayerConfig(d=3, discriminator="mlp", steps=2, eval_every=1, lr_d=0.01, g_optimizer="sgd"))
     assert out["resolved"]["lr_d"] == 0.01 and out["resolved"]["g_optimizer"] == "sgd"
     # The comparison GAN does learn on a tiny instance (Adam, non-saturating loss).

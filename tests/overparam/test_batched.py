@@ -1,4 +1,5 @@
 """Replica-batched GDA (ganlearn.overparam.batched) equals the separate runs."""
+
 import numpy as np
 import pytest
 
@@ -18,10 +19,18 @@ def _close(a: dict, b: dict, tol: float) -> None:
     assert a["relative_movement"] == pytest.approx(b["relative_movement"], rel=1e-8)
 
 
-@pytest.mark.parametrize("extra", [{}, {"mode": "alternating"}, {"discriminator": "random_features"},
-                                   {"discriminator": "random_features", "feature_act": "tanh", "feature_scale": 3.0},
-                                   {"discriminator": "random_features", "feature_act": "softplus"},
-                                   {"depth": 2}, {"train": "all"}])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"mode": "alternating"},
+        {"discriminator": "random_features"},
+        {"discriminator": "random_features", "feature_act": "tanh", "feature_scale": 3.0},
+        {"discriminator": "random_features", "feature_act": "softplus"},
+        {"depth": 2},
+        {"train": "all"},
+    ],
+)
 def test_batched_replicas_of_different_widths_and_seeds_equal_their_separate_runs(extra):
     """Widths 30 and 48 padded to 48, two seeds: every replica's residual curve, step size, spectrum
     and outcome are its separate run's (converging runs: round-off only)."""

@@ -1,5 +1,6 @@
 """Overparameterized GANs (Balaji et al.): GDA on the linear-discriminator model against the
 linear-time-varying stability rule, on tiny instances."""
+
 import math
 
 import numpy as np
@@ -28,7 +29,7 @@ def test_jacobian_matches_the_closed_form_for_one_hidden_layer(gen):
     p = Problem(OverparamConfig(m=4, d=3, n=30, k=7))
     W, V, z = p.G.Ws[0].detach(), p.G.V.detach(), p.z
     a = ((z @ W.T > 0).double().T @ z) / len(z)  # (k, d)
-    closed = V @ torch.diag((a ** 2).sum(1)) @ V.T
+    closed = V @ torch.diag((a**2).sum(1)) @ V.T
     J = p.jacobian()
     assert torch.allclose(J @ J.T, closed, atol=1e-12)
 
@@ -64,10 +65,16 @@ def test_broader_class_runs_and_converges_when_wide():
     # conditioned and GDA converges (measured: residual 8.5e-14 in 600 steps, s_min 0.028); with
     # more features than m the feature means are nearly a linear function of G's mean, s_min(J J^T)
     # collapses (5e-4 for tanh, p = 8) and 600 steps leave 3% of the residual
-    few = train(OverparamConfig(m=3, d=3, n=50, k=200, steps=600, discriminator="random_features", features=2,
-                                feature_act="tanh"))
-    many = train(OverparamConfig(m=3, d=3, n=50, k=200, steps=600, discriminator="random_features", features=8,
-                                 feature_act="tanh"))
+    few = train(
+        OverparamConfig(
+            m=3, d=3, n=50, k=200, steps=600, discriminator="random_features", features=2, feature_act="tanh"
+        )
+    )
+    many = train(
+        OverparamConfig(
+            m=3, d=3, n=50, k=200, steps=600, discriminator="random_features", features=8, feature_act="tanh"
+        )
+    )
     assert few["success"] and not many["success"] and many["s_min0"] < 0.05 * few["s_min0"]
     deep = train(OverparamConfig(m=3, d=3, n=50, k=200, steps=300, depth=2))  # measured: tol at step 67
     assert deep["success"] and deep["rate_fitted"] < 0.9
@@ -84,7 +91,9 @@ def test_overparam_config_errors_name_the_field():
         OverparamConfig(mu=2.5).validate()
     with pytest.raises(ValueError, match="discriminator='mlp' is not allowed"):
         OverparamConfig(discriminator="mlp").validate()
-    with pytest.raises(ValueError, match="feature_act='gelu' is not allowed: must be one of 'relu', 'tanh', 'softplus'"):
+    with pytest.raises(
+        ValueError, match="feature_act='gelu' is not allowed: must be one of 'relu', 'tanh', 'softplus'"
+    ):
         OverparamConfig(feature_act="gelu").validate()
     with pytest.raises(ValueError, match="k=0 is not allowed"):
         Problem(OverparamConfig(k=0))

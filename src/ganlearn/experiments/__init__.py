@@ -4,6 +4,7 @@ Each module declares its experiment(s): the typed parameters of a cell (a datacl
 :func:`ganlearn.config.from_dict`), base and grid, and the functions that build, run, batch and
 report a cell. Importing this package imports every problem package (torch included).
 """
+
 from __future__ import annotations
 
 from ganlearn.config import ConfigError
@@ -12,8 +13,16 @@ from ganlearn.sweep import Experiment
 
 __all__ = ["registry", "get"]
 
-_EXPERIMENTS = [sample_complexity.EXPERIMENT, width_sweep.EXPERIMENT, width_sweep.GENERAL, width_sweep.FEATURES,
-                fsr_scaling.EXPERIMENT, fsr_shapes.EXPERIMENT, image_width.EXPERIMENT, sparsity_claims.EXPERIMENT]
+_EXPERIMENTS = [
+    sample_complexity.EXPERIMENT,
+    width_sweep.EXPERIMENT,
+    width_sweep.GENERAL,
+    width_sweep.FEATURES,
+    fsr_scaling.EXPERIMENT,
+    fsr_shapes.EXPERIMENT,
+    image_width.EXPERIMENT,
+    sparsity_claims.EXPERIMENT,
+]
 
 
 def registry() -> dict[str, Experiment]:

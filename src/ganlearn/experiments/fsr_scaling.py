@@ -22,6 +22,7 @@ a bias of the staged estimator (level 1 at 0.006-0.010, doubled at each level ab
 features than the target; the feature cosines then score the
 target's features against the best-matching learned ones.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,7 +30,7 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -47,6 +48,7 @@ from ganlearn.sweep import Experiment
 class ScalingCell:
     """One cell: the preset's run with every stage's batch (and sample count) x ``budget`` and a
     learner ``width`` x the target's channels; ``set``: further ``key=value`` overrides."""
+
     preset: str = "default"
     width: float = setting(1.0, gt=0, le=1000)
     budget: float = setting(1.0, gt=0, le=1000)
@@ -61,8 +63,7 @@ def config(params: dict):
     from_dict(ScalingCell, params)
     base = to_dict(resolve(params["preset"]))
     m = base["target"]["channels"]
-    sets = [f"learner.channels={math.ceil(params['width'] * m)}", "baseline.enabled=false",
-            f"seed={params['seed']}"]
+    sets = [f"learner.channels={math.ceil(params['width'] * m)}", "baseline.enabled=false", f"seed={params['seed']}"]
     for i, st in enumerate(base["stages"]):
         if st["kind"] == "super_resolution" and params.get("whiten_ridge") is not None:
             sets.append(f"stages.{i}.whiten_ridge={params['whiten_ridge']}")
@@ -77,14 +78,29 @@ def config(params: dict):
     return cfg, m
 
 
-def _result(cfg, m: int, s: dict) -> dict:
+def _result(cfg, m: int, s: Mapping[str, Any]) -> dict:
     fin = s["final"]
-    return {"learner_channels": cfg.learner.channels, "target_channels": m, "levels": cfg.target.levels,
-            "wall_seconds": s["wall_seconds"],
-            **{k: s[k] for k in ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
-                                 "sliced_w2_floor_top", "samples_seen")},
-            **{f"coupled_rel_error_level{lv}": fin[f"coupled_rel_error_level{lv}"]
-               for lv in range(1, cfg.target.levels + 1)}}
+    return {
+        "learner_channels": cfg.learner.channels,
+        "target_channels": m,
+        "levels": cfg.target.levels,
+        "wall_seconds": s["wall_seconds"],
+        **{
+            k: s[k]
+            for k in (
+                "coupled_rel_error",
+                "feature_cosine_min",
+                "feature_cosine_mean",
+                "sliced_w2_top",
+                "sliced_w2_floor_top",
+                "samples_seen",
+            )
+        },
+        **{
+            f"coupled_rel_error_level{lv}": fin[f"coupled_rel_error_level{lv}"]
+            for lv in range(1, cfg.target.levels + 1)
+        },
+    }
 
 
 def run(params: dict) -> dict:
@@ -116,8 +132,7 @@ def run_batch(params_list: list[dict]) -> list[dict]:
     each gets its own outcome: a result, or the record of its divergence)."""
     built = [config(p) for p in params_list]
     with tempfile.TemporaryDirectory(prefix="ganlearn-fsr-batch-") as tmp:
-        sums = train_replicas([c for c, _ in built], [Path(tmp) / f"r{i}" for i in range(len(built))],
-                              progress=False)
+        sums = train_replicas([c for c, _ in built], [Path(tmp) / f"r{i}" for i in range(len(built))], progress=False)
     return [_result(c, m, s) for (c, m), s in zip(built, sums)]
 
 
@@ -139,13 +154,15 @@ def _level_fits(out: Path, cells: list[dict], width: float) -> tuple[str, list]:
     rows = []
     for lv in range(1, L + 1):
         xs = [median([c["result"]["samples_seen"] for c in cs if c["params"]["budget"] == b]) for b in budgets]
-        ys = [median([c["result"][f"coupled_rel_error_level{lv}"] for c in cs if c["params"]["budget"] == b])
-              for b in budgets]
+        ys = [
+            median([c["result"][f"coupled_rel_error_level{lv}"] for c in cs if c["params"]["budget"] == b])
+            for b in budgets
+        ]
         line = ax.plot(xs, ys, "o", label=f"level {lv}")[0]
         if len(xs) >= 2:
             alpha, c0 = fit_power_law(xs, ys)
             grid = np.geomspace(min(xs), max(xs), 50)
-            ax.plot(grid, c0 * grid ** -alpha, "-", color=line.get_color(), alpha=0.6)
+            ax.plot(grid, c0 * grid**-alpha, "-", color=line.get_color(), alpha=0.6)
             # The last two budgets' local slope: near 0 where the error has stopped falling.
             tail = fit_power_law(xs[-2:], ys[-2:])[0]
             rows.append([lv, f"{alpha:.2f}", f"{tail:.2f}"] + [f"{y:.4f}" for y in ys])
@@ -156,14 +173,20 @@ def _level_fits(out: Path, cells: list[dict], width: float) -> tuple[str, list]:
     ax.set_title(f"width {width:g}x m: error ~ samples^-alpha")
     ax.legend(fontsize=7)
     table = md_table(["level", "alpha (all budgets)", "alpha (last two)"] + [f"budget {b:g}" for b in budgets], rows)
-    return f"![per-level error against samples]({save(fig, out / f'fsr_scaling_levels_w{width:g}.png')})\n\n{table}", rows
+    return (
+        f"![per-level error against samples]({save(fig, out / f'fsr_scaling_levels_w{width:g}.png')})\n\n{table}",
+        rows,
+    )
 
 
 def report(out: Path, cells: list[dict], spec: dict) -> str:
     widths = sorted({c["params"]["width"] for c in cells})
     budgets = sorted({c["params"]["budget"] for c in cells})
-    keys = [("coupled_rel_error", "coupled error (≥ W2²/E|G*|²)"), ("feature_cosine_min", "worst feature cosine"),
-            ("sliced_w2_top", "sliced W2, top level")]
+    keys = [
+        ("coupled_rel_error", "coupled error (≥ W2²/E|G*|²)"),
+        ("feature_cosine_min", "worst feature cosine"),
+        ("sliced_w2_top", "sliced W2, top level"),
+    ]
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8))
     rows = []
     for w in widths:
@@ -176,8 +199,11 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
             for k, _ in keys:
                 ys[k].append(median([c["result"][k] for c in cs]))
             r = cs[0]["result"]
-            rows.append([w, r["learner_channels"], b, xs[-1], len(cs)] + [ys[k][-1] for k, _ in keys]
-                        + [max(c["result"]["coupled_rel_error"] for c in cs)])
+            rows.append(
+                [w, r["learner_channels"], b, xs[-1], len(cs)]
+                + [ys[k][-1] for k, _ in keys]
+                + [max(c["result"]["coupled_rel_error"] for c in cs)]
+            )
         for ax, (k, t) in zip(axes, keys):
             ax.plot(xs, ys[k], "o-", label=f"width {w:g}×m")
             ax.set_xscale("log")
@@ -190,22 +216,44 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     for ax in axes:
         ax.legend(fontsize=7)
     level_parts = [_level_fits(out, cells, w)[0] for w in widths]
-    return "\n".join([f"![FSR error against samples and width]({save(fig, out / 'fsr_scaling.png')})", "",
-                      "Medians over seeds (the last column is the worst seed):", "",
-                      md_table(["width", "learner m", "budget", "real samples", "seeds"] + [t for _, t in keys]
-                               + ["worst coupled error"], rows), "",
-                      "## Per level: error against samples, fitted error ∝ samples^-α", ""]
-                     + [p for p in level_parts if p] + [""])
+    return "\n".join(
+        [
+            f"![FSR error against samples and width]({save(fig, out / 'fsr_scaling.png')})",
+            "",
+            "Medians over seeds (the last column is the worst seed):",
+            "",
+            md_table(
+                ["width", "learner m", "budget", "real samples", "seeds"]
+                + [t for _, t in keys]
+                + ["worst coupled error"],
+                rows,
+            ),
+            "",
+            "## Per level: error against samples, fitted error ∝ samples^-α",
+            "",
+        ]
+        + [p for p in level_parts if p]
+        + [""]
+    )
 
 
 EXPERIMENT = Experiment(
     name="fsr-scaling",
-    doc=("Forward super-resolution (Allen-Zhu & Li): the staged algorithm on the `default` preset target, "
-         "error against the sample budget (every stage's batch x budget) and the learner's width."),
+    doc=(
+        "Forward super-resolution (Allen-Zhu & Li): the staged algorithm on the `default` preset target, "
+        "error against the sample budget (every stage's batch x budget) and the learner's width."
+    ),
     # The default preset, not tiny: tiny's stages are short (coupled error 0.18 at 1x, seed 0), a
     # preset for tests, not for measuring scaling. whiten_ridge null: the stages' default (1e-4),
     # safe for a wider learner because the warm start switches off its channels that decode nothing.
     base={"preset": "default", "whiten_ridge": None, "set": [], "scale_fake": True},
-    grid={"width": [1.0, 1.5], "budget": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]}, seeds=1,
-    run=run, params=ScalingCell, report=report, check=config, run_batch=run_batch, batch_key=batch_key,
-    batch_limit=batch_limit)
+    grid={"width": [1.0, 1.5], "budget": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]},
+    seeds=1,
+    run=run,
+    params=ScalingCell,
+    report=report,
+    check=config,
+    run_batch=run_batch,
+    batch_key=batch_key,
+    batch_limit=batch_limit,
+)

@@ -17,6 +17,7 @@ cell's alone. Reported per cell: the coupled error (all levels and per level), w
 feature cosine per level, sliced W2 per level against its floor (two target samples), the
 target's Assumption 2.2 statistics, the levels the stage list trains, wall time and peak memory.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,16 +44,22 @@ SPARSITY_NAMES = {2.0: "k=2 (1/8 fire)", 4.0: "k=4 (1/4 fire)"}
 
 
 def overrides(params: dict) -> list[str]:
-    return [f"target.levels={params['levels']}", f"target.patch={params['patch']}",
-            f"target.shared_output={json.dumps(params['shared_output'])}",
-            f"target.neighbourhood={json.dumps(params['neighbourhood'])}", f"target.sparsity={params['sparsity']}",
-            "baseline.enabled=false", f"seed={params['seed']}"] + list(params.get("set", []))
+    return [
+        f"target.levels={params['levels']}",
+        f"target.patch={params['patch']}",
+        f"target.shared_output={json.dumps(params['shared_output'])}",
+        f"target.neighbourhood={json.dumps(params['neighbourhood'])}",
+        f"target.sparsity={params['sparsity']}",
+        "baseline.enabled=false",
+        f"seed={params['seed']}",
+    ] + list(params.get("set", []))
 
 
 @dataclass(frozen=True)
 class ShapeCell:
     """One cell: the target's shape (the grid axes, ``TargetConfig``'s fields, checked by the run's
     configuration) on a preset; how the sweep runs it."""
+
     levels: int = 3
     patch: int = 4
     shared_output: bool = True
@@ -80,22 +87,33 @@ def _train_cell(params: dict, out_file: str) -> None:
     cfg = resolve(params.get("preset", "default"), None, overrides(params))
     if params.get("max_steps") is not None:  # a quick look: every stage cut to at most this many steps
         cap = int(params["max_steps"])
-        cfg = dataclasses.replace(cfg, stages=[dataclasses.replace(s, steps=min(s.steps, cap)) if hasattr(s, "steps")
-                                               else s for s in cfg.stages])
+        cfg = dataclasses.replace(
+            cfg,
+            stages=[dataclasses.replace(s, steps=min(s.steps, cap)) if hasattr(s, "steps") else s for s in cfg.stages],
+        )
     with tempfile.TemporaryDirectory(prefix="ganlearn-shape-cell-") as tmp:
         s = train(cfg, Path(tmp), progress=False)
         assumptions = json.loads((Path(tmp) / "target_assumptions.json").read_text())
     L = cfg.target.levels
     fin = s["final"]
-    res = {k: s[k] for k in ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
-                             "sliced_w2_floor_top", "samples_seen", "wall_seconds")}
+    res = {
+        k: s[k]
+        for k in (
+            "coupled_rel_error",
+            "feature_cosine_min",
+            "feature_cosine_mean",
+            "sliced_w2_top",
+            "sliced_w2_floor_top",
+            "samples_seen",
+            "wall_seconds",
+        )
+    }
     untrained = untrained_levels(cfg.stages, L)
     res["levels_trained"] = [lv for lv in range(1, L + 1) if lv not in untrained]
     res["n_levels_trained"] = len(res["levels_trained"])
     res["n_stages"] = len(cfg.stages)
     for lv in range(1, L + 1):
-        for key in ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2",
-                    "sliced_w2_floor"):
+        for key in ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2", "sliced_w2_floor"):
             res[f"{key}_level{lv}"] = fin[f"{key}_level{lv}"]
         a = assumptions[f"level{lv}"]
         for key in ("fire_rate_mean", "pair_ratio_mean", "pair_ratio_max", "triple_ratio_max"):
@@ -107,10 +125,13 @@ def _train_cell(params: dict, out_file: str) -> None:
 def run(params: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="ganlearn-shape-") as tmp:
         out = Path(tmp) / "result.json"
-        code = ("import json, sys; from ganlearn.experiments.fsr_shapes import _train_cell; "
-                "_train_cell(json.loads(sys.argv[1]), sys.argv[2])")
-        proc = subprocess.run([sys.executable, "-c", code, json.dumps(params), str(out)],
-                              capture_output=True, text=True)
+        code = (
+            "import json, sys; from ganlearn.experiments.fsr_shapes import _train_cell; "
+            "_train_cell(json.loads(sys.argv[1]), sys.argv[2])"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(params), str(out)], capture_output=True, text=True
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"cell process exited with {proc.returncode}: {proc.stderr.strip()[-2000:]}")
         return json.loads(out.read_text())
@@ -119,7 +140,6 @@ def run(params: dict) -> dict:
 def design(spec: dict) -> list[dict]:
     grid = spec["grid"]
     if spec["base"].get("design", "pairwise") == "full":
-
         return [dict(zip(grid, pt)) for pt in itertools.product(*grid.values())]
     return pairwise_design(grid)
 
@@ -129,15 +149,25 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     for c in sorted(cells, key=lambda c: (c["params"]["levels"], c["params"]["patch"])):
         p, r = c["params"], c["result"]
         L = p["levels"]
-        rows.append([L, p["patch"], "shared" if p["shared_output"] else "per-patch", p["neighbourhood"],
-                     SPARSITY_NAMES.get(float(p["sparsity"]), p["sparsity"]),
-                     f"{len(r['levels_trained'])}/{L}", r["coupled_rel_error"],
-                     " / ".join(f"{r[f'coupled_rel_error_level{lv}']:.3f}" for lv in range(1, L + 1)),
-                     r["feature_cosine_min"],
-                     " / ".join(f"{r[f'sliced_w2_level{lv}']:.3f} ({r[f'sliced_w2_floor_level{lv}']:.3f})"
-                                for lv in range(1, L + 1)),
-                     f"{r[f'target_pair_ratio_mean_level{L}']:.2f} / {r[f'target_pair_ratio_max_level{L}']:.1f}",
-                     r["wall_seconds"] / 60, r["peak_rss_gb"]])
+        rows.append(
+            [
+                L,
+                p["patch"],
+                "shared" if p["shared_output"] else "per-patch",
+                p["neighbourhood"],
+                SPARSITY_NAMES.get(float(p["sparsity"]), p["sparsity"]),
+                f"{len(r['levels_trained'])}/{L}",
+                r["coupled_rel_error"],
+                " / ".join(f"{r[f'coupled_rel_error_level{lv}']:.3f}" for lv in range(1, L + 1)),
+                r["feature_cosine_min"],
+                " / ".join(
+                    f"{r[f'sliced_w2_level{lv}']:.3f} ({r[f'sliced_w2_floor_level{lv}']:.3f})" for lv in range(1, L + 1)
+                ),
+                f"{r[f'target_pair_ratio_mean_level{L}']:.2f} / {r[f'target_pair_ratio_max_level{L}']:.1f}",
+                r["wall_seconds"] / 60,
+                r["peak_rss_gb"],
+            ]
+        )
     n = len(cells)
     ok_cos = sum(c["result"]["feature_cosine_min"] >= 0.95 for c in cells)
     ok_err = sum(c["result"]["coupled_rel_error"] <= 0.1 for c in cells)
@@ -146,30 +176,70 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     for c in cells:
         p, r = c["params"], c["result"]
         ys = [r[f"coupled_rel_error_level{lv}"] for lv in range(1, p["levels"] + 1)]
-        ax.plot(range(1, p["levels"] + 1), ys, "o-" if p["shared_output"] else "s--", alpha=0.8,
-                label=f"L{p['levels']} p{p['patch']} {'sh' if p['shared_output'] else 'pp'} "
-                      f"{p['neighbourhood'][:3]} k{p['sparsity']:g}")
+        ax.plot(
+            range(1, p["levels"] + 1),
+            ys,
+            "o-" if p["shared_output"] else "s--",
+            alpha=0.8,
+            label=f"L{p['levels']} p{p['patch']} {'sh' if p['shared_output'] else 'pp'} "
+            f"{p['neighbourhood'][:3]} k{p['sparsity']:g}",
+        )
     ax.axhline(0.1, color="gray", ls=":")
     ax.set_yscale("log")
     ax.set_xlabel("level")
     ax.set_ylabel("coupled error of the level")
     ax.set_xticks([1, 2, 3, 4])
     ax.legend(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left")
-    return "\n".join([
-        f"![coupled error per level, every cell]({save(fig, out / 'fsr_shapes.png')})", "",
-        f"Every level trained in every cell: **{'yes' if all_trained else 'NO'}**. "
-        f"Cells with worst feature cosine ≥ 0.95: **{ok_cos} of {n}**; with coupled error ≤ 0.1: **{ok_err} of {n}**.",
-        "", md_table(["L", "patch", "W*", "graph P", "sparsity", "levels trained", "coupled error",
-                      "per level", "worst feature cos", "sliced W2 per level (floor)",
-                      "target pair ratio mean / max (top level)", "wall min", "peak GB"], rows), ""])
+    return "\n".join(
+        [
+            f"![coupled error per level, every cell]({save(fig, out / 'fsr_shapes.png')})",
+            "",
+            f"Every level trained in every cell: **{'yes' if all_trained else 'NO'}**. "
+            f"Cells with worst feature cosine ≥ 0.95: **{ok_cos} of {n}**; "
+            f"with coupled error ≤ 0.1: **{ok_err} of {n}**.",
+            "",
+            md_table(
+                [
+                    "L",
+                    "patch",
+                    "W*",
+                    "graph P",
+                    "sparsity",
+                    "levels trained",
+                    "coupled error",
+                    "per level",
+                    "worst feature cos",
+                    "sliced W2 per level (floor)",
+                    "target pair ratio mean / max (top level)",
+                    "wall min",
+                    "peak GB",
+                ],
+                rows,
+            ),
+            "",
+        ]
+    )
 
 
 EXPERIMENT = Experiment(
     name="fsr-shapes",
-    doc=("Forward super-resolution (Allen-Zhu & Li) on targets of many shapes: levels x patch x shared or "
-         "per-patch W* x connection graph x sparsity; a pairwise covering design by default "
-         "(`--set design=full` for the 72-cell product)."),
+    doc=(
+        "Forward super-resolution (Allen-Zhu & Li) on targets of many shapes: levels x patch x shared or "
+        "per-patch W* x connection graph x sparsity; a pairwise covering design by default "
+        "(`--set design=full` for the 72-cell product)."
+    ),
     base={"preset": "default", "design": "pairwise", "threads": 1, "max_steps": None, "set": []},
-    grid={"levels": [2, 3, 4], "patch": [3, 4], "shared_output": [True, False],
-          "neighbourhood": ["parent", "cross", "square"], "sparsity": [2.0, 4.0]},
-    seeds=1, run=run, params=ShapeCell, report=report, design=design, check=config)
+    grid={
+        "levels": [2, 3, 4],
+        "patch": [3, 4],
+        "shared_output": [True, False],
+        "neighbourhood": ["parent", "cross", "square"],
+        "sparsity": [2.0, 4.0],
+    },
+    seeds=1,
+    run=run,
+    params=ShapeCell,
+    report=report,
+    design=design,
+    check=config,
+)

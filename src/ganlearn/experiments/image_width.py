@@ -14,10 +14,12 @@ recall / density / coverage in randconv128-v1, each beside the same metric betwe
 Stability: the spread of the final SWD over seeds, and the mean absolute step-to-step change of
 SWD over the second half of training (oscillation).
 """
+
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -29,9 +31,21 @@ from ganlearn.io import read_jsonl
 from ganlearn.plots import md_table, median, plt, save, save_png, tile
 from ganlearn.sweep import Experiment
 
-BASE = {"data": "mnist-5k", "resolution": 16, "arch": "dcgan", "steps": 1500, "batch": 64, "z_dim": 32,
-        "eval_every": 150, "eval_n": 1000, "eval_patches": 16, "lr_g": 2e-4, "lr_d": 2e-4, "d_norm": "sn",
-        "device": "cpu"}
+BASE = {
+    "data": "mnist-5k",
+    "resolution": 16,
+    "arch": "dcgan",
+    "steps": 1500,
+    "batch": 64,
+    "z_dim": 32,
+    "eval_every": 150,
+    "eval_n": 1000,
+    "eval_patches": 16,
+    "lr_g": 2e-4,
+    "lr_d": 2e-4,
+    "d_norm": "sn",
+    "device": "cpu",
+}
 GRID = {"width": [4, 8, 16, 32]}
 
 
@@ -73,21 +87,28 @@ def run_batch(params_list: list[dict]) -> list[dict]:
     return [_result(c, o["result"], o["metrics"], o["stats"], o["g_ema"]) for c, o in zip(cfgs, outs)]
 
 
-def _result(cfg, res: dict, curve: list, stats: list, g) -> dict:
+def _result(cfg, res: Mapping[str, Any], curve: list, stats: list, g) -> dict:
     grid = tile(sample(g, 16, cfg.z_dim, seed=cfg.seed, stream="image_width.grid"), 8)
     swd = [c["swd_avg"] for c in curve]
-    half = swd[len(swd) // 2:]
-    out = {k: v for k, v in res.items()
-           if k not in ("meta", "step", "images_seen", "world", "replica_max_abs_diff", "replicas")}
-    out.update({
-        "params_g": int(sum(t.numel() for t in g.parameters())),
-        "swd_oscillation": float(np.mean(np.abs(np.diff(half)))) if len(half) > 1 else float("nan"),
-        "swd_best": float(min(swd)),
-        "curve": [[c["step"], c["swd_avg"], c["frechet"], c["precision"], c["recall"], c["coverage"]] for c in curve],
-        "loss_curve": [[s["step"], s["d_loss"], s["g_loss"]] for s in stats],
-        "grid": grid.tolist(),
-        "metric_meta": curve[-1]["meta"],
-    })
+    half = swd[len(swd) // 2 :]
+    out = {
+        k: v
+        for k, v in res.items()
+        if k not in ("meta", "step", "images_seen", "world", "replica_max_abs_diff", "replicas")
+    }
+    out.update(
+        {
+            "params_g": int(sum(t.numel() for t in g.parameters())),
+            "swd_oscillation": float(np.mean(np.abs(np.diff(half)))) if len(half) > 1 else float("nan"),
+            "swd_best": float(min(swd)),
+            "curve": [
+                [c["step"], c["swd_avg"], c["frechet"], c["precision"], c["recall"], c["coverage"]] for c in curve
+            ],
+            "loss_curve": [[s["step"], s["d_loss"], s["g_loss"]] for s in stats],
+            "grid": grid.tolist(),
+            "metric_meta": curve[-1]["meta"],
+        }
+    )
     return out
 
 
@@ -101,18 +122,28 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     for w in widths:
         cs = by_w[w]
         fin = [c["result"]["swd_avg"] for c in cs]
-        rows.append([w, cs[0]["result"]["params_g"], f"{len(cs)}"] + [median([c["result"][k] for c in cs]) for k in keys]
-                    + [float(np.std(fin)) if len(fin) > 1 else None, median([c["result"]["swd_oscillation"] for c in cs])])
+        rows.append(
+            [w, cs[0]["result"]["params_g"], f"{len(cs)}"]
+            + [median([c["result"][k] for c in cs]) for k in keys]
+            + [float(np.std(fin)) if len(fin) > 1 else None, median([c["result"]["swd_oscillation"] for c in cs])]
+        )
     meta = any_cell["metric_meta"]
     base = spec["base"]
-    lines = [f"Data `{base['data']}` at {base['resolution']} px; {base['steps']} generator steps of batch {base['batch']} "
-             f"(Adam {base['lr_g']:g}/{base['lr_d']:g}, betas 0.5/0.999, D norm {base['d_norm']}); metrics of the EMA "
-             f"generator on n = {meta['swd']['n_real']} samples per side (SWD: {meta['swd']['patches_per_image']} 7x7 "
-             f"patches per image, {meta['swd']['repeats']}x{meta['swd']['directions']} directions, seed "
-             f"{meta['swd']['seed']}; features {meta['features']['features']}, PRDC k = {meta['features']['k']}).", "",
-             "## Quality and stability against width (medians over seeds)", "",
-             md_table(["width k", "G params", "seeds"] + [f"final {k}" for k in keys] + ["SWD std over seeds", "SWD oscillation"],
-                      rows + [real_row]), ""]
+    lines = [
+        f"Data `{base['data']}` at {base['resolution']} px; {base['steps']} generator steps of batch {base['batch']} "
+        f"(Adam {base['lr_g']:g}/{base['lr_d']:g}, betas 0.5/0.999, D norm {base['d_norm']}); metrics of the EMA "
+        f"generator on n = {meta['swd']['n_real']} samples per side (SWD: {meta['swd']['patches_per_image']} 7x7 "
+        f"patches per image, {meta['swd']['repeats']}x{meta['swd']['directions']} directions, seed "
+        f"{meta['swd']['seed']}; features {meta['features']['features']}, PRDC k = {meta['features']['k']}).",
+        "",
+        "## Quality and stability against width (medians over seeds)",
+        "",
+        md_table(
+            ["width k", "G params", "seeds"] + [f"final {k}" for k in keys] + ["SWD std over seeds", "SWD oscillation"],
+            rows + [real_row],
+        ),
+        "",
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for w in widths:
         curves = [np.array(c["result"]["curve"]) for c in by_w[w]]
@@ -138,7 +169,12 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     axes[2].set(xlabel="width k", ylabel="PRDC (colours)", title="final quality vs width")
     axes[2].legend(fontsize=7, loc="center left")
     axes[0].legend(fontsize=7)
-    lines += [f"![curves]({save(fig, out / 'image_width_curves.png')})", "", "## Final samples (seed 0 of each width)", ""]
+    lines += [
+        f"![curves]({save(fig, out / 'image_width_curves.png')})",
+        "",
+        "## Final samples (seed 0 of each width)",
+        "",
+    ]
     for w in widths:
         c0 = min(by_w[w], key=lambda c: c["params"]["seed"])
         name = f"samples_k{w}.png"
@@ -150,7 +186,18 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
 
 EXPERIMENT = Experiment(
     name="image-width",
-    doc=("DCGAN-k on a built-in image dataset (MNIST-5k at 16 px by default): SWD, Frechet and PRDC of the EMA "
-         "generator against the width k and against the training step, and their spread over seeds "
-         "(Balaji et al.'s width claim on real images)."),
-    base=BASE, grid=GRID, seeds=3, run=run, params=ImageGANConfig, report=report, check=config, run_batch=run_batch, batch_key=batch_key)
+    doc=(
+        "DCGAN-k on a built-in image dataset (MNIST-5k at 16 px by default): SWD, Frechet and PRDC of the EMA "
+        "generator against the width k and against the training step, and their spread over seeds "
+        "(Balaji et al.'s width claim on real images)."
+    ),
+    base=BASE,
+    grid=GRID,
+    seeds=3,
+    run=run,
+    params=ImageGANConfig,
+    report=report,
+    check=config,
+    run_batch=run_batch,
+    batch_key=batch_key,
+)

@@ -30,6 +30,7 @@ makes (checkpoints, metrics.jsonl, summary, report); ``fsr.train_replicas([cfg_s
 (worth it on a GPU; see :mod:`ganlearn.fsr.batched`). Everything not listed in ``__all__`` is
 internal and may change.
 """
+
 from __future__ import annotations
 
 from ganlearn.fsr.batched import train_replicas
@@ -49,10 +50,34 @@ from ganlearn.fsr.stages import (
 from ganlearn.fsr.target import FSRTarget, make_learner
 from ganlearn.fsr.train import Summary, train
 
-__all__ = ["TargetConfig", "LearnerConfig", "EvalConfig", "RunConfig", "resolve", "default_stages", "tiny_stages",
-           "FSRTarget", "FSRNet", "make_learner", "WarmStartStage", "OutputLayerStage", "FirstHiddenStage",
-           "SuperResolutionStage", "EndToEndStage", "make_runner", "run_stage", "run_steps", "evaluate",
-           "sliced_w2_floor", "level_errors", "Config", "Summary", "train", "train_replicas", "train_batched"]
+__all__ = [
+    "TargetConfig",
+    "LearnerConfig",
+    "EvalConfig",
+    "RunConfig",
+    "resolve",
+    "default_stages",
+    "tiny_stages",
+    "FSRTarget",
+    "FSRNet",
+    "make_learner",
+    "WarmStartStage",
+    "OutputLayerStage",
+    "FirstHiddenStage",
+    "SuperResolutionStage",
+    "EndToEndStage",
+    "make_runner",
+    "run_stage",
+    "run_steps",
+    "evaluate",
+    "sliced_w2_floor",
+    "level_errors",
+    "Config",
+    "Summary",
+    "train",
+    "train_replicas",
+    "train_batched",
+]
 
 Config = RunConfig
 train_batched = train_replicas
@@ -64,4 +89,5 @@ def level_errors(learner: FSRNet, target: FSRTarget, cfg: EvalConfig = EvalConfi
     :func:`evaluate`; ``fit_steps=0``: the Procrustes rotation U, as in-run evaluations use)."""
     m = evaluate(learner, target, cfg, final=False)
     return {"all": round(m["coupled_rel_error"], 4)} | {
-        lv: round(m[f"coupled_rel_error_level{lv}"], 4) for lv in range(1, target.n_levels + 1)}
+        lv: round(m[f"coupled_rel_error_level{lv}"], 4) for lv in range(1, target.n_levels + 1)
+    }

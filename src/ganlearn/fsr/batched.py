@@ -26,6 +26,7 @@ stacked tensors leave the cache, so R replicas cost more than R runs one after a
 (``benchmarks/results/bench_replicas_fsr/``: 0.4-1.0x at R = 1-16); ``fsr-scaling`` batches its
 seeds on a GPU only.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -64,9 +65,11 @@ def batch_key(cfg: RunConfig) -> str | None:
 
 def _images(tnet: FSRNet):
     """The data callable of the stacked targets: (n, R, J_l, d) patches per level."""
+
     @torch.no_grad()
     def data(n: int, *, generator: Generators, upto: int | None = None) -> list[torch.Tensor]:
         return tnet(tnet.sample_latent(n, generator=generator), upto=upto)[0]
+
     return data
 
 
@@ -78,8 +81,10 @@ def train_replicas(cfgs: list[RunConfig], run_dirs: list, *, progress: bool = Tr
         raise ConfigError(f"train_replicas needs one run directory per config, got {len(cfgs)} and {len(run_dirs)}")
     keys = [batch_key(c) for c in cfgs]
     if keys[0] is None or len(set(keys)) != 1:
-        raise ConfigError("train_replicas: the configs must differ only in seed and target.seed and have no "
-                          "end_to_end stage; train the others with ganlearn.fsr.train.train")
+        raise ConfigError(
+            "train_replicas: the configs must differ only in seed and target.seed and have no "
+            "end_to_end stage; train the others with ganlearn.fsr.train.train"
+        )
     dirs = [Path(d) for d in run_dirs]
     with contextlib.ExitStack() as locks:
         for d in dirs:
@@ -99,8 +104,12 @@ def _train_replicas(cfgs: list[RunConfig], dirs: list[Path], progress: bool) -> 
         targets.append(target)
         learners.append(learner)
         floors.append(sliced_w2_floor(target, c.eval))
-        atomic_write_text(d / "target_assumptions.json", json.dumps(target.assumption_report(
-            generator=make_generator(c.eval.seed, "fsr.eval.assumptions")), indent=2))
+        atomic_write_text(
+            d / "target_assumptions.json",
+            json.dumps(
+                target.assumption_report(generator=make_generator(c.eval.seed, "fsr.eval.assumptions")), indent=2
+            ),
+        )
     learner = FSRNet.stack(learners)
     tnet = FSRNet.stack([t.net for t in targets]).requires_grad_(False)
     data = _images(tnet)
@@ -108,8 +117,9 @@ def _train_replicas(cfgs: list[RunConfig], dirs: list[Path], progress: bool) -> 
     samples_seen, eval_seconds = [0] * R, [0.0] * R
     metrics: list[dict] = [{} for _ in range(R)]
     stages = cfg.stages
-    bar = tqdm(total=sum(getattr(s, "steps", 1) for s in stages), desc=f"staged x{R}", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=sum(getattr(s, "steps", 1) for s in stages), desc=f"staged x{R}", disable=not progress, dynamic_ncols=True
+    )
     for si, spec in enumerate(stages):
         bar.set_postfix_str(spec.kind)
         if spec.kind == "warm_start":  # a one-off eigendecomposition per patch: replica by replica
@@ -137,26 +147,42 @@ def _train_replicas(cfgs: list[RunConfig], dirs: list[Path], progress: bool) -> 
                 where = f"{dirs[r]}: stage {si} ({spec.kind}) step {t + 1}"
                 if not (is_finite_module(lr) and all(bool(torch.isfinite(v).all()) for v in outs[r].values())):
                     bar.close()
-                    raise DivergenceError(f"{where}: non-finite values (NaN/inf); the replica batch stopped. "
-                                          f"Try smaller step sizes for this stage (stages.{si}.sgda.lr_g / lr_d).")
+                    raise DivergenceError(
+                        f"{where}: non-finite values (NaN/inf); the replica batch stopped. "
+                        f"Try smaller step sizes for this stage (stages.{si}.sgda.lr_g / lr_d)."
+                    )
                 t_eval = time.time()
                 m = evaluate(lr, targets[r], cfgs[r].eval, final=final)
                 eval_seconds[r] += time.time() - t_eval
-                check_finite_and_bounded("coupled_rel_error", m["coupled_rel_error"], 1.0,
-                                         cfgs[r].divergence_factor, where)
+                check_finite_and_bounded(
+                    "coupled_rel_error", m["coupled_rel_error"], 1.0, cfgs[r].divergence_factor, where
+                )
                 m["sliced_w2_floor_top"] = floors[r][f"sliced_w2_floor_level{targets[r].n_levels}"]
                 if final:
                     m |= floors[r]
                 metrics[r] = m
-                append_jsonl(dirs[r] / "metrics.jsonl", {
-                    "stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": samples_seen[r],
-                    "wall_seconds": time.time() - t0, "eval_seconds": eval_seconds[r], "replicas": R,
-                    **{k: float(v) for k, v in outs[r].items()}, **m})
+                append_jsonl(
+                    dirs[r] / "metrics.jsonl",
+                    {
+                        "stage": si,
+                        "kind": spec.kind,
+                        "step": t + 1,
+                        "samples_seen": samples_seen[r],
+                        "wall_seconds": time.time() - t0,
+                        "eval_seconds": eval_seconds[r],
+                        "replicas": R,
+                        **{k: float(v) for k, v in outs[r].items()},
+                        **m,
+                    },
+                )
     bar.close()
     summaries = []
     for r, (c, d) in enumerate(zip(cfgs, dirs)):
-        staged = metrics[r] | {"samples_seen": samples_seen[r], "wall_seconds": time.time() - t0,
-                               "eval_seconds": eval_seconds[r]}
+        staged = metrics[r] | {
+            "samples_seen": samples_seen[r],
+            "wall_seconds": time.time() - t0,
+            "eval_seconds": eval_seconds[r],
+        }
         summary = {k: staged[k] for k in SUMMARY_KEYS} | {"final": staged, "replicas": R}
         lr = learner.replica(r)
         save_tensors(d / "learner.safetensors", lr.state_dict())

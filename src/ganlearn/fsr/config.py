@@ -3,6 +3,7 @@
 live beside their runners in :mod:`ganlearn.fsr.stages`), evaluation, and the end-to-end baseline
 -- presets by name, and :func:`resolve` (preset -> file -> ``key=value`` overrides -> validated).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,10 +37,28 @@ from ganlearn.fsr.stages import (
 )
 from ganlearn.sgda import SGDAConfig
 
-__all__ = ["TargetConfig", "LearnerConfig", "EvalConfig", "BaselineConfig", "RunConfig", "PRESETS", "resolve",
-           "default_stages", "tiny_stages", "scale_batches", "fire_rate_of", "REFERENCE_FIRE_RATE", "untrained_levels",
-           "load_json", "WarmStartStage", "OutputLayerStage",
-           "FirstHiddenStage", "SuperResolutionStage", "EndToEndStage", "STAGE_KINDS"]
+__all__ = [
+    "TargetConfig",
+    "LearnerConfig",
+    "EvalConfig",
+    "BaselineConfig",
+    "RunConfig",
+    "PRESETS",
+    "resolve",
+    "default_stages",
+    "tiny_stages",
+    "scale_batches",
+    "fire_rate_of",
+    "REFERENCE_FIRE_RATE",
+    "untrained_levels",
+    "load_json",
+    "WarmStartStage",
+    "OutputLayerStage",
+    "FirstHiddenStage",
+    "SuperResolutionStage",
+    "EndToEndStage",
+    "STAGE_KINDS",
+]
 
 
 # 16 levels at base grid 1 are 32768 patches per side: far past any memory budget, but a bound
@@ -64,9 +83,13 @@ class TargetConfig(Settings):
     seed: Optional[int] = setting(None, ge=0)  # None: derived from the run seed
 
     def validate(self, key: str = "target") -> None:
-        d = self.colours * self.patch ** 2
-        check(1 <= self.channels <= d, f"{key}.channels", self.channels,
-               f"between 1 and the patch dimension d = colours*patch^2 = {d} (W* is column-orthonormal)")
+        d = self.colours * self.patch**2
+        check(
+            1 <= self.channels <= d,
+            f"{key}.channels",
+            self.channels,
+            f"between 1 and the patch dimension d = colours*patch^2 = {d} (W* is column-orthonormal)",
+        )
         check(self.sparsity < self.channels, f"{key}.sparsity", self.sparsity, "in (0, channels)")
 
 
@@ -80,7 +103,6 @@ class LearnerConfig(Settings):
 
     def validate(self, key: str = "learner") -> None:
         """Every rule is a single field's range (those across the target: RunConfig.validate)."""
-
 
 
 @dataclass(frozen=True)
@@ -134,8 +156,10 @@ def default_stages(levels: int = 3, fire_rate: float | None = None) -> list:
     the solution, not the samples. Averaging the last half of the iterates removes the step noise of
     the moment estimates that limits the last iterate.
     """
-    return scale_batches([WarmStartStage(), FirstHiddenStage()]
-                         + [SuperResolutionStage(level=lv) for lv in range(2, levels + 1)], fire_rate)
+    return scale_batches(
+        [WarmStartStage(), FirstHiddenStage()] + [SuperResolutionStage(level=lv) for lv in range(2, levels + 1)],
+        fire_rate,
+    )
 
 
 # The firing rate k/m of the default target's codes (k = 2 of m = 16), at which every batch of the
@@ -206,11 +230,15 @@ def untrained_levels(stages: list, levels: int) -> dict[int, str]:
     out = {}
     for lv in range(1, levels + 1):
         missing = []
-        if not any(isinstance(s, WarmStartStage) or (isinstance(s, OutputLayerStage) and s.level in (0, lv))
-                   for s in stages):
+        if not any(
+            isinstance(s, WarmStartStage) or (isinstance(s, OutputLayerStage) and s.level in (0, lv)) for s in stages
+        ):
             missing.append(f"its output layer W_{lv} (a warm_start or output_layer stage)")
-        hidden = (any(isinstance(s, FirstHiddenStage) for s in stages) if lv == 1 else
-                  any(isinstance(s, SuperResolutionStage) and s.level == lv for s in stages))
+        hidden = (
+            any(isinstance(s, FirstHiddenStage) for s in stages)
+            if lv == 1
+            else any(isinstance(s, SuperResolutionStage) and s.level == lv for s in stages)
+        )
         if not hidden:
             what = "a first_hidden stage" if lv == 1 else f"a super_resolution stage with level={lv}"
             missing.append(f"its hidden layer V_{lv} ({what})")
@@ -243,59 +271,85 @@ class RunConfig(Settings):
     def __post_init__(self):
         check_fields(self)
         if self.stages is None:
-            object.__setattr__(self, "stages",
-                               default_stages(self.target.levels, fire_rate_of(self.target, self.learner)))
+            object.__setattr__(
+                self, "stages", default_stages(self.target.levels, fire_rate_of(self.target, self.learner))
+            )
 
     def validate(self) -> "RunConfig":
         self.target.validate()
         self.learner.validate()
         m_learner = self.learner.channels or self.target.channels
-        d = self.target.colours * self.target.patch ** 2
-        check(m_learner <= d, "learner.channels", self.learner.channels,
-              f"null or <= the patch dimension d = {d} (W is column-orthonormal)")
+        d = self.target.colours * self.target.patch**2
+        check(
+            m_learner <= d,
+            "learner.channels",
+            self.learner.channels,
+            f"null or <= the patch dimension d = {d} (W is column-orthonormal)",
+        )
         # A narrower learner cannot represent the target (the paper's learner has its structure,
         # §2.2), and every feature metric matches each true feature to its own learned one: before
         # this check such a run trained to the end and then failed in its evaluation.
-        check(m_learner >= self.target.channels, "learner.channels", self.learner.channels,
-              f"null or >= target.channels = {self.target.channels} (a learned channel for every true one)")
+        check(
+            m_learner >= self.target.channels,
+            "learner.channels",
+            self.learner.channels,
+            f"null or >= target.channels = {self.target.channels} (a learned channel for every true one)",
+        )
         if self.learner.sparsity is not None:
-            check(self.learner.sparsity < m_learner, "learner.sparsity", self.learner.sparsity,
-                  f"null or in (0, learner channels = {m_learner})")
+            check(
+                self.learner.sparsity < m_learner,
+                "learner.sparsity",
+                self.learner.sparsity,
+                f"null or in (0, learner channels = {m_learner})",
+            )
         self.baseline.validate()
         check(len(self.stages) >= 1, "stages", self.stages, "a non-empty list of stages")
         for i, st in enumerate(self.stages):
             st.validate(f"stages.{i}")
             if isinstance(st, (SuperResolutionStage, OutputLayerStage)):
-                check(st.level <= self.target.levels, f"stages.{i}.level", st.level,
-                       f"<= target.levels={self.target.levels}")
+                check(
+                    st.level <= self.target.levels,
+                    f"stages.{i}.level",
+                    st.level,
+                    f"<= target.levels={self.target.levels}",
+                )
         missing = untrained_levels(self.stages, self.target.levels)
         if missing and not self.allow_untrained_levels:
             lines = "; ".join(f"level {lv} lacks {what}" for lv, what in missing.items())
             raise ConfigError(
                 f"stages leave level(s) {', '.join(map(str, missing))} of the learner untrained: {lines}. "
-                f"Add the missing stage (--set 'stages+={{\"kind\": ..., \"level\": ...}}'), leave the stage "
-                f"list to be derived from the target, or set allow_untrained_levels=true")
+                f'Add the missing stage (--set \'stages+={{"kind": ..., "level": ...}}\'), leave the stage '
+                f"list to be derived from the target, or set allow_untrained_levels=true"
+            )
         return self
-
 
 
 def _tiny() -> RunConfig:
     """A seconds-long run for tests: 2 levels, 4 patches at level 1, small everything."""
     target = TargetConfig(levels=2, base_grid=2, patch=2, colours=3, channels=8, sparsity=1.5, latent_dim=12)
-    return RunConfig(target=target, stages=tiny_stages(target.levels),
-                     eval=EvalConfig(every=100, n_samples=500, n_projections=64, n_fit=500, fit_steps=25),
-                     baseline=BaselineConfig(stage=EndToEndStage(batch=128, hidden=64, sgda=SGDAConfig(
-                         lr_g=1e-3, lr_d=1e-3, n_d=2, optimizer="adam", beta1=0.5, beta2=0.9))),
-                     checkpoint_every=50)
+    return RunConfig(
+        target=target,
+        stages=tiny_stages(target.levels),
+        eval=EvalConfig(every=100, n_samples=500, n_projections=64, n_fit=500, fit_steps=25),
+        baseline=BaselineConfig(
+            stage=EndToEndStage(
+                batch=128,
+                hidden=64,
+                sgda=SGDAConfig(lr_g=1e-3, lr_d=1e-3, n_d=2, optimizer="adam", beta1=0.5, beta2=0.9),
+            )
+        ),
+        checkpoint_every=50,
+    )
 
 
 def tiny_stages(levels: int = 2, fire_rate: float | None = None) -> list:
     """The tiny preset's stages: the default sequence, short and on small batches (scaled for
     sparse codes as the default's, :func:`scale_batches`)."""
-    return scale_batches([WarmStartStage(n_samples=2048),
-                          FirstHiddenStage(steps=60, batch=1024, fake_batch=2048)]
-                         + [SuperResolutionStage(level=lv, steps=150, batch=256, lr_half_life=60)
-                            for lv in range(2, levels + 1)], fire_rate)
+    return scale_batches(
+        [WarmStartStage(n_samples=2048), FirstHiddenStage(steps=60, batch=1024, fake_batch=2048)]
+        + [SuperResolutionStage(level=lv, steps=150, batch=256, lr_half_life=60) for lv in range(2, levels + 1)],
+        fire_rate,
+    )
 
 
 PRESETS: dict[str, Any] = {
@@ -348,8 +402,10 @@ def apply_stage_override(d: dict, assignment: str) -> dict:
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise ConfigError(f"stages+= needs a JSON stage table such as "
-                              f"'{{\"kind\": \"super_resolution\", \"level\": 4}}', got {raw!r} ({e.msg})") from None
+            raise ConfigError(
+                f"stages+= needs a JSON stage table such as "
+                f'\'{{"kind": "super_resolution", "level": 4}}\', got {raw!r} ({e.msg})'
+            ) from None
         new = value if isinstance(value, list) else [value]
         new = [to_dict(stage_from_dict(st, f"stages+=[{i}]")) for i, st in enumerate(new)]
         d["stages"] = list(d["stages"]) + new
@@ -371,12 +427,15 @@ def _stage_index(stages: list, name: str, key: str) -> int:
     if len(hits) != 1:
         names = ", ".join(f"{i}: {stage_name(st)}" for i, st in enumerate(stages))
         why = "no stage is named" if not hits else f"stages {hits} are all named"
-        raise ConfigError(f"{key}: {why} {name!r}; the stages here are {names} (use the index, or give "
-                          f"the stages distinct names)")
+        raise ConfigError(
+            f"{key}: {why} {name!r}; the stages here are {names} (use the index, or give the stages distinct names)"
+        )
     return hits[0]
 
 
 def load_json(path: str | Path) -> RunConfig:
     """A run configuration from a file (a run's ``config.json``: its ``ganlearn`` provenance is ignored)."""
     d = read_config_file(path, "run config")
-    return from_dict(RunConfig, {k: v for k, v in d.items() if k != "ganlearn"} if isinstance(d, dict) else d).validate()
+    return from_dict(
+        RunConfig, {k: v for k, v in d.items() if k != "ganlearn"} if isinstance(d, dict) else d
+    ).validate()

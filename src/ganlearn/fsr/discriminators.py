@@ -3,6 +3,7 @@
 All take decoded or raw data as tensors and return a scalar per batch (their mean output), so a
 stage's game value is ``D(real) - D(fake)`` (+ the discriminator's regulariser).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -12,7 +13,14 @@ import torch
 from ganlearn.fsr.model import replica_eq
 
 __all__ = [
-    "thresholded_output_d", "Whitening", "whitening", "code_moments", "second_moment", "mat_vec", "with_bias", "pair_moments",
+    "thresholded_output_d",
+    "Whitening",
+    "whitening",
+    "code_moments",
+    "second_moment",
+    "mat_vec",
+    "with_bias",
+    "pair_moments",
 ]
 
 
@@ -35,6 +43,7 @@ def thresholded_output_d(x: torch.Tensor, w_d: torch.Tensor, bias: float | torch
 
 class Whitening(NamedTuple):
     """:func:`whitening`'s result: the map M and its inverse."""
+
     map: torch.Tensor
     inverse: torch.Tensor
 
@@ -50,18 +59,22 @@ def whitening(second_moment: torch.Tensor, rel_ridge: float = 1e-4) -> Whitening
     probe returned wrong inverses without raising); eigh is unaffected and this is exact anyway."""
     q = second_moment.shape[-1]
     delta = rel_ridge * second_moment.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None]
-    evals, evecs = torch.linalg.eigh(second_moment + delta * torch.eye(q, dtype=second_moment.dtype,
-                                                                        device=second_moment.device))
+    evals, evecs = torch.linalg.eigh(
+        second_moment + delta * torch.eye(q, dtype=second_moment.dtype, device=second_moment.device)
+    )
     evals = evals.clamp_min(1e-30)
-    return Whitening(evecs @ torch.diag_embed(evals.rsqrt()) @ evecs.transpose(-1, -2),
-                     evecs @ torch.diag_embed(evals.sqrt()) @ evecs.transpose(-1, -2))
+    return Whitening(
+        evecs @ torch.diag_embed(evals.rsqrt()) @ evecs.transpose(-1, -2),
+        evecs @ torch.diag_embed(evals.sqrt()) @ evecs.transpose(-1, -2),
+    )
 
 
 def code_moments(s: torch.Tensor, white: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """First and second moments of level-1 codes, the features of the GAN_FirstHidden D.
 
-    s: (n, J, m) -> (mean (J*m,), second moment (J*m, J*m)); replicas: (n, R, J, m) -> (R, ...). For S = ReLU(V z - b) these are the
-    truncated moments of the Gaussian pre-activations; together they fix every row norm, bias and
+    s: (n, J, m) -> (mean (J*m,), second moment (J*m, J*m)); replicas: (n, R, J, m) -> (R, ...).
+    For S = ReLU(V z - b) these are the truncated moments of the Gaussian pre-activations; together
+    they fix every row norm, bias and
     pairwise angle of V (each E[S_r S_s] is increasing in the angle), i.e. V V^T and b.
     ``white``: an invertible (J*m, J*m) map applied to the codes first (x = M s). The moments of
     M s are an invertible linear function of those of s, so matching them has the same solutions;

@@ -17,6 +17,7 @@ neighbours. ``neighbourhood`` chooses which neighbours:
 Neighbours outside the grid are dropped; rows are padded with index 0 and a 0 mask so that a
 level is one gather + one einsum.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

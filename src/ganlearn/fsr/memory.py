@@ -23,6 +23,7 @@ The multipliers (how many copies of a tensor are alive at once) were measured ag
 the shapes of ``benchmarks/bench_memory.py`` and err on the high side: the prediction is meant
 to be an upper bound within about 1.5x.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,9 +41,18 @@ from ganlearn.fsr.config import (
 from ganlearn.fsr.geometry import NEIGHBOURHOODS
 
 __all__ = [
-    "BASE_BYTES", "N_ASSUMPTIONS", "FALLBACK_BUDGET_BYTES", "Budget", "predict_peak_bytes", "available_bytes",
-    "total_bytes", "memory_budget", "budget_bytes",
-    "drivers", "check_budget", "format_prediction",
+    "BASE_BYTES",
+    "N_ASSUMPTIONS",
+    "FALLBACK_BUDGET_BYTES",
+    "Budget",
+    "predict_peak_bytes",
+    "available_bytes",
+    "total_bytes",
+    "memory_budget",
+    "budget_bytes",
+    "drivers",
+    "check_budget",
+    "format_prediction",
 ]
 
 BASE_BYTES = 0.55e9  # python + torch + numpy + scipy + POT + matplotlib, measured RSS after import
@@ -54,7 +64,7 @@ FALLBACK_BUDGET_BYTES = 8e9  # when no memory size can be read: enough for the p
 def _shape(cfg: RunConfig):
     t = cfg.target
     J = [(t.base_grid * 2 ** (lv - 1)) ** 2 for lv in range(1, t.levels + 1)]
-    d = t.colours * t.patch ** 2
+    d = t.colours * t.patch**2
     m = max(t.channels, cfg.learner.channels or t.channels)
     P = len(NEIGHBOURHOODS[t.neighbourhood])
     return J, d, m, P
@@ -98,8 +108,9 @@ def predict_peak_bytes(cfg: RunConfig) -> tuple[float, dict[str, float]]:
             continue
         phases[f"stages.{i}.{st.kind}"] = float(b)
     ev = cfg.eval
-    phases["evaluation"] = (4 * images(ev.n_samples, L, 8) + 3 * images(ev.n_fit, L, 8)
-                            + 4 * ev.n_samples * J[-1] * d * 8)
+    phases["evaluation"] = (
+        4 * images(ev.n_samples, L, 8) + 3 * images(ev.n_fit, L, 8) + 4 * ev.n_samples * J[-1] * d * 8
+    )
     if cfg.baseline.enabled:
         st = cfg.baseline.stage
         in_dim = sum(J) * d
@@ -114,8 +125,10 @@ def predict_peak_bytes(cfg: RunConfig) -> tuple[float, dict[str, float]]:
             phases[f"stages.{i}.{st.kind}"] += 3 * st.fake_batch * m0 * f
     # parameters, resident throughout: the target (built in float64), the learner with its
     # gradient and two Adam moments, and the evaluation's float64 copies of both
-    n_params = sum(J[lv] * m * ((m0 if lv == 0 else P * m) + 1) + (1 if cfg.target.shared_output else J[lv]) * d * m
-                   for lv in range(L))
+    n_params = sum(
+        J[lv] * m * ((m0 if lv == 0 else P * m) + 1) + (1 if cfg.target.shared_output else J[lv]) * d * m
+        for lv in range(L)
+    )
     resident = n_params * (8 + 4 * f + 2 * 8)
     peak = BASE_BYTES + resident + max(phases.values())
     return peak, phases
@@ -149,8 +162,9 @@ class Budget(NamedTuple):
     source: str  # what the budget is: the setting, or which share of which memory
 
 
-def memory_budget(cfg: RunConfig, available: Callable[[], float | None] | None = None,
-                  total: Callable[[], float | None] | None = None) -> Budget:
+def memory_budget(
+    cfg: RunConfig, available: Callable[[], float | None] | None = None, total: Callable[[], float | None] | None = None
+) -> Budget:
     """The run's memory budget and where it comes from: ``memory_budget_gb`` if set, else 75% of the
     memory available now. When the available memory cannot be read, the fall-back is stated with a
     warning: 75% of the machine's physical memory (an upper bound on what is available, so the check
@@ -162,12 +176,19 @@ def memory_budget(cfg: RunConfig, available: Callable[[], float | None] | None =
     if avail is not None:
         return Budget(0.75 * avail, "75% of the available memory")
     tot = (total or total_bytes)()
-    budget = (Budget(0.75 * tot, "75% of the physical memory (the available memory could not be read)")
-              if tot is not None else
-              Budget(FALLBACK_BUDGET_BYTES, f"{FALLBACK_BUDGET_BYTES / 1e9:.0f} GB (neither the available nor the "
-                                            f"physical memory could be read)"))
-    warnings.warn(f"the memory budget is {budget.bytes / 1e9:.1f} GB, {budget.source}; set memory_budget_gb to "
-                  f"choose it", RuntimeWarning, stacklevel=2)
+    budget = (
+        Budget(0.75 * tot, "75% of the physical memory (the available memory could not be read)")
+        if tot is not None
+        else Budget(
+            FALLBACK_BUDGET_BYTES,
+            f"{FALLBACK_BUDGET_BYTES / 1e9:.0f} GB (neither the available nor the physical memory could be read)",
+        )
+    )
+    warnings.warn(
+        f"the memory budget is {budget.bytes / 1e9:.1f} GB, {budget.source}; set memory_budget_gb to choose it",
+        RuntimeWarning,
+        stacklevel=2,
+    )
     return budget
 
 
@@ -179,21 +200,25 @@ def budget_bytes(cfg: RunConfig) -> float:
 def drivers(cfg: RunConfig, phase: str) -> str:
     """The configuration fields that drive a phase's memory, for the refusal message."""
     t = cfg.target
-    geo = (f"target.levels={t.levels}, target.base_grid={t.base_grid} (top level {t.base_grid * 2 ** (t.levels - 1)}^2 "
-           f"patches), target.patch={t.patch}, target.colours={t.colours}, target.channels={t.channels}, "
-           f"target.latent_dim={t.latent_dim}")
+    geo = (
+        f"target.levels={t.levels}, target.base_grid={t.base_grid} (top level {t.base_grid * 2 ** (t.levels - 1)}^2 "
+        f"patches), target.patch={t.patch}, target.colours={t.colours}, target.channels={t.channels}, "
+        f"target.latent_dim={t.latent_dim}"
+    )
     if phase.startswith("stages."):
         idx = phase.split(".")[1]
         st = cfg.stages[int(idx)]
-        fields = [f"stages.{idx}.{k}={getattr(st, k)}" for k in ("batch", "fake_batch", "n_samples")
-                  if hasattr(st, k)]
+        fields = [f"stages.{idx}.{k}={getattr(st, k)}" for k in ("batch", "fake_batch", "n_samples") if hasattr(st, k)]
         if isinstance(st, SuperResolutionStage):
             fields.append(f"target.neighbourhood={t.neighbourhood!r}")
         return ", ".join(fields) + "; " + geo
     if phase == "evaluation":
         return f"eval.n_samples={cfg.eval.n_samples}, eval.n_fit={cfg.eval.n_fit}; " + geo
     if phase == "baseline":
-        return f"baseline.stage.hidden={cfg.baseline.stage.hidden}, baseline.stage.batch={cfg.baseline.stage.batch}; " + geo
+        return (
+            f"baseline.stage.hidden={cfg.baseline.stage.hidden}, baseline.stage.batch={cfg.baseline.stage.batch}; "
+            + geo
+        )
     return geo
 
 
@@ -209,7 +234,8 @@ def check_budget(cfg: RunConfig) -> tuple[float, dict[str, float]]:
             f"predicted peak memory {peak / 1e9:.1f} GB exceeds the budget of {budget / 1e9:.1f} GB "
             f"({source}); "
             f"the largest phase is {worst} ({phases[worst] / 1e9:.1f} GB), driven by {drivers(cfg, worst)}. "
-            f"Lower those, or raise memory_budget_gb")
+            f"Lower those, or raise memory_budget_gb"
+        )
     return peak, phases
 
 
@@ -218,4 +244,3 @@ def format_prediction(peak: float, phases: dict[str, float], budget: float | Non
     parts = ", ".join(f"{k} {v / 1e9:.2f} GB" for k, v in worst)
     b = f"; budget {budget / 1e9:.1f} GB" if budget is not None else ""
     return f"predicted peak memory: {peak / 1e9:.2f} GB (largest phases: {parts}; base {BASE_BYTES / 1e9:.2f} GB{b})"
-

@@ -1,4 +1,5 @@
 """Evaluation of a learner against the target: one flat dict of metrics per call."""
+
 from __future__ import annotations
 
 import contextlib
@@ -72,8 +73,12 @@ def sliced_w2_floor(target: FSRTarget, cfg: EvalConfig) -> dict[str, float]:
         g = make_generator(cfg.seed, "fsr.eval.floor")
         a, _ = _samples(tnet, cfg.n_samples, g)
         b, _ = _samples(tnet, cfg.n_samples, g)
-        return {f"sliced_w2_floor_level{i + 1}": sliced_w2(x.flatten(1), y.flatten(1), n_projections=cfg.n_projections,
-                                                           seed=cfg.seed) for i, (x, y) in enumerate(zip(a, b))}
+        return {
+            f"sliced_w2_floor_level{i + 1}": sliced_w2(
+                x.flatten(1), y.flatten(1), n_projections=cfg.n_projections, seed=cfg.seed
+            )
+            for i, (x, y) in enumerate(zip(a, b))
+        }
 
 
 def evaluate(learner: FSRNet, target: FSRTarget, cfg: EvalConfig, *, final: bool) -> dict:
@@ -102,29 +107,47 @@ def _evaluate(learner: FSRNet, tnet: FSRNet, cfg: EvalConfig, *, final: bool) ->
         out[f"feature_cosine_min_level{level}"] = fr[f"level{level}"]["cos_min"]
     out["feature_cosine_min"] = min(out[f"feature_cosine_min_level{lv}"] for lv in range(1, L + 1))
     out["feature_cosine_mean"] = sum(out[f"feature_cosine_mean_level{lv}"] for lv in range(1, L + 1)) / L
-    ut0 = procrustes_latent_map(learner.V[0], tnet.V[0], fr["perms"][0]).to(device=tnet.W[0].device,
-                                                                           dtype=tnet.W[0].dtype)
-    ce, ut = coupled_error(learner, tnet, ut0=ut0, perms=fr["perms"], n_fit=cfg.n_fit, n_eval=cfg.n_samples,
-                           fit_steps=cfg.fit_steps if final else 0, generator=g,
-                           select_generator=make_generator(cfg.seed, "fsr.eval.select"),
-                           target_codes=lambda z: _codes(tnet, z), output_layers=list(tnet.W))
+    ut0 = procrustes_latent_map(learner.V[0], tnet.V[0], fr["perms"][0]).to(
+        device=tnet.W[0].device, dtype=tnet.W[0].dtype
+    )
+    ce, ut = coupled_error(
+        learner,
+        tnet,
+        ut0=ut0,
+        perms=fr["perms"],
+        n_fit=cfg.n_fit,
+        n_eval=cfg.n_samples,
+        fit_steps=cfg.fit_steps if final else 0,
+        generator=g,
+        select_generator=make_generator(cfg.seed, "fsr.eval.select"),
+        target_codes=lambda z: _codes(tnet, z),
+        output_layers=list(tnet.W),
+    )
     out |= ce
     if final and L > 1:  # own vs inherited error per level, on fresh coupled latents
-        z = torch.randn(cfg.n_samples, ut.shape[1], generator=make_generator(cfg.seed, "fsr.eval.split"),
-                        dtype=ut.dtype).to(ut.device)
+        z = torch.randn(
+            cfg.n_samples, ut.shape[1], generator=make_generator(cfg.seed, "fsr.eval.split"), dtype=ut.dtype
+        ).to(ut.device)
         with torch.no_grad():
             _, s_l = learner(z)
             x_t, s_t = tnet(z @ ut.T)
-            out |= error_split(lambda lv, s: learner.decode(lv, learner.hidden(lv, s)),
-                               lambda lv, s: tnet.decode(lv, tnet.hidden(lv, s)),
-                               s_l, s_t, x_t, fr["perms"], learner.shape.channels,
-                               generator=make_generator(cfg.seed, "fsr.eval.amplification"))
+            out |= error_split(
+                lambda lv, s: learner.decode(lv, learner.hidden(lv, s)),
+                lambda lv, s: tnet.decode(lv, tnet.hidden(lv, s)),
+                s_l,
+                s_t,
+                x_t,
+                fr["perms"],
+                learner.shape.channels,
+                generator=make_generator(cfg.seed, "fsr.eval.amplification"),
+            )
     x_t, _ = _samples(tnet, cfg.n_samples, g)
     x_l, s_l = _samples(learner, cfg.n_samples, g)
     levels = range(1, L + 1) if final else [L]
     for level in levels:
-        out[f"sliced_w2_level{level}"] = sliced_w2(x_l[level - 1].flatten(1), x_t[level - 1].flatten(1),
-                                                   n_projections=cfg.n_projections, seed=cfg.seed)
+        out[f"sliced_w2_level{level}"] = sliced_w2(
+            x_l[level - 1].flatten(1), x_t[level - 1].flatten(1), n_projections=cfg.n_projections, seed=cfg.seed
+        )
     out["sliced_w2_top"] = out[f"sliced_w2_level{L}"]
     if final:
         for level, s in enumerate(s_l, start=1):

@@ -17,6 +17,7 @@ every parameter has a leading dimension R, and activations carry R right after t
 product is one batched product over them, as a run with R times the patches would have it
 (:func:`replica_eq`; :mod:`ganlearn.fsr.batched` trains them as one computation).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,13 @@ from ganlearn.fsr.geometry import Geometry
 from ganlearn.rng import Generators, randn, to_device
 
 __all__ = [
-    "Shape", "FSRNet", "random_orthonormal", "polar", "edge_colour_atoms", "init_hidden", "replica_eq",
+    "Shape",
+    "FSRNet",
+    "random_orthonormal",
+    "polar",
+    "edge_colour_atoms",
+    "init_hidden",
+    "replica_eq",
     "CALIBRATION_CHUNK",
 ]
 
@@ -174,8 +181,10 @@ def replica_eq(equation: str) -> str:
     by the sample axis ``n`` gets the replica axis ``R`` right after it (activations are (n, R, ...)),
     any other (weights, moments: per-replica quantities) gets it first. ``"jrk,nk->njr"`` ->
     ``"Rjrk,nRk->nRjr"``; ``"njr,njq->jrq"`` -> ``"nRjr,nRjq->Rjrq"``."""
+
     def one(term: str) -> str:
         return term.replace("n", "nR") if "n" in term else "R" + term
+
     ins, out = equation.split("->")
     return ",".join(one(t) for t in ins.split(",")) + "->" + one(out)
 
@@ -265,4 +274,4 @@ def init_hidden(net: FSRNet, *, k: float, n_calibration: int, generator: torch.G
         s = s_next
 
 
-CALIBRATION_CHUNK = 2 ** 22  # elements of a (n, chunk of patches, m) pre-activation block
+CALIBRATION_CHUNK = 2**22  # elements of a (n, chunk of patches, m) pre-activation block

@@ -1,4 +1,5 @@
 """Markdown report with PNG figures, built only from what a run directory holds (never re-trains)."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,10 @@ def _features(learner_w: list[torch.Tensor], target_w: list[torch.Tensor], colou
         wt, wl = target_w[i][0].double(), learner_w[i][0].double()
         perm, cos = match_columns(wl, wt)
         for r in range(m):
-            for row, w, title in ((2 * i, wt[:, r], f"L{i + 1} true" if r == 0 else ""),
-                                  (2 * i + 1, wl[:, perm[r]], f"L{i + 1} learned" if r == 0 else "")):
+            for row, w, title in (
+                (2 * i, wt[:, r], f"L{i + 1} true" if r == 0 else ""),
+                (2 * i + 1, wl[:, perm[r]], f"L{i + 1} learned" if r == 0 else ""),
+            ):
                 ax = axes[row, r]
                 ax.imshow(_tile(w.numpy(), colours, patch), interpolation="nearest")
                 ax.set_xticks([])
@@ -73,8 +76,7 @@ def _features(learner_w: list[torch.Tensor], target_w: list[torch.Tensor], colou
                 if title:
                     ax.set_ylabel(title, fontsize=6)
             axes[2 * i + 1, r].set_title(f"{cos[r]:.2f}", fontsize=6)
-    fig.suptitle("output features W (edge-colour atoms): true row above, matched learned row below, cosine",
-                 fontsize=8)
+    fig.suptitle("output features W (edge-colour atoms): true row above, matched learned row below, cosine", fontsize=8)
     save(fig, out)
 
 
@@ -103,28 +105,54 @@ def _samples(target, learner, cfg, out: Path) -> None:
                 ax.set_yticks([])
                 if c == 0:
                     ax.set_ylabel(f"{name}\n{geo.resolution(i + 1)}px", fontsize=6)
-    fig.suptitle("same latent: target G*(U^T z) (upper row) vs learner G(z) (lower row), every resolution",
-                 fontsize=8)
+    fig.suptitle("same latent: target G*(U^T z) (upper row) vs learner G(z) (lower row), every resolution", fontsize=8)
     save(fig, out)
 
 
 def _table(summary: dict) -> str:
-    keys = ["coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
-            "sliced_w2_floor_top", "samples_seen", "wall_seconds"]
+    keys = [
+        "coupled_rel_error",
+        "feature_cosine_min",
+        "feature_cosine_mean",
+        "sliced_w2_top",
+        "sliced_w2_floor_top",
+        "samples_seen",
+        "wall_seconds",
+    ]
     final = summary["final"]
-    extra = sorted(k for k in final if k.startswith(("coupled_rel_error_level", "feature_cosine_min_level",
-                                                     "hidden_rel_error_level", "sliced_w2_level",
-                                                     "own_rel_error_level", "inherited_rel_error_level",
-                                                     "amplification_level", "amplification_iso_level",
-                                                     "amplification_support_level")))
+    extra = sorted(
+        k
+        for k in final
+        if k.startswith(
+            (
+                "coupled_rel_error_level",
+                "feature_cosine_min_level",
+                "hidden_rel_error_level",
+                "sliced_w2_level",
+                "own_rel_error_level",
+                "inherited_rel_error_level",
+                "amplification_level",
+                "amplification_iso_level",
+                "amplification_support_level",
+            )
+        )
+    )
     has_b = "baseline" in summary
-    lines = ["| metric | staged (FSR algorithm) |" + (" end-to-end baseline |" if has_b else ""),
-             "|---|---|" + ("---|" if has_b else "")]
+    lines = [
+        "| metric | staged (FSR algorithm) |" + (" end-to-end baseline |" if has_b else ""),
+        "|---|---|" + ("---|" if has_b else ""),
+    ]
     for k in keys + extra:
         v = summary[k] if k in summary else final.get(k)
-        b = (summary["baseline"][k] if k in summary["baseline"] else summary["baseline"]["final"].get(k)) if has_b else None
+        b = (
+            (summary["baseline"][k] if k in summary["baseline"] else summary["baseline"]["final"].get(k))
+            if has_b
+            else None
+        )
+
         def fmt(x):
-            return ("–" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x)))
+            return "–" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
+
         lines.append(f"| {k} | {fmt(v)} |" + (f" {fmt(b)} |" if has_b else ""))
     return "\n".join(lines)
 
@@ -144,23 +172,34 @@ def write_report(run_dir: str | Path) -> Path:
     target, learner = build(cfg.__class__(**{**cfg.__dict__, "device": "cpu"}))
     learner.load_state_dict(load_file(str(run_dir / "learner.safetensors")))
     geo = target.geometry
-    _features([w.detach() for w in learner.W], [w.detach() for w in target.net.W], geo.colours, geo.patch,
-              fig_dir / "features.png")
+    _features(
+        [w.detach() for w in learner.W],
+        [w.detach() for w in target.net.W],
+        geo.colours,
+        geo.patch,
+        fig_dir / "features.png",
+    )
     _samples(target, learner, cfg, fig_dir / "samples.png")
     assumptions = json.loads((run_dir / "target_assumptions.json").read_text())
-    a_rows = ["| level | fire rate (configured) | active per patch | pair ratio mean / max | triple ratio mean / max |",
-              "|---|---|---|---|---|"]
+    a_rows = [
+        "| level | fire rate (configured) | active per patch | pair ratio mean / max | triple ratio mean / max |",
+        "|---|---|---|---|---|",
+    ]
     for lv, a in assumptions.items():
-        a_rows.append(f"| {lv} | {a['fire_rate_mean']:.3f} ({a['fire_rate_configured']:.3f}) | "
-                      f"{a['active_per_patch']:.2f} | {a['pair_ratio_mean']:.2f} / {a['pair_ratio_max']:.2f} | "
-                      f"{a['triple_ratio_mean']:.2f} / {a['triple_ratio_max']:.2f} |")
+        a_rows.append(
+            f"| {lv} | {a['fire_rate_mean']:.3f} ({a['fire_rate_configured']:.3f}) | "
+            f"{a['active_per_patch']:.2f} | {a['pair_ratio_mean']:.2f} / {a['pair_ratio_max']:.2f} | "
+            f"{a['triple_ratio_mean']:.2f} / {a['triple_ratio_max']:.2f} |"
+        )
     stage_rows = ["| # | stage | steps |", "|---|---|---|"] + [
         f"| {i} | {s.kind}{' (level ' + str(s.level) + ')' if hasattr(s, 'level') else ''} | {getattr(s, 'steps', 1)} |"
-        for i, s in enumerate(cfg.stages)]
+        for i, s in enumerate(cfg.stages)
+    ]
+    resolutions = ", ".join(str(geo.resolution(lv)) + " px" for lv in range(1, geo.n_levels + 1))
     text = f"""# ganlearn report: forward super-resolution (Allen-Zhu & Li, ICLR 2023)
 
 Run directory `{run_dir.name}`, seed {cfg.seed}, device {cfg.device}. Target: {cfg.target.levels} levels
-({', '.join(str(geo.resolution(lv)) + ' px' for lv in range(1, geo.n_levels + 1))}), patches {geo.patch}x{geo.patch}x{geo.colours}
+({resolutions}), patches {geo.patch}x{geo.patch}x{geo.colours}
 (d = {geo.d}), m = {cfg.target.channels} channels, k = {cfg.target.sparsity}, latent {cfg.target.latent_dim},
 connection graph `{cfg.target.neighbourhood}`.
 

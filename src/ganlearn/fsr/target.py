@@ -1,4 +1,5 @@
 """The ground-truth FSR target distribution and its Assumption 2.2 report."""
+
 from __future__ import annotations
 
 import torch
@@ -36,8 +37,15 @@ class FSRTarget:
     ``(n, d_l, m)`` hidden codes that made them (a learner only ever sees ``X``).
     """
 
-    def __init__(self, cfg: TargetConfig, *, seed: int, dtype: torch.dtype = torch.float32,
-                 device: str | torch.device = "cpu", n_calibration: int = 20000):
+    def __init__(
+        self,
+        cfg: TargetConfig,
+        *,
+        seed: int,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+        n_calibration: int = 20000,
+    ):
         cfg.validate()
         self.cfg = cfg
         self.geometry = geometry_of(cfg)
@@ -52,8 +60,9 @@ class FSRTarget:
         return self.cfg.levels
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator,
-               upto: int | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def sample(
+        self, n: int, *, generator: torch.Generator, upto: int | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """``n`` draws; ``upto`` renders only levels 1..upto of each (the same draw, cheaper when a
         stage looks at low resolutions only; a real dataset would average-pool instead)."""
         return self.net(self.net.sample_latent(n, generator=generator), upto=upto)
@@ -74,8 +83,14 @@ class FSRTarget:
         return out
 
 
-def make_learner(target_cfg: TargetConfig, learner_cfg: LearnerConfig, *, seed: int,
-                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> FSRNet:
+def make_learner(
+    target_cfg: TargetConfig,
+    learner_cfg: LearnerConfig,
+    *,
+    seed: int,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> FSRNet:
     """The learner: same structure (§2.2), random hidden layers with calibrated biases, random
     orthonormal output layers (the warm start replaces them)."""
     m = learner_cfg.channels or target_cfg.channels

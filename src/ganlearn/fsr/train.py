@@ -1,5 +1,6 @@
 """The training loop: one readable function that runs a list of stages, evaluates, checkpoints,
 resumes exactly, and stops cleanly on divergence."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,22 +26,39 @@ from ganlearn.rng import make_generator
 
 __all__ = ["SUMMARY_KEYS", "Summary", "DivergenceError", "build", "run_baseline", "run_stages", "train"]
 
-SUMMARY_KEYS = ("coupled_rel_error", "feature_cosine_min", "feature_cosine_mean", "sliced_w2_top",
-                "sliced_w2_floor_top", "wall_seconds", "samples_seen")
+SUMMARY_KEYS = (
+    "coupled_rel_error",
+    "feature_cosine_min",
+    "feature_cosine_mean",
+    "sliced_w2_top",
+    "sliced_w2_floor_top",
+    "wall_seconds",
+    "samples_seen",
+)
 
 
 def build(cfg: RunConfig) -> tuple[FSRTarget, FSRNet]:
     """Target (stream ``fsr.target`` of ``target.seed``, or of the run seed when unset) and learner
     (stream ``fsr.learner`` of the run seed)."""
     dtype = getattr(torch, cfg.dtype)
-    target = FSRTarget(cfg.target, seed=cfg.seed if cfg.target.seed is None else cfg.target.seed, dtype=dtype,
-                       device=cfg.device)
+    target = FSRTarget(
+        cfg.target, seed=cfg.seed if cfg.target.seed is None else cfg.target.seed, dtype=dtype, device=cfg.device
+    )
     learner = make_learner(cfg.target, cfg.learner, seed=cfg.seed, dtype=dtype, device=cfg.device)
     return target, learner
 
 
-def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig, run_dir: Path, *,
-               label: str, floor: dict, progress: bool = True) -> dict:
+def run_stages(
+    stages: list,
+    target: FSRTarget,
+    learner: FSRNet,
+    cfg: RunConfig,
+    run_dir: Path,
+    *,
+    label: str,
+    floor: dict,
+    progress: bool = True,
+) -> dict:
     """Run ``stages`` on ``learner`` in ``run_dir`` and return the final metrics.
 
     Resumes from the newest checkpoint in ``run_dir/checkpoints`` if there is one: learner,
@@ -51,7 +69,7 @@ def run_stages(stages: list, target: FSRTarget, learner: FSRNet, cfg: RunConfig,
     rng = make_generator(cfg.seed, f"fsr.train.{label}")  # data, latents, minibatches
     run = _StageRun(stages, target, learner, cfg, run_dir, label, floor, rng)
     total = sum(getattr(s, "steps", 1) for s in stages)
-    done = sum(getattr(s, "steps", 1) for s in stages[:run.start_stage]) + run.start_step
+    done = sum(getattr(s, "steps", 1) for s in stages[: run.start_stage]) + run.start_step
     with tqdm(total=total, initial=done, desc=label, disable=not progress, dynamic_ncols=True) as bar:
         for si in range(run.start_stage, len(stages)):
             run.stage(si, bar)
@@ -73,7 +91,7 @@ class _StageRun:
         self.stages, self.target, self.learner, self.cfg = stages, target, learner, cfg
         self.run_dir, self.label, self.floor, self.rng = run_dir, label, floor, rng
         self.metrics_path = run_dir / "metrics.jsonl"
-        self.data = (lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0])
+        self.data = lambda n, generator, upto=None: target.sample(n, generator=generator, upto=upto)[0]
         self.start_stage, self.start_step, self.samples_seen, self.wall_before = 0, 0, 0, 0.0
         self.eval_seconds = 0.0  # of the wall time, the part spent evaluating (the rest: training, checkpoints)
         self.runner_state, self.last_good, self.metrics = None, None, {}
@@ -97,8 +115,11 @@ class _StageRun:
         if self.start_step >= getattr(self.stages[self.start_stage], "steps", 1):  # that stage had finished
             self.start_stage, self.start_step, self.runner_state = self.start_stage + 1, 0, None
         if self.metrics_path.exists():  # drop log lines written after the checkpoint (written again)
-            keep = [ln for ln in self.metrics_path.read_text().splitlines()
-                    if json.loads(ln)["samples_seen"] <= self.samples_seen]
+            keep = [
+                ln
+                for ln in self.metrics_path.read_text().splitlines()
+                if json.loads(ln)["samples_seen"] <= self.samples_seen
+            ]
             atomic_write_text(self.metrics_path, "".join(ln + "\n" for ln in keep))
 
     def stage(self, si: int, bar) -> None:
@@ -129,7 +150,8 @@ class _StageRun:
             raise DivergenceError(
                 f"{label}: non-finite values (NaN/inf) in stage {si} ({spec.kind}) at step {t + 1}; "
                 f"training stopped. Last good checkpoint: {self.last_good or 'none'}. "
-                f"Try smaller step sizes for this stage (stages.{si}.sgda.lr_g / lr_d).")
+                f"Try smaller step sizes for this stage (stages.{si}.sgda.lr_g / lr_d)."
+            )
         where = f"{label}: stage {si} ({spec.kind}) step {t + 1} (last good checkpoint: {self.last_good or 'none'})"
         # The blow-up test is on the function (the coupled error), not on the parameter norm: with a
         # learner wider than the target, the preconditioned super-resolution step moves V freely
@@ -145,17 +167,33 @@ class _StageRun:
         if final:
             metrics |= floor
         self.metrics = metrics
-        append_jsonl(self.metrics_path, {"stage": si, "kind": spec.kind, "step": t + 1,
-                                         "samples_seen": self.samples_seen, "wall_seconds": self.wall(),
-                                         "eval_seconds": self.eval_seconds, **{k: float(v) for k, v in out.items()},
-                                         **metrics})
+        append_jsonl(
+            self.metrics_path,
+            {
+                "stage": si,
+                "kind": spec.kind,
+                "step": t + 1,
+                "samples_seen": self.samples_seen,
+                "wall_seconds": self.wall(),
+                "eval_seconds": self.eval_seconds,
+                **{k: float(v) for k, v in out.items()},
+                **metrics,
+            },
+        )
 
     def _checkpoint(self, si: int, spec, t: int, runner) -> None:
         tensors = {f"learner.{k}": v for k, v in self.learner.state_dict().items()}
         tensors |= {f"runner.{k}": v for k, v in runner.state_dict().items()}
         tensors["rng"] = self.rng.get_state()
-        meta = {"stage": si, "kind": spec.kind, "step": t + 1, "samples_seen": self.samples_seen,
-                "wall_seconds": self.wall(), "eval_seconds": self.eval_seconds, "label": self.label}
+        meta = {
+            "stage": si,
+            "kind": spec.kind,
+            "step": t + 1,
+            "samples_seen": self.samples_seen,
+            "wall_seconds": self.wall(),
+            "eval_seconds": self.eval_seconds,
+            "label": self.label,
+        }
         global_index = sum(getattr(s, "steps", 1) for s in self.stages[:si]) + t + 1
         self.last_good = save_checkpoint(self.run_dir, global_index, tensors, meta)
 
@@ -163,6 +201,7 @@ class _StageRun:
 class Summary(TypedDict, total=False):
     """What an FSR run returns (and writes to ``summary.json``): the staged run's final numbers,
     its whole final evaluation (``final``) and, if enabled, the baseline's (``baseline``)."""
+
     coupled_rel_error: float
     feature_cosine_min: float
     feature_cosine_mean: float
@@ -190,8 +229,10 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict:
         atomic_write_text(cfg_path, json.dumps({**to_dict(cfg), "ganlearn": provenance()}, indent=2))
     target, learner = build(cfg)
     floor = sliced_w2_floor(target, cfg.eval)
-    atomic_write_text(run_dir / "target_assumptions.json", json.dumps(
-        target.assumption_report(generator=make_generator(cfg.eval.seed, "fsr.eval.assumptions")), indent=2))
+    atomic_write_text(
+        run_dir / "target_assumptions.json",
+        json.dumps(target.assumption_report(generator=make_generator(cfg.eval.seed, "fsr.eval.assumptions")), indent=2),
+    )
     staged = run_stages(cfg.stages, target, learner, cfg, run_dir, label="staged", floor=floor, progress=progress)
     summary = {k: staged[k] for k in SUMMARY_KEYS} | {"final": staged}
     save_tensors(run_dir / "learner.safetensors", learner.state_dict())
@@ -201,15 +242,17 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict:
     return summary
 
 
-def run_baseline(cfg: RunConfig, target: FSRTarget, run_dir: Path, samples_seen: int, floor: dict, *,
-                 progress: bool = True) -> dict:
+def run_baseline(
+    cfg: RunConfig, target: FSRTarget, run_dir: Path, samples_seen: int, floor: dict, *, progress: bool = True
+) -> dict:
     """The end-to-end baseline on the staged run's sample budget (at most ``baseline.max_steps``
     steps), in ``run_dir/baseline``; returns its summary entry."""
     b_learner = make_learner(cfg.target, cfg.learner, seed=cfg.seed, dtype=getattr(torch, cfg.dtype), device=cfg.device)
     spec = cfg.baseline.stage
     steps = min(cfg.baseline.max_steps, max(1, math.ceil(samples_seen / (spec.batch * spec.sgda.n_d))))
     spec = dataclasses.replace(spec, steps=steps)
-    base = run_stages([spec], target, b_learner, cfg, run_dir / "baseline", label="baseline", floor=floor,
-                      progress=progress)
+    base = run_stages(
+        [spec], target, b_learner, cfg, run_dir / "baseline", label="baseline", floor=floor, progress=progress
+    )
     save_tensors(run_dir / "baseline" / "learner.safetensors", b_learner.state_dict())
     return {k: base[k] for k in SUMMARY_KEYS} | {"final": base}

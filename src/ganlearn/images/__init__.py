@@ -8,6 +8,7 @@ Example::
     cfg = images.Config(data="digits", width=8, steps=200, eval_every=0)
     print(images.train(cfg, "runs/digits-k8", progress=False)["swd_avg"])
 """
+
 from ganlearn.images.batched import train_replicas
 from ganlearn.images.config import ImageGANConfig, make_config
 from ganlearn.images.train import Result, load_generator, sample, train, write_report
@@ -15,5 +16,15 @@ from ganlearn.images.train import Result, load_generator, sample, train, write_r
 Config = ImageGANConfig
 train_batched = train_replicas
 
-__all__ = ["Config", "ImageGANConfig", "Result", "make_config", "train", "train_batched", "train_replicas",
-           "write_report", "load_generator", "sample"]
+__all__ = [
+    "Config",
+    "ImageGANConfig",
+    "Result",
+    "make_config",
+    "train",
+    "train_batched",
+    "train_replicas",
+    "write_report",
+    "load_generator",
+    "sample",
+]

@@ -16,6 +16,7 @@ one CPU thread is 34-62% per-operation cost (the part batching removes). What a 
 replica: its evaluations (SWD, Frechet/PRDC, code sparsity) and its loss checks. No checkpoints:
 an interrupted batch starts again (a sweep resumes cell by cell). DCGAN only (``arch="dcgan"``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -130,8 +131,15 @@ def group(modules: list[nn.Module]) -> nn.Module:
         if base.groups != 1:
             raise ConfigError("group: layers that are already grouped are not supported")
         cls = type(base)
-        out = cls(R * base.in_channels, R * base.out_channels, base.kernel_size, base.stride, base.padding,
-                  bias=base.bias is not None, groups=R)
+        out = cls(
+            R * base.in_channels,
+            R * base.out_channels,
+            base.kernel_size,
+            base.stride,
+            base.padding,
+            bias=base.bias is not None,
+            groups=R,
+        )
         out.weight = _cat([m.weight for m in modules])  # Conv2d: (R*out, in, k, k); transposed: (R*in, out, k, k)
         if base.bias is not None:
             out.bias = _cat([m.bias for m in modules])
@@ -171,7 +179,7 @@ def replica(grouped_g: nn.Module, template: nn.Module, r: int) -> nn.Module:
             t.copy_(g[r])
         else:  # replica r's block of the concatenated channels
             k = t.shape[0]
-            t.copy_(g[r * k:(r + 1) * k])
+            t.copy_(g[r * k : (r + 1) * k])
     return net
 
 
@@ -202,8 +210,18 @@ def train_replicas(cfgs: list[ImageGANConfig], *, progress: bool = False) -> lis
     nets = []
     for c in cfgs:
         with default_init_rng(c.seed, "images.init"):
-            nets.append(build(c.arch, resolution=real.shape[-1], channels=real.shape[1], width=c.width,
-                              d_width=c.d_width or None, z_dim=c.z_dim, d_norm=c.d_norm, g_norm=c.g_norm))
+            nets.append(
+                build(
+                    c.arch,
+                    resolution=real.shape[-1],
+                    channels=real.shape[1],
+                    width=c.width,
+                    d_width=c.d_width or None,
+                    z_dim=c.z_dim,
+                    d_norm=c.d_norm,
+                    g_norm=c.g_norm,
+                )
+            )
     template = copy.deepcopy(nets[0][0])
     norm0 = [math.sqrt(sum(float(p.detach().double().pow(2).sum()) for p in g.parameters())) for g, _ in nets]
     G, D = group([g for g, _ in nets]).to(device), group([d for _, d in nets]).to(device)
@@ -217,8 +235,10 @@ def train_replicas(cfgs: list[ImageGANConfig], *, progress: bool = False) -> lis
     out = [{"metrics": [], "stats": []} for _ in cfgs]
 
     def real_batch(step: int, k: int) -> list[torch.Tensor]:
-        xs = [real[torch.randint(0, len(real), (c.batch,), generator=step_generator(c.seed, step, 0, f"real{k}"))]
-              for c in cfgs]
+        xs = [
+            real[torch.randint(0, len(real), (c.batch,), generator=step_generator(c.seed, step, 0, f"real{k}"))]
+            for c in cfgs
+        ]
         return [to_device(torch.cat(xs, dim=1), device)]
 
     def latents(step: int, k: int) -> torch.Tensor:
@@ -229,8 +249,9 @@ def train_replicas(cfgs: list[ImageGANConfig], *, progress: bool = False) -> lis
     for step in range(cfg.steps):
         G.train()
         D.train()
-        d_losses, g_losses = sgda_step(G, D, opt_g, opt_d, cfg, real_batch, latents, step, d_losses=_d_losses,
-                                       g_losses=_g_losses)  # per replica (R,); their sum is differentiated
+        d_losses, g_losses = sgda_step(
+            G, D, opt_g, opt_d, cfg, real_batch, latents, step, d_losses=_d_losses, g_losses=_g_losses
+        )  # per replica (R,); their sum is differentiated
         beta = ema_update(G_ema, G, cfg, step)
         done = step + 1
         log_now = bool(cfg.log_every) and (done % cfg.log_every == 0 or done == cfg.steps)
@@ -245,16 +266,35 @@ def train_replicas(cfgs: list[ImageGANConfig], *, progress: bool = False) -> lis
                 norm = math.sqrt(sum(float(p.detach().double().pow(2).sum()) for p in g_r.parameters()))
                 check_finite_and_bounded("G's parameter norm", norm, norm0[r], c.divergence_factor, where)
                 if log_now:
-                    out[r]["stats"].append({"step": done, "d_loss": float(dl[r]), "g_loss": float(gl[r]),
-                                            "ema_beta": beta, "wall_seconds": time.time() - t0})
+                    out[r]["stats"].append(
+                        {
+                            "step": done,
+                            "d_loss": float(dl[r]),
+                            "g_loss": float(gl[r]),
+                            "ema_beta": beta,
+                            "wall_seconds": time.time() - t0,
+                        }
+                    )
         if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
             for r, c in enumerate(cfgs):
-                rec = evaluate(replica(G_ema, template, r).to(device).eval(), real, c, done, done * c.batch,
-                               baselines[r], device=device)
+                rec = evaluate(
+                    replica(G_ema, template, r).to(device).eval(),
+                    real,
+                    c,
+                    done,
+                    done * c.batch,
+                    baselines[r],
+                    device=device,
+                )
                 out[r]["metrics"].append(rec)
     wall = time.time() - t0
     for r in range(R):
-        out[r]["result"] = {**out[r]["metrics"][-1], "wall_seconds": wall, "world": 1, "replica_max_abs_diff": 0.0,
-                            "replicas": R}
+        out[r]["result"] = {
+            **out[r]["metrics"][-1],
+            "wall_seconds": wall,
+            "world": 1,
+            "replica_max_abs_diff": 0.0,
+            "replicas": R,
+        }
         out[r]["g_ema"] = replica(G_ema, template, r).eval()
     return out

@@ -18,6 +18,7 @@ names a dataset with an optional argument after a colon::
 28 -> 32 rather than resized, so that every pyramid level is an exact 2x average pool (the FSR view);
 the 2-pixel border is background in these datasets.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -34,9 +35,26 @@ import torch.nn.functional as F
 from ganlearn.errors import UserError
 
 __all__ = [
-    "IMAGE_SUFFIXES", "FASHION_DIRS", "PHOTOS", "DataError", "DataWarning", "resize", "pyramid", "read_idx",
-    "fashion_mnist_dir", "load_fashion_mnist", "load_mnist_5k", "load_digits", "load_faces",
-    "photographs", "load_photo_crops", "load_cifar10", "load_folder", "BUILTIN", "USER", "load",
+    "IMAGE_SUFFIXES",
+    "FASHION_DIRS",
+    "PHOTOS",
+    "DataError",
+    "DataWarning",
+    "resize",
+    "pyramid",
+    "read_idx",
+    "fashion_mnist_dir",
+    "load_fashion_mnist",
+    "load_mnist_5k",
+    "load_digits",
+    "load_faces",
+    "photographs",
+    "load_photo_crops",
+    "load_cifar10",
+    "load_folder",
+    "BUILTIN",
+    "USER",
+    "load",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -71,8 +89,10 @@ def pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
     The finest level is ``x`` itself; its side must be divisible by 2^(levels-1)."""
     side = x.shape[-1]
     if levels < 1 or side % (2 ** (levels - 1)):
-        raise DataError(f"levels={levels} is not allowed for {side}-px images: need 1 <= levels and "
-                        f"{side} divisible by 2^(levels-1)")
+        raise DataError(
+            f"levels={levels} is not allowed for {side}-px images: need 1 <= levels and "
+            f"{side} divisible by 2^(levels-1)"
+        )
     out = [x]
     for _ in range(levels - 1):
         out.append(F.avg_pool2d(out[-1], 2))
@@ -80,6 +100,7 @@ def pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
 
 
 # ---- IDX (MNIST / Fashion-MNIST) -------------------------------------------------------------
+
 
 def read_idx(path: Path) -> np.ndarray:
     """Parse an IDX file (optionally gzipped): magic 0x0000 | dtype 0x08 (uint8) | ndim, then
@@ -90,7 +111,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not a uint8 IDX file (magic bytes {raw[:4].hex()!r}, want 000008..)")
     ndim = raw[3]
-    dims = struct.unpack(f">{ndim}i", raw[4:4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}i", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
         raise DataError(f"{path}: header says {dims} = {int(np.prod(dims))} values, file has {data.size}")
@@ -105,7 +126,8 @@ def fashion_mnist_dir(root: str | None = None) -> Path:
     raise DataError(
         f"Fashion-MNIST not found in {[c for c in candidates if c]}: install the Debian package "
         "(sudo apt-get install dataset-fashion-mnist), or pass fashion-mnist:DIR or set "
-        "GANLEARN_FASHION_MNIST to a folder with train-images-idx3-ubyte[.gz]")
+        "GANLEARN_FASHION_MNIST to a folder with train-images-idx3-ubyte[.gz]"
+    )
 
 
 def load_fashion_mnist(root: str | None = None, split: str = "train") -> torch.Tensor:
@@ -163,7 +185,7 @@ def load_photo_crops(n: int = 20000, crop: int = 64, seed: int = 0) -> torch.Ten
     for i in range(n):
         im = photos[rng.integers(len(photos))]
         y, x = rng.integers(im.shape[0] - crop + 1), rng.integers(im.shape[1] - crop + 1)
-        c = im[y:y + crop, x:x + crop]
+        c = im[y : y + crop, x : x + crop]
         out[i] = c[:, ::-1] if rng.random() < 0.5 else c
     return resize(_to_unit(out, 255).permute(0, 3, 1, 2), 32)
 
@@ -189,9 +211,16 @@ def load_cifar10(root: str) -> torch.Tensor:
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("builtins", "list"), ("builtins", "dict")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("builtins", "list"),
+        ("builtins", "dict"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -220,8 +249,9 @@ def load_folder(root: str, resolution: int, channels: int = 3) -> torch.Tensor:
                 w, h = im.size
                 s = min(w, h)
                 im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-                im = im.resize((resolution, resolution),
-                               Image.Resampling.BOX if s >= resolution else Image.Resampling.BILINEAR)
+                im = im.resize(
+                    (resolution, resolution), Image.Resampling.BOX if s >= resolution else Image.Resampling.BILINEAR
+                )
                 out.append(np.asarray(im).reshape(resolution, resolution, channels))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             # PIL raises UnidentifiedImageError (an OSError) for non-images, OSError for truncated
@@ -241,7 +271,9 @@ BUILTIN = ("fashion-mnist", "mnist-5k", "digits", "faces", "photo-crops")
 USER = ("cifar10", "folder")
 
 
-def load(spec: str, *, resolution: int | None = None, channels: int | None = None, limit: int | None = None) -> torch.Tensor:
+def load(
+    spec: str, *, resolution: int | None = None, channels: int | None = None, limit: int | None = None
+) -> torch.Tensor:
     """Load the dataset named by ``spec`` (see the module docstring) as (n, C, R, R) in [-1, 1].
 
     ``resolution`` resizes; ``channels`` = 1 converts RGB to luminance, 3 repeats gray;
@@ -266,15 +298,14 @@ def load(spec: str, *, resolution: int | None = None, channels: int | None = Non
             raise DataError("data='folder' needs a folder: folder:DIR")
         x = load_folder(arg, resolution or 32, channels or 3)
     else:
-        raise DataError(f"data={spec!r} is not allowed: must be one of {', '.join(BUILTIN)} "
-                        f"or cifar10:DIR, folder:DIR")
+        raise DataError(f"data={spec!r} is not allowed: must be one of {', '.join(BUILTIN)} or cifar10:DIR, folder:DIR")
     if limit is not None:
         x = x[:limit]
     if resolution is not None:
         x = resize(x, resolution)
     if channels is not None and channels != x.shape[1]:
         if channels == 1 and x.shape[1] == 3:
-            x = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+            x = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         elif channels == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         else:

@@ -1,5 +1,6 @@
 """Data-parallel image training (``torchrun``): the process group, each rank's device, the
 DDP wrapper, and the end-of-run check that every rank holds the same weights."""
+
 from __future__ import annotations
 
 import os

@@ -21,6 +21,7 @@ each returns a record that states its sample sizes, feature space, seed and para
 - ``inception_fid_kid``: FID and KID through torchmetrics, only with Inception weights the user passes
   by path (never a download).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,15 @@ from ganlearn.config import ConfigError
 from ganlearn.rng import make_generator
 
 __all__ = [
-    "laplacian_pyramid", "sliced_wasserstein", "swd", "FEATURES", "features",
-    "frechet", "prdc", "feature_metrics", "inception_fid_kid",
+    "laplacian_pyramid",
+    "sliced_wasserstein",
+    "swd",
+    "FEATURES",
+    "features",
+    "frechet",
+    "prdc",
+    "feature_metrics",
+    "inception_fid_kid",
 ]
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=torch.float64) / 16.0
@@ -75,7 +83,9 @@ def _patches(x: torch.Tensor, per_image: int, size: int, gen: torch.Generator) -
     return ((p - mean) / std).reshape(p.shape[0], -1)
 
 
-def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, *, repeats: int, directions: int, gen: torch.Generator) -> float:
+def sliced_wasserstein(
+    a: torch.Tensor, b: torch.Tensor, *, repeats: int, directions: int, gen: torch.Generator
+) -> float:
     """Mean over random unit directions of the 1-D W1 between projections (equal sizes: sorted pairs)."""
     if a.shape[0] != b.shape[0]:
         m = min(a.shape[0], b.shape[0])
@@ -93,8 +103,17 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, *, repeats: int, direct
 
 
 @torch.no_grad()
-def swd(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, patches_per_image: int = 128,
-        patch: int = 7, repeats: int = 4, directions: int = 128, min_side: int = 16) -> dict:
+def swd(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    *,
+    seed: int = 0,
+    patches_per_image: int = 128,
+    patch: int = 7,
+    repeats: int = 4,
+    directions: int = 128,
+    min_side: int = 16,
+) -> dict:
     """Multi-scale SWD x 1e3 per Laplacian level (ProGAN protocol; see the module docstring)."""
     side = real.shape[-1]
     min_side = min(min_side, side)
@@ -108,10 +127,19 @@ def swd(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, patches_per_im
         df = _patches(lf, patches_per_image, size, gen)
         rec[f"swd_{lr.shape[-1]}"] = 1e3 * sliced_wasserstein(dr, df, repeats=repeats, directions=directions, gen=gen)
     rec["swd_avg"] = float(np.mean(list(rec.values())))
-    rec["meta"] = {"metric": "swd-laplacian", "n_real": int(real.shape[0]), "n_fake": int(fake.shape[0]),
-                   "seed": seed, "patches_per_image": patches_per_image, "patch": patch, "repeats": repeats,
-                   "directions": directions, "min_side": min_side, "pyramid": "binomial-5tap, reflect pad",
-                   "normalisation": "per descriptor set, per channel"}
+    rec["meta"] = {
+        "metric": "swd-laplacian",
+        "n_real": int(real.shape[0]),
+        "n_fake": int(fake.shape[0]),
+        "seed": seed,
+        "patches_per_image": patches_per_image,
+        "patch": patch,
+        "repeats": repeats,
+        "directions": directions,
+        "min_side": min_side,
+        "pyramid": "binomial-5tap, reflect pad",
+        "normalisation": "per descriptor set, per channel",
+    }
     return rec
 
 
@@ -141,15 +169,18 @@ def features(x: torch.Tensor, name: str = "randconv128-v1", batch: int = 1024) -
         raise ConfigError(f"features={name!r} is not allowed: must be one of {', '.join(FEATURES)}")
     x = x.float()
     if name == "pixels16":
-        return F.interpolate(x, size=(16, 16), mode="area").flatten(1).double() if x.shape[-1] >= 16 \
+        return (
+            F.interpolate(x, size=(16, 16), mode="area").flatten(1).double()
+            if x.shape[-1] >= 16
             else F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False).flatten(1).double()
+        )
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     x = F.interpolate(x, size=(32, 32), mode="area" if x.shape[-1] >= 32 else "bilinear")
     weights = [(w.to(x.device), b.to(x.device)) for w, b in _randconv_weights()]
     out = []
     for i in range(0, x.shape[0], batch):
-        h = x[i:i + batch]
+        h = x[i : i + batch]
         for w, b in weights:
             h = F.avg_pool2d(F.relu(F.conv2d(h, w, b, padding=1)), 2)
         out.append(h.mean(dim=(2, 3)))
@@ -166,8 +197,10 @@ def frechet(fa: torch.Tensor | np.ndarray, fb: torch.Tensor | np.ndarray) -> flo
     a, b = np.asarray(fa, dtype=np.float64), np.asarray(fb, dtype=np.float64)
     d = a.shape[1]
     if min(a.shape[0], b.shape[0]) <= d:
-        raise ConfigError(f"frechet needs more samples than feature dimensions: n = {a.shape[0]}, {b.shape[0]}, "
-                         f"d = {d} (the covariance would be singular)")
+        raise ConfigError(
+            f"frechet needs more samples than feature dimensions: n = {a.shape[0]}, {b.shape[0]}, "
+            f"d = {d} (the covariance would be singular)"
+        )
     ma, mb = a.mean(0), b.mean(0)
     sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     ra = _psd_sqrt(sa)
@@ -184,19 +217,28 @@ def prdc(real_f: torch.Tensor, fake_f: torch.Tensor, k: int = 5) -> dict:
     rad_r = d_rr.kthvalue(k + 1, dim=1).values  # k+1: the point itself is at distance 0
     rad_f = d_ff.kthvalue(k + 1, dim=1).values
     inside = d_rf <= rad_r[:, None]  # (real i, fake j): fake j in the ball of real i
-    return {"precision": float(inside.any(0).double().mean()),
-            "recall": float((d_rf <= rad_f[None, :]).any(1).double().mean()),
-            "density": float(inside.double().sum(0).mean() / k),
-            "coverage": float((d_rf.min(1).values <= rad_r).double().mean())}
+    return {
+        "precision": float(inside.any(0).double().mean()),
+        "recall": float((d_rf <= rad_f[None, :]).any(1).double().mean()),
+        "density": float(inside.double().sum(0).mean() / k),
+        "coverage": float((d_rf.min(1).values <= rad_r).double().mean()),
+    }
 
 
-def feature_metrics(real: torch.Tensor, fake: torch.Tensor, *, feature: str = "randconv128-v1", k: int = 5,
-                    seed: int | None = None) -> dict:
+def feature_metrics(
+    real: torch.Tensor, fake: torch.Tensor, *, feature: str = "randconv128-v1", k: int = 5, seed: int | None = None
+) -> dict:
     """Frechet distance and PRDC in a named feature space, with the record's metadata."""
     fr, ff = features(real, feature), features(fake, feature)
     rec = {"frechet": frechet(fr, ff), **prdc(fr, ff, k)}
-    rec["meta"] = {"metric": "frechet+prdc", "features": feature, "n_real": int(len(real)), "n_fake": int(len(fake)),
-                   "k": k, "seed": seed}
+    rec["meta"] = {
+        "metric": "frechet+prdc",
+        "features": feature,
+        "n_real": int(len(real)),
+        "n_fake": int(len(fake)),
+        "k": k,
+        "seed": seed,
+    }
     return rec
 
 
@@ -207,23 +249,37 @@ def inception_fid_kid(real: torch.Tensor, fake: torch.Tensor, weights_path: str,
     [0, 1] and repeated to RGB; torchmetrics resizes them to 299x299."""
 
     if not Path(weights_path).is_file():
-        raise FileNotFoundError(f"inception_weights={weights_path!r}: no such file (pass the path of the "
-                                "pt_inception-2015-12-05 weights; ganlearn never downloads them)")
+        raise FileNotFoundError(
+            f"inception_weights={weights_path!r}: no such file (pass the path of the "
+            "pt_inception-2015-12-05 weights; ganlearn never downloads them)"
+        )
     try:
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.kid import KernelInceptionDistance
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("FID/KID need torchmetrics and torch-fidelity: pip install 'ganlearn[fid]'") from e
+
     def rgb01(x):
         x = (x.float().clamp(-1, 1) + 1) / 2
         return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
     fid = FrechetInceptionDistance(feature=2048, normalize=True, feature_extractor_weights_path=weights_path)
-    kid = KernelInceptionDistance(subset_size=min(kid_subset, len(real), len(fake)), normalize=True,
-                                  feature_extractor_weights_path=weights_path)
+    kid = KernelInceptionDistance(
+        subset_size=min(kid_subset, len(real), len(fake)), normalize=True, feature_extractor_weights_path=weights_path
+    )
     for m in (fid, kid):
         m.update(rgb01(real), real=True)
         m.update(rgb01(fake), real=False)
     kid_mean, kid_std = kid.compute()
-    return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std),
-            "meta": {"metric": "fid+kid", "features": "inception-v3 pool3 (user weights)", "weights": str(weights_path),
-                     "n_real": int(len(real)), "n_fake": int(len(fake))}}
+    return {
+        "fid": float(fid.compute()),
+        "kid": float(kid_mean),
+        "kid_std": float(kid_std),
+        "meta": {
+            "metric": "fid+kid",
+            "features": "inception-v3 pool3 (user weights)",
+            "weights": str(weights_path),
+            "n_real": int(len(real)),
+            "n_fake": int(len(fake)),
+        },
+    }

@@ -23,6 +23,7 @@ takes such a list and returns logits (n, number of images). ``hidden_layers()`` 
 whose outputs are the hidden codes (post-ReLU), for ``ganlearn probe``; ``output_filters()`` and
 ``first_filters()`` give the output-layer and first-layer filters (Figs. 2 and 4).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,13 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ganlearn.config import ConfigError
 
 __all__ = [
-    "DCGANGenerator", "FSRGenerator", "Discriminator", "SingleResDiscriminator",
-    "MultiResDiscriminator", "ARCHS", "build",
+    "DCGANGenerator",
+    "FSRGenerator",
+    "Discriminator",
+    "SingleResDiscriminator",
+    "MultiResDiscriminator",
+    "ARCHS",
+    "build",
 ]
 
 
@@ -64,8 +70,9 @@ class DCGANGenerator(nn.Module):
         self.blocks = nn.ModuleList([nn.Sequential(nn.Unflatten(1, (c, 4, 4)), _gnorm(norm, c), nn.ReLU())])
         self.fc = nn.Linear(z_dim, c * 16, bias=bias)
         for _ in range(n - 1):
-            self.blocks.append(nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=bias),
-                                             _gnorm(norm, c // 2), nn.ReLU()))
+            self.blocks.append(
+                nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=bias), _gnorm(norm, c // 2), nn.ReLU())
+            )
             c //= 2
         self.out = nn.ConvTranspose2d(c, channels, 4, 2, 1)
 
@@ -93,8 +100,14 @@ class FSRGenerator(nn.Module):
         self.fc = nn.Linear(z_dim, k * 4, bias=bias)
         self.blocks = nn.ModuleList([nn.Sequential(nn.Unflatten(1, (k, 2, 2)), _gnorm(norm, k), nn.ReLU())])
         for _ in range(n):
-            self.blocks.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                             nn.Conv2d(k, k, 3, 1, 1, bias=bias), _gnorm(norm, k), nn.ReLU()))
+            self.blocks.append(
+                nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv2d(k, k, 3, 1, 1, bias=bias),
+                    _gnorm(norm, k),
+                    nn.ReLU(),
+                )
+            )
         self.heads = nn.ModuleList([nn.ConvTranspose2d(k, channels, 2, 2) for _ in range(n + 1)])
 
     def forward(self, z: torch.Tensor) -> list[torch.Tensor]:
@@ -164,7 +177,7 @@ class MultiResDiscriminator(nn.Module):
     def __init__(self, resolution: int = 32, channels: int = 1, width: int = 32, norm: str = "sn"):
         super().__init__()
         n = _levels(resolution)
-        self.nets = nn.ModuleList([Discriminator(4 * 2 ** i, channels, width, norm) for i in range(n + 1)])
+        self.nets = nn.ModuleList([Discriminator(4 * 2**i, channels, width, norm) for i in range(n + 1)])
 
     def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat([d(x) for d, x in zip(self.nets, images)], dim=1)
@@ -179,14 +192,27 @@ class MultiResDiscriminator(nn.Module):
 ARCHS = ("dcgan", "fsr")
 
 
-def build(arch: str, *, resolution: int, channels: int, width: int, d_width: int | None = None,
-          z_dim: int = 64, d_norm: str = "sn", g_norm: str = "bn") -> tuple[nn.Module, nn.Module]:
+def build(
+    arch: str,
+    *,
+    resolution: int,
+    channels: int,
+    width: int,
+    d_width: int | None = None,
+    z_dim: int = 64,
+    d_norm: str = "sn",
+    g_norm: str = "bn",
+) -> tuple[nn.Module, nn.Module]:
     """(generator, discriminator) for ``arch`` in ARCHS."""
     dw = d_width or width
     if arch == "dcgan":
-        return (DCGANGenerator(resolution, channels, width, z_dim, g_norm),
-                SingleResDiscriminator(resolution=resolution, channels=channels, width=dw, norm=d_norm))
+        return (
+            DCGANGenerator(resolution, channels, width, z_dim, g_norm),
+            SingleResDiscriminator(resolution=resolution, channels=channels, width=dw, norm=d_norm),
+        )
     if arch == "fsr":
-        return (FSRGenerator(resolution, channels, width, z_dim, g_norm),
-                MultiResDiscriminator(resolution, channels, dw, d_norm))
+        return (
+            FSRGenerator(resolution, channels, width, z_dim, g_norm),
+            MultiResDiscriminator(resolution, channels, dw, d_norm),
+        )
     raise ConfigError(f"arch={arch!r} is not allowed: must be one of {', '.join(ARCHS)}")

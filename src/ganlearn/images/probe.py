@@ -22,6 +22,7 @@ Pass/fail thresholds (our choice, stated in the report; the paper gives none):
   filters are edge/colour-like if their mean edge-colour energy fraction is at least twice the
   random-filter value.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,11 +37,20 @@ from ganlearn.metrics.sparsity import coactivation_stats, magnitude_sparsity
 from ganlearn.rng import make_generator
 
 __all__ = [
-    "THRESHOLDS", "capture", "ridge_r2", "fsr_r2", "code_stats", "filter_stats", "filter_tiles",
-    "probe_generator", "d_first_layer_rate", "verdicts", "code_sparsity",
+    "THRESHOLDS",
+    "capture",
+    "ridge_r2",
+    "fsr_r2",
+    "code_stats",
+    "filter_stats",
+    "filter_tiles",
+    "probe_generator",
+    "d_first_layer_rate",
+    "verdicts",
+    "code_sparsity",
 ]
 
-THRESHOLDS = {"r2": 0.8, "fire_rate": 0.25, "pair_ratio": 1.5, "triple_ratio": 1.5 ** 2, "edge_colour_gain": 2.0}
+THRESHOLDS = {"r2": 0.8, "fire_rate": 0.25, "pair_ratio": 1.5, "triple_ratio": 1.5**2, "edge_colour_gain": 2.0}
 
 
 @torch.no_grad()
@@ -49,15 +59,18 @@ def capture(g: nn.Module, z: torch.Tensor, layers: list[str], batch: int = 500) 
     mods = dict(g.named_modules())
     missing = [name for name in layers if name not in mods]
     if missing:
-        raise ConfigError(f"layers={missing} not found in the generator; its modules are: "
-                         f"{', '.join(n for n in mods if n)[:2000]}")
+        raise ConfigError(
+            f"layers={missing} not found in the generator; its modules are: {', '.join(n for n in mods if n)[:2000]}"
+        )
     store: dict[str, list] = {name: [] for name in layers}
-    hooks = [mods[name].register_forward_hook(lambda m, i, o, name=name: store[name].append(o.detach().cpu()))
-             for name in layers]
+    hooks = [
+        mods[name].register_forward_hook(lambda m, i, o, name=name: store[name].append(o.detach().cpu()))
+        for name in layers
+    ]
     images = []
     try:
         for i in range(0, len(z), batch):
-            out = g(z[i:i + batch])
+            out = g(z[i : i + batch])
             images.append((out[-1] if isinstance(out, (list, tuple)) else out).detach().cpu())
     finally:
         for h in hooks:
@@ -148,8 +161,13 @@ def code_sparsity(g: nn.Module, z_dim: int, *, seed: int, n: int = 256, device: 
     for name, h in hidden.items():
         b, c, s, _ = h.shape
         ms = magnitude_sparsity(h.permute(0, 2, 3, 1).reshape(b, s * s, c))
-        out[name] = {"fire_rate": float((h > 0).double().mean()), "hoyer": ms["hoyer_mean"],
-                     "topk_energy": ms["topk_energy_mean"], "active_rel": ms["active_rel_mean"], "top": ms["top"]}
+        out[name] = {
+            "fire_rate": float((h > 0).double().mean()),
+            "hoyer": ms["hoyer_mean"],
+            "topk_energy": ms["topk_energy_mean"],
+            "active_rel": ms["active_rel_mean"],
+            "top": ms["top"],
+        }
     return out
 
 
@@ -165,15 +183,23 @@ def filter_stats(w: torch.Tensor) -> dict:
     w = w.detach().double().cpu()
     k, C, f, _ = w.shape
     coords = torch.linspace(-1, 1, f, dtype=torch.float64)
-    basis = torch.stack([torch.ones(f, f, dtype=torch.float64), coords[:, None].expand(f, f), coords[None, :].expand(f, f)])
+    basis = torch.stack(
+        [torch.ones(f, f, dtype=torch.float64), coords[:, None].expand(f, f), coords[None, :].expand(f, f)]
+    )
     q, _ = torch.linalg.qr(basis.reshape(3, -1).T)  # (f*f, 3) orthonormal
     flat = w.reshape(k, C, f * f)
-    energy = (flat ** 2).sum((1, 2)).clamp_min(1e-30)
+    energy = (flat**2).sum((1, 2)).clamp_min(1e-30)
     proj = ((flat @ q) ** 2).sum((1, 2))
     means = flat.mean(-1)  # (k, C)
-    dc = (means ** 2).sum(1) * f * f
-    out = {"edge_colour_fraction": float((proj / energy).mean()), "edge_colour_random": 3.0 / (f * f),
-           "dc_fraction": float((dc / energy).mean()), "dc_random": 1.0 / (f * f), "filters": k, "size": f}
+    dc = (means**2).sum(1) * f * f
+    out = {
+        "edge_colour_fraction": float((proj / energy).mean()),
+        "edge_colour_random": 3.0 / (f * f),
+        "dc_fraction": float((dc / energy).mean()),
+        "dc_random": 1.0 / (f * f),
+        "filters": k,
+        "size": f,
+    }
     if C == 3:
         chroma = ((means - means.mean(1, keepdim=True)) ** 2).sum(1) * f * f
         out["chroma_fraction"] = float((chroma / energy).mean())
@@ -198,8 +224,9 @@ def filter_tiles(w: torch.Tensor, ncol: int | None = None) -> np.ndarray:
     return tile(w, ncol, gap=(220, 40, 40))  # red gaps: the filters' own values run from black to white
 
 
-def probe_generator(g: nn.Module, g_random: nn.Module, *, z_dim: int, layers: list[str], n: int = 2000,
-                    seed: int = 0) -> dict:
+def probe_generator(
+    g: nn.Module, g_random: nn.Module, *, z_dim: int, layers: list[str], n: int = 2000, seed: int = 0
+) -> dict:
     """Figs. 1 and 3 for a trained generator and a random-init one: per-layer R^2 and code statistics."""
     z = torch.randn(n, z_dim, generator=make_generator(seed, "probe.latents"))
     out = {"n": n, "seed": seed, "layers": {}}
@@ -226,26 +253,50 @@ def verdicts(res: dict) -> list[dict]:
         tr, rd = rec["trained"], rec["random"]
         best = max(v for v in tr["r2"].values() if v == v) if tr["r2"] else float("nan")
         best_rand = max(v for v in rd["r2"].values() if v == v) if rd["r2"] else float("nan")
-        rows.append({"claim": f"Fig. 1 FSR: {name} maps linearly to its resolution (best held-out R^2)",
-                     "value": best, "random_init": best_rand, "threshold": f">= {t['r2']}", "pass": best >= t["r2"]})
+        rows.append(
+            {
+                "claim": f"Fig. 1 FSR: {name} maps linearly to its resolution (best held-out R^2)",
+                "value": best,
+                "random_init": best_rand,
+                "threshold": f">= {t['r2']}",
+                "pass": best >= t["r2"],
+            }
+        )
         c = tr["codes"]
-        rows.append({"claim": f"Fig. 3 sparse: {name} mean firing rate", "value": c["fire_rate_mean"],
-                     "random_init": rd["codes"]["fire_rate_mean"], "threshold": f"<= {t['fire_rate']}",
-                     "pass": c["fire_rate_mean"] <= t["fire_rate"]})
+        rows.append(
+            {
+                "claim": f"Fig. 3 sparse: {name} mean firing rate",
+                "value": c["fire_rate_mean"],
+                "random_init": rd["codes"]["fire_rate_mean"],
+                "threshold": f"<= {t['fire_rate']}",
+                "pass": c["fire_rate_mean"] <= t["fire_rate"],
+            }
+        )
         ok = c["pair_ratio_mean"] <= t["pair_ratio"] and c["triple_ratio_mean"] <= t["triple_ratio"]
-        rows.append({"claim": f"Fig. 3 not too positively correlated: {name} mean pair / triple ratio",
-                     "value": (c["pair_ratio_mean"], c["triple_ratio_mean"]),
-                     "random_init": (rd["codes"]["pair_ratio_mean"], rd["codes"]["triple_ratio_mean"]),
-                     "threshold": f"<= {t['pair_ratio']} / {t['triple_ratio']:.2f}", "pass": ok})
+        rows.append(
+            {
+                "claim": f"Fig. 3 not too positively correlated: {name} mean pair / triple ratio",
+                "value": (c["pair_ratio_mean"], c["triple_ratio_mean"]),
+                "random_init": (rd["codes"]["pair_ratio_mean"], rd["codes"]["triple_ratio_mean"]),
+                "threshold": f"<= {t['pair_ratio']} / {t['triple_ratio']:.2f}",
+                "pass": ok,
+            }
+        )
     for key, label in (("g_filters", "Fig. 2 G output layer"), ("d_filters", "Fig. 4 D first layer")):
         if key in res:
             s, r = res[key]["trained"], res[key]["random"]
             gain = s["edge_colour_fraction"] / s["edge_colour_random"]
             # span{1, x, y} is 3 of the 4 dimensions of a 2x2 filter: the measure cannot tell there.
             informative = s["size"] >= 3
-            rows.append({"claim": f"{label}: edge-colour energy fraction (x random-filter value)",
-                         "value": s["edge_colour_fraction"], "random_init": r["edge_colour_fraction"],
-                         "threshold": f">= {t['edge_colour_gain']} x {s['edge_colour_random']:.3f}" if informative
-                         else f"n/a for {s['size']}x{s['size']} filters",
-                         "pass": gain >= t["edge_colour_gain"] if informative else None})
+            rows.append(
+                {
+                    "claim": f"{label}: edge-colour energy fraction (x random-filter value)",
+                    "value": s["edge_colour_fraction"],
+                    "random_init": r["edge_colour_fraction"],
+                    "threshold": f">= {t['edge_colour_gain']} x {s['edge_colour_random']:.3f}"
+                    if informative
+                    else f"n/a for {s['size']}x{s['size']} filters",
+                    "pass": gain >= t["edge_colour_gain"] if informative else None,
+                }
+            )
     return rows

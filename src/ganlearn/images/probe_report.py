@@ -8,6 +8,7 @@ The random-init baseline is the same architecture freshly initialised (stream ``
 batch-norm running statistics are first calibrated on 10 batches of its own samples (cumulative
 average), since an untrained network's stored statistics (mean 0, variance 1) would not normalise.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -49,12 +50,16 @@ def load_factory(spec: str):
     mod_name, _, fn = spec.partition(":")
     fn = fn or "build"
     if not _MODULE_NAME.fullmatch(mod_name) or not fn.isidentifier():
-        raise ConfigError(f"--module {spec!r} is not allowed: must be pkg.module:factory (a dotted module name, "
-                          f"then a function name; the factory defaults to build)")
+        raise ConfigError(
+            f"--module {spec!r} is not allowed: must be pkg.module:factory (a dotted module name, "
+            f"then a function name; the factory defaults to build)"
+        )
     try:
         mod = importlib.import_module(mod_name)
     except ModuleNotFoundError as e:
-        raise ConfigError(f"--module {spec!r}: no module named {e.name!r} (is it installed, or on PYTHONPATH?)") from None
+        raise ConfigError(
+            f"--module {spec!r}: no module named {e.name!r} (is it installed, or on PYTHONPATH?)"
+        ) from None
     except Exception as e:  # the user's module raised while importing (a syntax error, a failed import, ...)
         raise ConfigError(f"--module {spec!r}: importing {mod_name} raised {type(e).__name__}: {e}") from None
     factory = getattr(mod, fn, None)
@@ -81,8 +86,9 @@ def _load(checkpoint: str, *, module: str | None, layers: list[str] | None, z_di
         try:
             g.load_state_dict(load_tensors(checkpoint)[0])
         except RuntimeError as e:  # missing / unexpected keys, shape mismatches
-            raise ConfigError(f"CHECKPOINT {checkpoint!r} does not fit the --module {module!r} generator: "
-                              f"{str(e).splitlines()[0]}") from None
+            raise ConfigError(
+                f"CHECKPOINT {checkpoint!r} does not fit the --module {module!r} generator: {str(e).splitlines()[0]}"
+            ) from None
         with default_init_rng(seed, "probe.random_init"):
             g0 = _build(factory, module)
         return g.eval(), g0, None, None, layers, z_dim, None
@@ -99,12 +105,29 @@ def random_init(cfg, shape, *, seed: int):
     from ganlearn.images.model import build
 
     with default_init_rng(seed, "probe.random_init"):
-        return build(cfg.arch, resolution=shape[-1], channels=shape[1], width=cfg.width,
-                     d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
+        return build(
+            cfg.arch,
+            resolution=shape[-1],
+            channels=shape[1],
+            width=cfg.width,
+            d_width=cfg.d_width or None,
+            z_dim=cfg.z_dim,
+            d_norm=cfg.d_norm,
+            g_norm=cfg.g_norm,
+        )
 
 
-def run_probe(checkpoint: str, data: str | None, out: str | Path, *, n: int = 2000, seed: int = 0,
-              layers: list[str] | None = None, module: str | None = None, z_dim: int | None = None) -> dict:
+def run_probe(
+    checkpoint: str,
+    data: str | None,
+    out: str | Path,
+    *,
+    n: int = 2000,
+    seed: int = 0,
+    layers: list[str] | None = None,
+    module: str | None = None,
+    z_dim: int | None = None,
+) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     g, g0, d, d0, layers, z_dim, info = _load(checkpoint, module=module, layers=layers, z_dim=z_dim, seed=seed)
@@ -114,7 +137,10 @@ def run_probe(checkpoint: str, data: str | None, out: str | Path, *, n: int = 20
     if info:
         res["config"], res["step"] = info[1]["config"], info[1].get("step")
     if hasattr(g, "output_filters"):
-        res["g_filters"] = {"trained": P.filter_stats(g.output_filters()), "random": P.filter_stats(g0.output_filters())}
+        res["g_filters"] = {
+            "trained": P.filter_stats(g.output_filters()),
+            "random": P.filter_stats(g0.output_filters()),
+        }
     real = None
     if data:
         from ganlearn.images.data import load
@@ -168,9 +194,12 @@ def _figures(out: Path, g, g0, d, d0, res: dict, real, z_dim: int, seed: int) ->
     axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     figs["r2"] = save(fig, out / "fsr_r2.png")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    for ax, key, title, thr in zip(axes, ("fire_rate_mean", "pair_ratio_mean", "triple_ratio_mean"),
-                                   ("firing rate", "pair co-activation ratio", "triple co-activation ratio"),
-                                   (P.THRESHOLDS["fire_rate"], P.THRESHOLDS["pair_ratio"], P.THRESHOLDS["triple_ratio"])):
+    for ax, key, title, thr in zip(
+        axes,
+        ("fire_rate_mean", "pair_ratio_mean", "triple_ratio_mean"),
+        ("firing rate", "pair co-activation ratio", "triple co-activation ratio"),
+        (P.THRESHOLDS["fire_rate"], P.THRESHOLDS["pair_ratio"], P.THRESHOLDS["triple_ratio"]),
+    ):
         for j, label in enumerate(("trained", "random")):
             vals = [res["layers"][nm][label]["codes"][key] for nm in names]
             ax.bar(xs + (j - 0.5) * 0.38, vals, 0.38, label=label + (" init" if label == "random" else ""))
@@ -189,45 +218,123 @@ def _markdown(res: dict, figs: dict) -> str:
         if isinstance(v, tuple) or isinstance(v, list):
             return " / ".join(f"{x:.3g}" for x in v)
         return f"{v:.3g}" if isinstance(v, float) else str(v)
+
     cfg = res.get("config", {})
-    lines = [f"# FSR probe: {res['checkpoint']}", "",
-             f"Data: `{res['data']}`. Generator samples: n = {res['n']} (first 80% fit, last 20% score), seed {res['seed']}."
-             + (f" Model: {cfg.get('arch')} width k = {cfg.get('width')}, checkpoint at step {res.get('step')} of {cfg.get('steps')}, data "
-                f"`{cfg.get('data')}`." if cfg else ""), "",
-             "## Verdicts (thresholds are ganlearn's; the paper states none)", "",
-             md_table(["claim", "trained", "random init", "threshold", "pass"],
-                      [[v["claim"], fmt(v["value"]), fmt(v["random_init"]), v["threshold"], "n/a" if v["pass"] is None else ("yes" if v["pass"] else "**no**")]
-                       for v in res["verdicts"]]), "",
-             "## Fig. 1: hidden layers map linearly to low-resolution images", "",
-             "Ridge map from each hidden location's code to the generator's own output average-pooled to the "
-             "layer's grid (1x1) or to twice it (2x2: one code -> its 2x2 patch; 3x3: the code and its 8 neighbours -> "
-             "the 2x2 patch, a small stride-2 deconvolution); held-out R² (the 3x3 map needs 2x more rows than features).", "",
-             md_table(["layer", "code shape", "R² 1x1", "1x1 random", "R² 2x2", "2x2 random", "R² 3x3", "3x3 random"],
-                      [[nm, "x".join(map(str, r["shape"]))] + [r[lab]["r2"].get(m) for m in ("1x1", "2x2", "3x3")
-                                                              for lab in ("trained", "random")]
-                       for nm, r in res["layers"].items()]),
-             "", f"![R2]({figs['r2']})", "",
-             "## Fig. 3: sparse, not-too-positively-correlated codes", "",
-             "Per patch (a location of the layer) and channel; ratios are Pr[both fire] / (product of rates), "
-             "1 = independent; computed on up to 16 random patches x 48 random channels.", "",
-             md_table(["layer", "fire rate", "fire rate random", "active / patch", "pair ratio mean", "pair ratio max",
-                       "triple ratio mean", "pair random", "triple random"],
-                      [[nm, r["trained"]["codes"]["fire_rate_mean"], r["random"]["codes"]["fire_rate_mean"],
-                        r["trained"]["codes"]["active_per_patch"], r["trained"]["codes"]["pair_ratio_mean"],
-                        r["trained"]["codes"]["pair_ratio_max"], r["trained"]["codes"]["triple_ratio_mean"],
-                        r["random"]["codes"]["pair_ratio_mean"], r["random"]["codes"]["triple_ratio_mean"]]
-                       for nm, r in res["layers"].items()]),
-             "", f"![codes]({figs['codes']})", ""]
-    for key, title in (("g_filters", "Fig. 2: generator output-layer filters"), ("d_filters", "Fig. 4: discriminator first-layer filters")):
+    lines = [
+        f"# FSR probe: {res['checkpoint']}",
+        "",
+        f"Data: `{res['data']}`. Generator samples: n = {res['n']} (first 80% fit, last 20% score), seed {res['seed']}."
+        + (
+            f" Model: {cfg.get('arch')} width k = {cfg.get('width')}, checkpoint at step {res.get('step')} of "
+            f"{cfg.get('steps')}, data `{cfg.get('data')}`."
+            if cfg
+            else ""
+        ),
+        "",
+        "## Verdicts (thresholds are ganlearn's; the paper states none)",
+        "",
+        md_table(
+            ["claim", "trained", "random init", "threshold", "pass"],
+            [
+                [
+                    v["claim"],
+                    fmt(v["value"]),
+                    fmt(v["random_init"]),
+                    v["threshold"],
+                    "n/a" if v["pass"] is None else ("yes" if v["pass"] else "**no**"),
+                ]
+                for v in res["verdicts"]
+            ],
+        ),
+        "",
+        "## Fig. 1: hidden layers map linearly to low-resolution images",
+        "",
+        "Ridge map from each hidden location's code to the generator's own output average-pooled to the "
+        "layer's grid (1x1) or to twice it (2x2: one code -> its 2x2 patch; 3x3: the code and its 8 neighbours -> "
+        "the 2x2 patch, a small stride-2 deconvolution); held-out R² (the 3x3 map needs 2x more rows than features).",
+        "",
+        md_table(
+            ["layer", "code shape", "R² 1x1", "1x1 random", "R² 2x2", "2x2 random", "R² 3x3", "3x3 random"],
+            [
+                [nm, "x".join(map(str, r["shape"]))]
+                + [r[lab]["r2"].get(m) for m in ("1x1", "2x2", "3x3") for lab in ("trained", "random")]
+                for nm, r in res["layers"].items()
+            ],
+        ),
+        "",
+        f"![R2]({figs['r2']})",
+        "",
+        "## Fig. 3: sparse, not-too-positively-correlated codes",
+        "",
+        "Per patch (a location of the layer) and channel; ratios are Pr[both fire] / (product of rates), "
+        "1 = independent; computed on up to 16 random patches x 48 random channels.",
+        "",
+        md_table(
+            [
+                "layer",
+                "fire rate",
+                "fire rate random",
+                "active / patch",
+                "pair ratio mean",
+                "pair ratio max",
+                "triple ratio mean",
+                "pair random",
+                "triple random",
+            ],
+            [
+                [
+                    nm,
+                    r["trained"]["codes"]["fire_rate_mean"],
+                    r["random"]["codes"]["fire_rate_mean"],
+                    r["trained"]["codes"]["active_per_patch"],
+                    r["trained"]["codes"]["pair_ratio_mean"],
+                    r["trained"]["codes"]["pair_ratio_max"],
+                    r["trained"]["codes"]["triple_ratio_mean"],
+                    r["random"]["codes"]["pair_ratio_mean"],
+                    r["random"]["codes"]["triple_ratio_mean"],
+                ]
+                for nm, r in res["layers"].items()
+            ],
+        ),
+        "",
+        f"![codes]({figs['codes']})",
+        "",
+    ]
+    for key, title in (
+        ("g_filters", "Fig. 2: generator output-layer filters"),
+        ("d_filters", "Fig. 4: discriminator first-layer filters"),
+    ):
         if key not in res:
             continue
         s, r = res[key]["trained"], res[key]["random"]
-        rows = [[k, s[k], r.get(k)] for k in ("edge_colour_fraction", "edge_colour_random", "dc_fraction",
-                                              "chroma_fraction", "mean_abs_cosine", "mean_abs_cosine_random",
-                                              "fire_rate_on_real") if k in s]
-        lines += [f"## {title}", "", f"{s['filters']} filters of size {s['size']}x{s['size']}; each tile scaled to its own max.",
-                  "", md_table(["measure", "trained", "random init"], rows), "",
-                  f"trained: ![{key}]({figs[key + '_trained']})  random init: ![{key}]({figs[key + '_random']})", ""]
-    lines += ["## Samples", "", f"trained: ![samples]({figs['samples']})  random init: ![random]({figs['samples_random']})"
-              + (f"  real: ![real]({figs['real']})" if "real" in figs else ""), ""]
+        rows = [
+            [k, s[k], r.get(k)]
+            for k in (
+                "edge_colour_fraction",
+                "edge_colour_random",
+                "dc_fraction",
+                "chroma_fraction",
+                "mean_abs_cosine",
+                "mean_abs_cosine_random",
+                "fire_rate_on_real",
+            )
+            if k in s
+        ]
+        lines += [
+            f"## {title}",
+            "",
+            f"{s['filters']} filters of size {s['size']}x{s['size']}; each tile scaled to its own max.",
+            "",
+            md_table(["measure", "trained", "random init"], rows),
+            "",
+            f"trained: ![{key}]({figs[key + '_trained']})  random init: ![{key}]({figs[key + '_random']})",
+            "",
+        ]
+    lines += [
+        "## Samples",
+        "",
+        f"trained: ![samples]({figs['samples']})  random init: ![random]({figs['samples_random']})"
+        + (f"  real: ![real]({figs['real']})" if "real" in figs else ""),
+        "",
+    ]
     return "\n".join(lines)

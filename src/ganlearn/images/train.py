@@ -21,6 +21,7 @@ the D step makes the fake batch with the unwrapped G under no_grad and the G ste
 D, so each wrapper's reducer sees exactly one backward per forward. Each rank takes batch / world
 images; gradients are averaged over ranks, so the global batch is ``batch``. Only rank 0 writes.
 """
+
 from __future__ import annotations
 
 import copy
@@ -62,10 +63,24 @@ from ganlearn.rng import default_init_rng, make_generator, to_device
 from ganlearn.rundir import write_simple_report
 
 __all__ = [
-    "DEFAULT_RESOLUTION", "ImageGANConfig", "make_config",
-    "step_generator", "load_generator", "d_loss_fn", "g_loss_fn", "sgda_step", "ema_update", "sample", "evaluate",
-    "real_baseline", "Result", "train", "write_report", "main_ddp",
+    "DEFAULT_RESOLUTION",
+    "ImageGANConfig",
+    "make_config",
+    "step_generator",
+    "load_generator",
+    "d_loss_fn",
+    "g_loss_fn",
+    "sgda_step",
+    "ema_update",
+    "sample",
+    "evaluate",
+    "real_baseline",
+    "Result",
+    "train",
+    "write_report",
+    "main_ddp",
 ]
+
 
 def step_generator(seed: int, step: int, rank: int, stream: str) -> torch.Generator:
     """The RNG of (step, rank, stream), a named stream of the run seed: counter-based, so resume
@@ -76,6 +91,7 @@ def step_generator(seed: int, step: int, rank: int, stream: str) -> torch.Genera
 
 # ---- checkpoint helpers ------------------------------------------------------------------------
 
+
 def _module_tensors(prefix: str, m: torch.nn.Module) -> dict:
     return {f"{prefix}.{k}": v for k, v in m.state_dict().items()}
 
@@ -85,7 +101,7 @@ def _param_norm(m: torch.nn.Module) -> float:
 
 
 def _load_module(prefix: str, m: torch.nn.Module, tensors: dict) -> None:
-    m.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+    m.load_state_dict({k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
 
 
 def load_generator(run_dir_or_ckpt: str | Path, *, ema: bool = True, device: str = "cpu"):
@@ -97,14 +113,23 @@ def load_generator(run_dir_or_ckpt: str | Path, *, ema: bool = True, device: str
     tensors, meta = found[1:] if p.is_dir() else found
     cfg = make_config(meta["config"])
     x_shape = meta["data_shape"]
-    g, d = build(cfg.arch, resolution=x_shape[-1], channels=x_shape[1], width=cfg.width,
-                 d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
+    g, d = build(
+        cfg.arch,
+        resolution=x_shape[-1],
+        channels=x_shape[1],
+        width=cfg.width,
+        d_width=cfg.d_width or None,
+        z_dim=cfg.z_dim,
+        d_norm=cfg.d_norm,
+        g_norm=cfg.g_norm,
+    )
     _load_module("G_ema" if ema else "G", g, tensors)
     _load_module("D", d, tensors)
     return g.to(device).eval(), d.to(device).eval(), cfg, meta
 
 
 # ---- the loop ----------------------------------------------------------------------------------
+
 
 def d_loss_fn(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     if kind == "ns":
@@ -116,8 +141,21 @@ def g_loss_fn(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean() if kind == "ns" else -fake_logits.mean()
 
 
-def sgda_step(G, D, opt_g, opt_d, cfg: ImageGANConfig, real_batch, latents, step: int, *, G_train=None, D_train=None,
-              d_losses=d_loss_fn, g_losses=g_loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
+def sgda_step(
+    G,
+    D,
+    opt_g,
+    opt_d,
+    cfg: ImageGANConfig,
+    real_batch,
+    latents,
+    step: int,
+    *,
+    G_train=None,
+    D_train=None,
+    d_losses=d_loss_fn,
+    g_losses=g_loss_fn,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGDA step: ``cfg.n_dis`` discriminator steps (the logistic loss, loss="ns", or the hinge
     loss), then one generator step through the unwrapped D (-log D(G(z)) or -D(G(z))); returns the
     last D loss and the G loss. ``G_train`` / ``D_train``: the DDP wrappers, if any. ``d_losses`` /
@@ -155,16 +193,32 @@ def ema_update(G_ema, G, cfg: ImageGANConfig, step: int) -> float:
 
 
 @torch.no_grad()
-def sample(g: torch.nn.Module, n: int, z_dim: int, *, seed: int, stream: str = "images.sample", device: str = "cpu",
-           batch: int = 500) -> torch.Tensor:
+def sample(
+    g: torch.nn.Module,
+    n: int,
+    z_dim: int,
+    *,
+    seed: int,
+    stream: str = "images.sample",
+    device: str = "cpu",
+    batch: int = 500,
+) -> torch.Tensor:
     """n images from generator ``g`` (last level), latents from the named stream of ``seed``
     (drawn on the CPU, so the same latents on every device)."""
     z = torch.randn(n, z_dim, generator=make_generator(seed, stream))
-    return torch.cat([g(z[i:i + batch].to(device))[-1].cpu() for i in range(0, n, batch)])
+    return torch.cat([g(z[i : i + batch].to(device))[-1].cpu() for i in range(0, n, batch)])
 
 
-def evaluate(g_ema: torch.nn.Module, real: torch.Tensor, cfg: ImageGANConfig, step: int, images_seen: int,
-             baseline: dict | None = None, *, device: str = "cpu") -> dict:
+def evaluate(
+    g_ema: torch.nn.Module,
+    real: torch.Tensor,
+    cfg: ImageGANConfig,
+    step: int,
+    images_seen: int,
+    baseline: dict | None = None,
+    *,
+    device: str = "cpu",
+) -> dict:
     """SWD (multi-scale) and Frechet/PRDC in randconv128-v1 of the EMA generator vs real images.
 
     ``baseline`` (from ``real_baseline``) is copied in with a ``_real`` suffix: the same metrics between
@@ -194,12 +248,13 @@ def real_baseline(real: torch.Tensor, cfg: ImageGANConfig) -> dict:
     """The metrics between two disjoint random halves of the data, each of min(eval_n, n/2) images."""
     n = min(cfg.eval_n, len(real) // 2)
     idx = torch.randperm(len(real), generator=make_generator(cfg.seed, "images.eval.baseline"))
-    return _scores(real[idx[:n]], real[idx[n:2 * n]], cfg)
+    return _scores(real[idx[:n]], real[idx[n : 2 * n]], cfg)
 
 
 class Result(TypedDict, total=False):
     """What an image run returns (and writes to ``summary.json``): the last evaluation of the EMA
     generator (SWD, Frechet distance and PRDC in the run's feature space, ...) and the wall time."""
+
     step: int
     images_seen: int
     swd_avg: float
@@ -222,7 +277,9 @@ def train(cfg: ImageGANConfig, run_dir: str | Path, *, progress: bool = True, de
     device = device or cfg.device
     rank, world = init_distributed(device)
     if cfg.batch % world:
-        raise ConfigError(f"batch={cfg.batch} is not allowed with {world} processes: must be divisible by the world size")
+        raise ConfigError(
+            f"batch={cfg.batch} is not allowed with {world} processes: must be divisible by the world size"
+        )
     run_dir = Path(run_dir)
     if rank != 0:  # rank 0 holds the run directory's lock for all ranks
         return _train(cfg, run_dir, progress, device, rank, world)
@@ -240,8 +297,16 @@ def _networks(cfg: ImageGANConfig, real: torch.Tensor, device: str) -> tuple:
     """G, D, the EMA generator and the two optimizers (every rank builds identical networks from
     the seed: PyTorch's layer initializers under a named stream, the global RNG untouched)."""
     with default_init_rng(cfg.seed, "images.init"):
-        G, D = build(cfg.arch, resolution=real.shape[-1], channels=real.shape[1], width=cfg.width,
-                     d_width=cfg.d_width or None, z_dim=cfg.z_dim, d_norm=cfg.d_norm, g_norm=cfg.g_norm)
+        G, D = build(
+            cfg.arch,
+            resolution=real.shape[-1],
+            channels=real.shape[1],
+            width=cfg.width,
+            d_width=cfg.d_width or None,
+            z_dim=cfg.z_dim,
+            d_norm=cfg.d_norm,
+            g_norm=cfg.g_norm,
+        )
     G, D = G.to(device), D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     if cfg.optimizer == "adam":
@@ -318,19 +383,33 @@ def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank
         if rank != 0:
             return
         tensors = {**_module_tensors("G", G), **_module_tensors("D", D), **_module_tensors("G_ema", G_ema)}
-        save_checkpoint(run_dir, step, {**tensors, **flatten_optimizer("opt_g", opt_g),
-                                        **flatten_optimizer("opt_d", opt_d)},
-                        {**meta, "step": step, "wall_seconds": wall_before + time.time() - t0,
-                         "opt_g_groups": opt_g.state_dict()["param_groups"],
-                         "opt_d_groups": opt_d.state_dict()["param_groups"], "g_norm0": norm0})
+        save_checkpoint(
+            run_dir,
+            step,
+            {**tensors, **flatten_optimizer("opt_g", opt_g), **flatten_optimizer("opt_d", opt_d)},
+            {
+                **meta,
+                "step": step,
+                "wall_seconds": wall_before + time.time() - t0,
+                "opt_g_groups": opt_g.state_dict()["param_groups"],
+                "opt_d_groups": opt_d.state_dict()["param_groups"],
+                "g_norm0": norm0,
+            },
+        )
 
     def grid(step: int) -> None:
         if rank == 0:
             with torch.no_grad():
                 save_png(run_dir / f"grid-{step:07d}.png", tile(G_ema(grid_z)[-1], 8))
 
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress or rank != 0,
-               desc=f"{cfg.arch}-k{cfg.width}", unit="step")
+    bar = tqdm(
+        range(start, cfg.steps),
+        initial=start,
+        total=cfg.steps,
+        disable=not progress or rank != 0,
+        desc=f"{cfg.arch}-k{cfg.width}",
+        unit="step",
+    )
     for step in bar:
         G_train.train()
         D_train.train()
@@ -343,11 +422,25 @@ def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank
             # Read the losses only when something is written: float() is a host-device sync on a GPU.
             # A NaN is therefore caught at the next log or checkpoint step, before anything is saved.
             d_loss, g_loss = d_loss.detach(), g_loss.detach()
-            _check_health(float(d_loss), float(g_loss), _param_norm(G), norm0, cfg.divergence_factor,
-                          f"step {done} (the last checkpoint in {run_dir} is kept)")
+            _check_health(
+                float(d_loss),
+                float(g_loss),
+                _param_norm(G),
+                norm0,
+                cfg.divergence_factor,
+                f"step {done} (the last checkpoint in {run_dir} is kept)",
+            )
         if rank == 0 and log_now:
-            append_jsonl(stats_path, {"step": done, "d_loss": float(d_loss), "g_loss": float(g_loss), "ema_beta": beta,
-                              "wall_seconds": wall_before + time.time() - t0})
+            append_jsonl(
+                stats_path,
+                {
+                    "step": done,
+                    "d_loss": float(d_loss),
+                    "g_loss": float(g_loss),
+                    "ema_beta": beta,
+                    "wall_seconds": wall_before + time.time() - t0,
+                },
+            )
             bar.set_postfix(d=f"{float(d_loss):.3f}", g=f"{float(g_loss):.3f}")
         if cfg.grid_every and (done % cfg.grid_every == 0):
             grid(done)
@@ -370,8 +463,7 @@ def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank
 
 def write_report(run_dir: str | Path) -> Path:
     """report.md of an image run: its final scores and their curves over training."""
-    return write_simple_report(run_dir, "Image GAN", "step", ["swd_avg", "frechet", "precision", "recall"],
-                               logy=False)
+    return write_simple_report(run_dir, "Image GAN", "step", ["swd_avg", "frechet", "precision", "recall"], logy=False)
 
 
 def main_ddp() -> None:  # pragma: no cover - used through torchrun

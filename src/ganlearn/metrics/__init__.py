@@ -7,9 +7,16 @@
 * ``sliced_w2``: sliced 2-Wasserstein distance between two samples (POT's estimator).
 * ``coactivation_stats``: firing rates and pair / triple co-activation ratios of codes.
 """
+
 from ganlearn.metrics.distances import sliced_w2
 from ganlearn.metrics.recovery import coupled_error, error_split, feature_recovery, procrustes_latent_map
 from ganlearn.metrics.sparsity import coactivation_stats
 
-__all__ = ["coupled_error", "procrustes_latent_map", "feature_recovery", "error_split", "sliced_w2",
-           "coactivation_stats"]
+__all__ = [
+    "coupled_error",
+    "procrustes_latent_map",
+    "feature_recovery",
+    "error_split",
+    "sliced_w2",
+    "coactivation_stats",
+]

@@ -1,5 +1,6 @@
 """Alignment of learned parameters to the truth: signed permutations of dictionary columns and
 orthogonal maps of the latent (the rotation U of the theorem)."""
+
 from __future__ import annotations
 
 import numpy as np

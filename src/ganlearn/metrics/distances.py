@@ -1,4 +1,5 @@
 """Distribution distances as pure functions of samples."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,9 @@ import torch
 __all__ = ["sliced_w2"]
 
 
-def sliced_w2(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, *, n_projections: int = 256,
-              seed: int = 0) -> float:
+def sliced_w2(
+    x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, *, n_projections: int = 256, seed: int = 0
+) -> float:
     """Sliced 2-Wasserstein distance (POT's Monte-Carlo estimator, equal sample weights).
 
         SW_2(mu, nu) = ( E_{theta ~ U(S^{d-1})} W_2^2(<theta, X>, <theta, Y>) )^{1/2}

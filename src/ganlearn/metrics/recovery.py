@@ -13,6 +13,7 @@ Pure functions of tensors and callables (no network class is imported here):
   U, U^T z ~ N(0, I), so (G(z), G*(U^T z)) is a coupling and the numerator bounds W_2(G, G*)^2
   from above: every U we report gives a valid upper bound; fitting U only tightens it.
 """
+
 from __future__ import annotations
 
 from typing import Callable, NamedTuple, Sequence
@@ -68,15 +69,25 @@ def procrustes_latent_map(V1_learned: torch.Tensor, V1_true: torch.Tensor, perm1
 
 class CoupledError(NamedTuple):
     """:func:`coupled_error`'s result: the metrics and the coupling U^T they were measured at."""
+
     metrics: dict
     ut: torch.Tensor
 
 
-def coupled_error(learner: Generator, target: Generator, *, ut0: torch.Tensor, perms: list[np.ndarray],
-                  n_fit: int, n_eval: int, fit_steps: int, generator: torch.Generator,
-                  select_generator: torch.Generator | None = None,
-                  target_codes: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None,
-                  output_layers: Sequence[torch.Tensor] | None = None) -> CoupledError:
+def coupled_error(
+    learner: Generator,
+    target: Generator,
+    *,
+    ut0: torch.Tensor,
+    perms: list[np.ndarray],
+    n_fit: int,
+    n_eval: int,
+    fit_steps: int,
+    generator: torch.Generator,
+    select_generator: torch.Generator | None = None,
+    target_codes: Callable[[torch.Tensor], Sequence[torch.Tensor]] | None = None,
+    output_layers: Sequence[torch.Tensor] | None = None,
+) -> CoupledError:
     """The theorem's coupled relative error, with U fitted on ``n_fit`` latents and the error
     measured on ``n_eval`` fresh ones.
 
@@ -136,6 +147,7 @@ def _fit_objective(learner: Generator, target: Generator, target_codes, output_l
             for s, gram, yl in zip(target_codes(z @ ut.T), grams, y):
                 total = total + (s * (torch.einsum("jrq,njq->njr", gram, s) - 2 * yl)).flatten(1).sum(1).mean()
             return total
+
         return learner_side, mismatch
 
     def learner_images(z):
@@ -143,19 +155,27 @@ def _fit_objective(learner: Generator, target: Generator, target_codes, output_l
 
     def image_mismatch(ut, z, x):
         return (_flat(target(z @ ut.T)[0]) - x).pow(2).sum(1).mean()
+
     return learner_images, image_mismatch
 
 
-def _refine(ut0: torch.Tensor, learner_side: Callable, mismatch: Callable, z_fit: torch.Tensor, fit_steps: int,
-            select_generator: torch.Generator) -> tuple[torch.Tensor, str]:
+def _refine(
+    ut0: torch.Tensor,
+    learner_side: Callable,
+    mismatch: Callable,
+    z_fit: torch.Tensor,
+    fit_steps: int,
+    select_generator: torch.Generator,
+) -> tuple[torch.Tensor, str]:
     """U^T refined from ``ut0`` by L-BFGS on the rotations ut0 expm(A - A^T), kept only if it does
     better on fresh latents drawn from ``select_generator``: (U^T, "refined" or "procrustes")."""
     dev, dt, m0_l = ut0.device, ut0.dtype, ut0.shape[1]
     with torch.no_grad():  # the learner's side does not depend on U: computed once
         x_l_fit = learner_side(z_fit)
     a = torch.zeros(m0_l, m0_l, dtype=dt, device=dev, requires_grad=True)
-    opt = torch.optim.LBFGS([a], lr=1.0, max_iter=fit_steps, max_eval=fit_steps, history_size=20,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [a], lr=1.0, max_iter=fit_steps, max_eval=fit_steps, history_size=20, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -187,10 +207,13 @@ def _errors(learner: Generator, target: Generator, z: torch.Tensor, ut: torch.Te
             e = (x_l[i] - x_t[i]).pow(2).flatten(1).sum(1).mean() / x_t[i].pow(2).flatten(1).sum(1).mean()
             out[f"coupled_rel_error_level{level}"] = float(e)
             p = perms[i]
-            s_match = torch.stack([s_l[i][:, j, torch.as_tensor(p[min(j, len(p) - 1)], device=dev)]
-                                   for j in range(s_t[i].shape[1])], dim=1)
-            out[f"hidden_rel_error_level{level}"] = float((s_match - s_t[i]).pow(2).sum((1, 2)).mean()
-                                                          / s_t[i].pow(2).sum((1, 2)).mean())
+            s_match = torch.stack(
+                [s_l[i][:, j, torch.as_tensor(p[min(j, len(p) - 1)], device=dev)] for j in range(s_t[i].shape[1])],
+                dim=1,
+            )
+            out[f"hidden_rel_error_level{level}"] = float(
+                (s_match - s_t[i]).pow(2).sum((1, 2)).mean() / s_t[i].pow(2).sum((1, 2)).mean()
+            )
     return out
 
 
@@ -200,9 +223,16 @@ def _match_index(perm: np.ndarray, n: int, J: int, device) -> torch.Tensor:
     return p.expand(J, -1)[None].expand(n, -1, -1) if p.shape[0] == 1 else p[None].expand(n, -1, -1)
 
 
-def error_split(learner_layer: Callable, target_layer: Callable, learner_codes: Sequence[torch.Tensor],
-                target_codes: Sequence[torch.Tensor], target_images: Sequence[torch.Tensor],
-                perms: list[np.ndarray], m_learner: int, generator: torch.Generator | None = None) -> dict:
+def error_split(
+    learner_layer: Callable,
+    target_layer: Callable,
+    learner_codes: Sequence[torch.Tensor],
+    target_codes: Sequence[torch.Tensor],
+    target_images: Sequence[torch.Tensor],
+    perms: list[np.ndarray],
+    m_learner: int,
+    generator: torch.Generator | None = None,
+) -> dict:
     """Each level's coupled error split into what its own layer adds and what it inherits.
 
     ``*_layer(level, parent_codes) -> images of that level`` apply one network's layer (hidden layer

@@ -1,4 +1,5 @@
 """Sparsity and within-patch co-activation statistics (Assumption 2.2; paper Fig. 3)."""
+
 from __future__ import annotations
 
 import torch
@@ -38,8 +39,11 @@ def coactivation_stats(s: torch.Tensor, *, k_over_m: float | None = None) -> dic
     triple = torch.stack([torch.einsum("njs,njt->jst", a * a[:, :, r, None], a) for r in range(m)], dim=1) / n
     base3 = p[:, :, None, None] * p[:, None, :, None] * p[:, None, None, :]
     idx = torch.arange(m, device=a.device)
-    distinct = (idx[:, None, None] != idx[None, :, None]) & (idx[:, None, None] != idx[None, None, :]) \
+    distinct = (
+        (idx[:, None, None] != idx[None, :, None])
+        & (idx[:, None, None] != idx[None, None, :])
         & (idx[None, :, None] != idx[None, None, :])
+    )
     ok3 = distinct[None].expand(J, m, m, m) & (base3 > 1.0 / n)
     ratio3 = (triple / base3.clamp_min(1e-15))[ok3]
     rate = float(p.mean()) if k_over_m is None else k_over_m
@@ -52,8 +56,8 @@ def coactivation_stats(s: torch.Tensor, *, k_over_m: float | None = None) -> dic
         "pair_ratio_max": float(ratio2.max()) if ratio2.numel() else float("nan"),
         "triple_ratio_mean": float(ratio3.mean()) if ratio3.numel() else float("nan"),
         "triple_ratio_max": float(ratio3.max()) if ratio3.numel() else float("nan"),
-        "pair_prob_max_over_rate2": float(pair[off].max() / rate ** 2),
-        "triple_prob_max_over_rate3": float(triple[distinct[None].expand(J, m, m, m)].max() / rate ** 3),
+        "pair_prob_max_over_rate2": float(pair[off].max() / rate**2),
+        "triple_prob_max_over_rate3": float(triple[distinct[None].expand(J, m, m, m)].max() / rate**3),
     }
     if k_over_m is not None:
         out["fire_rate_configured"] = k_over_m
@@ -85,7 +89,7 @@ def magnitude_sparsity(s: torch.Tensor, *, top: int | None = None, rel: float = 
     k = top if top is not None else max(1, -(-m // 8))
     l1, l2 = x.sum(-1), x.norm(dim=-1)
     nz = l2 > 0
-    hoyer = ((m ** 0.5 - l1[nz] / l2[nz]) / (m ** 0.5 - 1)) if m > 1 else torch.ones_like(l1[nz])
+    hoyer = ((m**0.5 - l1[nz] / l2[nz]) / (m**0.5 - 1)) if m > 1 else torch.ones_like(l1[nz])
     energy = x.pow(2)
     topk = energy.topk(min(k, m), dim=-1).values.sum(-1)[nz] / energy.sum(-1)[nz]
     # A channel's typical active value: its energy-weighted mean E[x^2] / E[x] (per patch), which
@@ -94,6 +98,9 @@ def magnitude_sparsity(s: torch.Tensor, *, top: int | None = None, rel: float = 
     mean = x.mean(0)
     typical = torch.where(mean > 0, energy.mean(0) / mean.clamp_min(1e-300), torch.full_like(mean, float("inf")))
     active = (x > rel * typical[None]).to(torch.float64)
-    return {"hoyer_mean": float(hoyer.mean()) if hoyer.numel() else float("nan"),
-            "topk_energy_mean": float(topk.mean()) if topk.numel() else float("nan"),
-            "active_rel_mean": float(active.mean()), "top": k}
+    return {
+        "hoyer_mean": float(hoyer.mean()) if hoyer.numel() else float("nan"),
+        "topk_energy_mean": float(topk.mean()) if topk.numel() else float("nan"),
+        "active_rel_mean": float(active.mean()),
+        "top": k,
+    }

@@ -12,6 +12,7 @@ Example::
     res = train(OneLayerConfig(d=8, activation="relu", steps=2000, seed=0))
     print(res["sigma_rel_error"], res["tv_upper"], res["samples"])
 """
+
 from ganlearn.onelayer.batched import train_batched
 from ganlearn.onelayer.config import OneLayerConfig
 from ganlearn.onelayer.metrics import classifier_tv_lower, gaussian_tv_upper, sigma_rel_error
@@ -20,5 +21,16 @@ from ganlearn.onelayer.train import Result, run, train, write_report
 
 Config = OneLayerConfig
 
-__all__ = ["Config", "OneLayerConfig", "Result", "train", "train_batched", "run", "write_report", "activation",
-           "sigma_rel_error", "gaussian_tv_upper", "classifier_tv_lower"]
+__all__ = [
+    "Config",
+    "OneLayerConfig",
+    "Result",
+    "train",
+    "train_batched",
+    "run",
+    "write_report",
+    "activation",
+    "sigma_rel_error",
+    "gaussian_tv_upper",
+    "classifier_tv_lower",
+]

@@ -20,6 +20,7 @@ in ``seed``, ``condition``, ``lr_g``, ``lr_d``, ``ridge``, ``decay_t0``, ``decay
 and ``divergence_factor``. A replica that reaches its smallest eps (``stop_at_eps``) or diverges has
 its result recorded at that step and leaves the batch; the batch stops when every replica has.
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,8 +47,17 @@ from ganlearn.rng import make_generator
 
 __all__ = ["SHAPE_KEYS", "batch_key", "train_batched"]
 
-SHAPE_KEYS = ("d", "activation", "discriminator", "batch", "steps", "eval_every", "average", "stop_at_eps",
-              "step_scale")
+SHAPE_KEYS = (
+    "d",
+    "activation",
+    "discriminator",
+    "batch",
+    "steps",
+    "eval_every",
+    "average",
+    "stop_at_eps",
+    "step_scale",
+)
 
 
 def batch_key(cfg: OneLayerConfig) -> tuple | None:
@@ -125,17 +135,28 @@ def _curvature_ratios(cfgs: list[OneLayerConfig], W: torch.Tensor) -> torch.Tens
     # of ``power_ratio`` passes once over d times that ((h'_a x_b) rows), and larger stacks fall out
     # of the cache (measured with the earlier product-form iteration, d = 8, per replica: 6.5 ms
     # alone, 5.7 ms in chunks of 4, 9.7 ms all 64 at once)
-    step = max(1, 2 ** 17 // xs[0].numel())
+    step = max(1, 2**17 // xs[0].numel())
     kind, act = cfgs[0].discriminator, activation(cfgs[0].activation)
-    return torch.cat([power_ratio(kind, act, W[i:i + step].detach(), torch.stack(xs[i:i + step]),
-                                  torch.stack(vs[i:i + step])) for i in range(0, len(cfgs), step)])
+    return torch.cat(
+        [
+            power_ratio(
+                kind, act, W[i : i + step].detach(), torch.stack(xs[i : i + step]), torch.stack(vs[i : i + step])
+            )
+            for i in range(0, len(cfgs), step)
+        ]
+    )
 
 
 def _resolved(c: OneLayerConfig, lr_g: float, curvature_ratio: float | None) -> dict:
     """The settings a batched replica resolved, as its result records them."""
-    out = {"g_optimizer": "sgd", "lr_d": c.lr_d if c.lr_d is not None else 1.0,
-           "d_optimizer": "sgd (exact ascent on A)", "batched": True, "lr_g": lr_g,
-           "step_scale": "curvature" if curvature_ratio is not None else "none"}
+    out = {
+        "g_optimizer": "sgd",
+        "lr_d": c.lr_d if c.lr_d is not None else 1.0,
+        "d_optimizer": "sgd (exact ascent on A)",
+        "batched": True,
+        "lr_g": lr_g,
+        "step_scale": "curvature" if curvature_ratio is not None else "none",
+    }
     if curvature_ratio is not None:
         out["curvature_ratio"] = curvature_ratio
     return out
@@ -154,15 +175,18 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
         c.validate()
     keys = {batch_key(c) for c in cfgs}
     if None in keys or len(keys) != 1:
-        raise ConfigError(f"train_batched needs configs that agree on {', '.join(SHAPE_KEYS)} and use a "
-                          f"linear discriminator with SGD for W; got {len(keys)} groups")
+        raise ConfigError(
+            f"train_batched needs configs that agree on {', '.join(SHAPE_KEYS)} and use a "
+            f"linear discriminator with SGD for W; got {len(keys)} groups"
+        )
     c0, R = cfgs[0], len(cfgs)
     d, n, act = c0.d, c0.batch, activation(c0.activation)
     dt = torch.float64
-    targets = torch.stack([conditioned_matrix(d, c.condition, generator=make_generator(c.seed, "onelayer.target"))
-                           for c in cfgs])
+    targets = torch.stack(
+        [conditioned_matrix(d, c.condition, generator=make_generator(c.seed, "onelayer.target")) for c in cfgs]
+    )
     gens = [make_generator(c.seed, "onelayer.train") for c in cfgs]
-    W = torch.stack([torch.randn(d, d, generator=g, dtype=dt) / d ** 0.5 for g in gens])
+    W = torch.stack([torch.randn(d, d, generator=g, dtype=dt) / d**0.5 for g in gens])
     sigma_star = targets @ targets.transpose(1, 2)
     A = torch.zeros(R, d, d, dtype=dt)
     lr_g = torch.tensor([resolved_lr_g(c) for c in cfgs], dtype=dt)
@@ -203,14 +227,23 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
             for row, r in enumerate(idx):
                 c = cfgs[r]
                 try:
-                    evaluation(c, sigma_bar[row], sigma_star[row], err0[r], t + 1, samples, curves[r], reached[r],
-                               tv_draws[r])
+                    evaluation(
+                        c, sigma_bar[row], sigma_star[row], err0[r], t + 1, samples, curves[r], reached[r], tv_draws[r]
+                    )
                 except DivergenceError as e:
                     out[r] = {"diverged": True, "divergence": str(e)}
                     continue
                 if c.stop_at_eps and reached[r]["upper"][min(c.eps)] is not None or t + 1 == c0.steps:
-                    out[r] = result(c, _resolved(c, float(lr_g[row]), float(c_curv[row]) if curv else None),
-                                    sigma_bar[row].clone(), targets[row], curves[r], reached[r], samples, t + 1)
+                    out[r] = result(
+                        c,
+                        _resolved(c, float(lr_g[row]), float(c_curv[row]) if curv else None),
+                        sigma_bar[row].clone(),
+                        targets[row],
+                        curves[r],
+                        reached[r],
+                        samples,
+                        t + 1,
+                    )
                     continue
                 keep.append(row)
             if not keep:
@@ -222,5 +255,5 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
                 targets, W, A, sigma_star, sigma_bar = (x[rows] for x in (targets, W, A, sigma_star, sigma_bar))
                 lr_g, c_curv, lr_d, ridge, t0, power = (x[rows] for x in (lr_g, c_curv, lr_d, ridge, t0, power))
                 idx = [idx[row] for row in keep]
-                x32, xt = x32[:len(idx)], torch.empty(3, len(idx), d, n, dtype=dt)  # refilled every step
+                x32, xt = x32[: len(idx)], torch.empty(3, len(idx), d, n, dtype=dt)  # refilled every step
     return out

@@ -1,5 +1,6 @@
 """The configuration of a one-layer run (``ganlearn run onelayer``): every field's type and range
 declared once (:func:`ganlearn.config.setting`), checked at construction and by ``from_dict``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -8,6 +8,7 @@ MLP for comparison.
 * ``quadratic``: T(y) = y y^T on the raw outputs, the plain quadratic discriminator of Lei et al.
   (identical to ``truncated`` for ReLU; for sigmoid it does not invert the saturation).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Metrics for one-layer generators, pure functions of Sigma = W W^T or of samples."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,14 @@ def gaussian_tv_draws(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torc
     return latents(n, d, generator=g, dtype=torch.float32), latents(n, d, generator=g, dtype=torch.float32)
 
 
-def gaussian_tv(sigma: torch.Tensor, sigma_star: torch.Tensor, *, n: int = 200_000, seed: int = 0,
-                draws: tuple[torch.Tensor, torch.Tensor] | None = None) -> float:
+def gaussian_tv(
+    sigma: torch.Tensor,
+    sigma_star: torch.Tensor,
+    *,
+    n: int = 200_000,
+    seed: int = 0,
+    draws: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> float:
     """Monte-Carlo value of TV(N(0, Sigma), N(0, Sigma*)) itself, not a bound on it:
 
         TV = E_{z~P}[(1 - q(z)/p(z))_+] = E_{z~Q}[(1 - p(z)/q(z))_+],
@@ -47,11 +54,12 @@ def gaussian_tv(sigma: torch.Tensor, sigma_star: torch.Tensor, *, n: int = 200_0
     bound, between the true TV and :func:`gaussian_tv_upper` (which can be up to 150x the Gaussian
     TV: Devroye, Mehrabian & Reddad bound it below by min(1, |.|_F) / 100).
 
-    Computed as (the cheap form matters: evaluated every 25 steps, a slower one was half of a one-layer run): with Cholesky
-    factors L_p, L_q and z = L_p u, u ~ N(0, I), the log ratio is
+    Computed as (the cheap form matters: it is evaluated every 25 steps, and a form with two
+    triangular solves over the n draws took half of a one-layer run): with Cholesky factors L_p,
+    L_q and z = L_p u, u ~ N(0, I), the log ratio is
     log q(z) - log p(z) = (|u|^2 - |L_q^{-1} L_p u|^2) / 2 + log det L_p - log det L_q, so each
-    direction costs one (n, d) x (d, d) product (before: a product and two triangular solves over
-    the n draws); u is drawn in float32 and used in float64 (``onelayer.model.latents``: 5.7x
+    direction costs one (n, d) x (d, d) product; u is drawn in float32 and used in float64
+    (``onelayer.model.latents``: 5.7x
     cheaper draws, the same law to 6e-8). The same draws every call for a given ``seed``;
     ``draws``: those of :func:`gaussian_tv_draws` (then ``n`` and ``seed`` are theirs)."""
     sig, sig_star = sigma.double(), sigma_star.double()
@@ -119,15 +127,18 @@ def relu_tv(sigma: torch.Tensor, sigma_star: torch.Tensor, *, n: int = 5000, see
     a, b = sigma.double().numpy(), sigma_star.double().numpy()
     total = 0.0
     for p_cov, q_cov in ((a, b), (b, a)):
-        z = torch.randn(n, a.shape[0], generator=g, dtype=torch.float64).numpy() @ np.linalg.cholesky(
-            p_cov + 1e-12 * np.eye(a.shape[0]) * np.trace(p_cov) / a.shape[0]).T
+        z = (
+            torch.randn(n, a.shape[0], generator=g, dtype=torch.float64).numpy()
+            @ np.linalg.cholesky(p_cov + 1e-12 * np.eye(a.shape[0]) * np.trace(p_cov) / a.shape[0]).T
+        )
         y = np.maximum(z, 0)
         total += float(np.mean(1 - np.exp(np.minimum(_relu_log_density(y, q_cov) - _relu_log_density(y, p_cov), 0))))
     return total / 2
 
 
-def classifier_tv_lower(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, hidden: int = 64,
-                        steps: int = 300) -> float:
+def classifier_tv_lower(
+    real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, hidden: int = 64, steps: int = 300
+) -> float:
     """Sample lower bound on TV: a classifier c trained on half of the samples, its held-out
     balanced accuracy a gives TV >= 2a - 1 (any test's advantage is at most the TV), clipped at 0.
 
@@ -142,10 +153,11 @@ def classifier_tv_lower(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0
     feats = (feats - feats.mean(0)) / feats.std(0).clamp_min(1e-12)
     lab = torch.cat([torch.ones(n), torch.zeros(n)]).double()
     perm = torch.randperm(2 * n, generator=g)
-    tr, te = perm[: n], perm[n:]
+    tr, te = perm[:n], perm[n:]
     with default_init_rng(seed, "tv_classifier.init"):
-        net = torch.nn.Sequential(torch.nn.Linear(feats.shape[1], hidden), torch.nn.ReLU(),
-                                  torch.nn.Linear(hidden, 1)).double()
+        net = torch.nn.Sequential(
+            torch.nn.Linear(feats.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)
+        ).double()
     opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-4)
     for _ in range(steps):
         loss = torch.nn.functional.binary_cross_entropy_with_logits(net(feats[tr]).squeeze(-1), lab[tr])

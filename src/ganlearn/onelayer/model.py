@@ -3,6 +3,7 @@
 The law of phi(W x) depends on W only through Sigma = W W^T (W x ~ N(0, Sigma)), so W is
 identifiable up to W -> W Q with Q orthogonal; every metric here is a function of Sigma.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,13 @@ from ganlearn.config import ConfigError
 
 __all__ = [
     "latents",
-    "LEAKY_SLOPE", "SIGMOID_MARGIN", "Activation", "ACTIVATIONS", "activation",
-    "conditioned_matrix", "OneLayerGenerator",
+    "LEAKY_SLOPE",
+    "SIGMOID_MARGIN",
+    "Activation",
+    "ACTIVATIONS",
+    "activation",
+    "conditioned_matrix",
+    "OneLayerGenerator",
 ]
 
 LEAKY_SLOPE = 0.2
@@ -70,15 +76,20 @@ def activation(name: str) -> Activation:
     return Activation(name)
 
 
-def conditioned_matrix(d: int, condition: float, *, generator: torch.Generator,
-                       dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def conditioned_matrix(
+    d: int, condition: float, *, generator: torch.Generator, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """W* = U diag(s) V^T with Haar U, V and singular values log-spaced from 1 down to 1/condition
     (so kappa(W*) = condition exactly), then scaled so that E||W* x||^2 = ||W*||_F^2 = d."""
     if condition < 1:
         raise ConfigError(f"condition={condition} is not allowed: must be >= 1")
     u, _ = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
     v, _ = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
-    s = torch.logspace(0, -math.log10(condition), d, dtype=torch.float64) if d > 1 else torch.ones(1, dtype=torch.float64)
+    s = (
+        torch.logspace(0, -math.log10(condition), d, dtype=torch.float64)
+        if d > 1
+        else torch.ones(1, dtype=torch.float64)
+    )
     w = u @ torch.diag(s) @ v.T
     return (w * math.sqrt(d) / w.norm()).to(dtype)
 
@@ -90,8 +101,9 @@ def latents(n: int, d: int, *, generator: torch.Generator, dtype: torch.dtype = 
     scalar Box-Muller, 14 ns per number against 2.4 ns for float32's vectorised one (4096 numbers:
     57 us vs 10 us, one thread); the training batches' draws were about a quarter of a one-layer
     run (26% of a batched 200-step run, d = 8, profiled). A float32 normal differs from a float64
-    one by rounding (relative 6e-8) and by its tail, which ends at |x| = sqrt(2 ln 2^24) = 5.77 (mass 8e-9 per coordinate beyond it): both far
-    below one batch's sampling error (1/sqrt(batch) >= 0.3% at the largest batch, 16384). All the
+    one by rounding (relative 6e-8) and by its tail, which ends at |x| = sqrt(2 ln 2^24) = 5.77
+    (mass 8e-9 per coordinate beyond it): both far below one batch's sampling error
+    (1/sqrt(batch) >= 0.3% at the largest batch, 16384). All the
     arithmetic after the draw stays in ``dtype``."""
     return torch.randn(n, d, generator=generator, dtype=torch.float32).to(dtype)
 

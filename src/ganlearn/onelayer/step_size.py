@@ -28,6 +28,7 @@ so lr_g is lr x curvature, dimensionless and the same for every activation, targ
 condition number; stability needs lr_g < 2, and below 1 an eigen-direction approached from below
 does not overshoot. Its cost: one d x d eigenvalue problem for each of the two statistics per step.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,8 +39,9 @@ from ganlearn.onelayer.discriminators import statistic_features
 __all__ = ["curvature_ratio", "moment_scale", "power_ratio", "power_ratio_autograd"]
 
 
-def curvature_ratio(stats, w: torch.Tensor, x: torch.Tensor, act, *, generator: torch.Generator,
-                    iters: int = 30) -> float:
+def curvature_ratio(
+    stats, w: torch.Tensor, x: torch.Tensor, act, *, generator: torch.Generator, iters: int = 30
+) -> float:
     """lambda_max(J^T J) / lambda_max(M(W)) at ``w`` on the probe batch ``x`` (n, d), where
     M(W) = stats(phi(x W^T)) and J = dM/dW; power iteration from a random start drawn from
     ``generator``. ``stats`` is any differentiable statistic (J by autograd); the trainers use
@@ -48,10 +50,12 @@ def curvature_ratio(stats, w: torch.Tensor, x: torch.Tensor, act, *, generator: 
     return float(power_ratio_autograd(stats, act, w.detach(), x, v, iters))
 
 
-def power_ratio_autograd(stats, act, w: torch.Tensor, x: torch.Tensor, v: torch.Tensor,
-                         iters: int = 30) -> torch.Tensor:
+def power_ratio_autograd(
+    stats, act, w: torch.Tensor, x: torch.Tensor, v: torch.Tensor, iters: int = 30
+) -> torch.Tensor:
     """The power iteration of :func:`curvature_ratio` from the start ``v`` for any statistic
     (J v by forward mode, J^T by reverse mode); the reference :func:`power_ratio` is tested against."""
+
     def moments(u: torch.Tensor) -> torch.Tensor:
         return stats(act.phi(x @ u.T))
 
@@ -88,9 +92,14 @@ def power_ratio(kind: str, act, w: torch.Tensor, x: torch.Tensor, v: torch.Tenso
     m = h.transpose(-1, -2) @ h / n
     # K (..., a, b, i): the probe batch's (h'_a x_b) rows against h, in blocks of a whose product
     # rows stay below 2^22 numbers (one block up to d = 32 at n = 4096)
-    step = max(1, 2 ** 22 // x.numel())
-    k = torch.cat([(dh[..., :, a:a + step, None] * x[..., None, :]).flatten(-2).transpose(-1, -2) @ h / n
-                   for a in range(0, d, step)], dim=-2).unflatten(-2, (d, d))
+    step = max(1, 2**22 // x.numel())
+    k = torch.cat(
+        [
+            (dh[..., :, a : a + step, None] * x[..., None, :]).flatten(-2).transpose(-1, -2) @ h / n
+            for a in range(0, d, step)
+        ],
+        dim=-2,
+    ).unflatten(-2, (d, d))
     tiny = torch.finfo(w.dtype).tiny
     lam = torch.zeros(w.shape[:-2], dtype=w.dtype, device=w.device)
     for _ in range(iters):

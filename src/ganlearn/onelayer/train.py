@@ -41,6 +41,7 @@ kappa 2; the numbers are in the bullets below):
   (default Adam) at ``lr_g``, both step sizes under the same decay. ``lr_d`` and ``g_optimizer``
   left at None take the default of the discriminator in use (truncated/quadratic: 1.0 and SGD).
 """
+
 from __future__ import annotations
 
 import math
@@ -101,6 +102,7 @@ def step_curvature_ratio(cfg: OneLayerConfig, w0: torch.Tensor) -> float:
 class Result(TypedDict):
     """What a one-layer run returns: the final error of the reported Sigma, the samples needed per
     epsilon (None: not reached), the curve [(real samples, sigma_rel_error, tv_upper, tv_gauss)]."""
+
     config: dict
     resolved: dict
     sigma_rel_error: float
@@ -122,12 +124,14 @@ def train(cfg: OneLayerConfig, *, log=None) -> Result:
     Sigma (tv_gauss: the Monte-Carlo Gaussian TV, None with tv_mc_samples=0); ``samples_to_eps``
     counts by the certificate tv_upper, ``samples_to_eps_gauss`` by tv_gauss."""
     cfg.validate()
-    target = OneLayerGenerator(conditioned_matrix(cfg.d, cfg.condition, generator=make_generator(cfg.seed, "onelayer.target")),
-                               cfg.activation)
+    target = OneLayerGenerator(
+        conditioned_matrix(cfg.d, cfg.condition, generator=make_generator(cfg.seed, "onelayer.target")), cfg.activation
+    )
     target.requires_grad_(False)
     g = make_generator(cfg.seed, "onelayer.train")  # learner init, discriminator init, every batch
-    learner = OneLayerGenerator(torch.randn(cfg.d, cfg.d, generator=g, dtype=torch.float64) / cfg.d ** 0.5,
-                                cfg.activation)
+    learner = OneLayerGenerator(
+        torch.randn(cfg.d, cfg.d, generator=g, dtype=torch.float64) / cfg.d**0.5, cfg.activation
+    )
     sigma_star = target.sigma()
     mlp = cfg.discriminator == "mlp"
     g_optimizer = cfg.g_optimizer or ("adam" if mlp else "sgd")
@@ -143,9 +147,12 @@ def train(cfg: OneLayerConfig, *, log=None) -> Result:
             for prm in disc.parameters():
                 bound = 1.0 / math.sqrt(prm.shape[-1]) if prm.dim() > 1 else 0.01
                 prm.copy_((torch.rand(prm.shape, generator=g, dtype=torch.float64) * 2 - 1) * bound)
-        sgda = SGDA([learner.W], list(disc.parameters()),
-                    SGDAConfig(lr_g=lr_g, lr_d=lr_d, optimizer=g_optimizer, d_optimizer="adam",
-                               beta1=0.5, beta2=0.999), schedule=decay)
+        sgda = SGDA(
+            [learner.W],
+            list(disc.parameters()),
+            SGDAConfig(lr_g=lr_g, lr_d=lr_d, optimizer=g_optimizer, d_optimizer="adam", beta1=0.5, beta2=0.999),
+            schedule=decay,
+        )
         sp = torch.nn.functional.softplus
 
         def mlp_losses(gen):
@@ -154,8 +161,11 @@ def train(cfg: OneLayerConfig, *, log=None) -> Result:
     else:
         stats = stats_fn(cfg)
         A = torch.zeros(cfg.d, cfg.d, dtype=torch.float64)
-        g_opt = torch.optim.SGD([learner.W], lr=lr_g) if g_optimizer == "sgd" else \
-            torch.optim.Adam([learner.W], lr=lr_g, betas=(0.5, 0.999))
+        g_opt = (
+            torch.optim.SGD([learner.W], lr=lr_g)
+            if g_optimizer == "sgd"
+            else torch.optim.Adam([learner.W], lr=lr_g, betas=(0.5, 0.999))
+        )
         c_curv = step_curvature_ratio(cfg, learner.W) if curv else None
 
     reached = new_reached(cfg)
@@ -168,7 +178,10 @@ def train(cfg: OneLayerConfig, *, log=None) -> Result:
             samples += 2 * cfg.batch  # SGDA draws a real batch for each player's loss
         else:
             with torch.no_grad():  # ascent on A (SGD)
-                m_real, m_fake = stats(target.sample(cfg.batch, generator=g)), stats(learner.sample(cfg.batch, generator=g))
+                m_real, m_fake = (
+                    stats(target.sample(cfg.batch, generator=g)),
+                    stats(learner.sample(cfg.batch, generator=g)),
+                )
                 A += lr_d * ((m_real - m_fake) - cfg.ridge * A)
                 # a tensor, not a float: no host synchronisation inside the step
                 scale = c_curv * torch.maximum(moment_scale(m_real), moment_scale(m_fake)) if curv else 1.0
@@ -190,8 +203,13 @@ def train(cfg: OneLayerConfig, *, log=None) -> Result:
                 log(t + 1, samples, err, tv)
             if cfg.stop_at_eps and reached["upper"][min(cfg.eps)] is not None:
                 break
-    resolved = {"g_optimizer": g_optimizer, "lr_d": lr_d, "d_optimizer": "adam" if mlp else "sgd (exact ascent on A)",
-                "lr_g": lr_g, "step_scale": "curvature" if curv else "none"}
+    resolved = {
+        "g_optimizer": g_optimizer,
+        "lr_d": lr_d,
+        "d_optimizer": "adam" if mlp else "sgd (exact ascent on A)",
+        "lr_g": lr_g,
+        "step_scale": "curvature" if curv else "none",
+    }
     if curv:
         resolved["curvature_ratio"] = c_curv
     return result(cfg, resolved, sigma_bar, target.W.detach(), curve, reached, samples, t + 1)
@@ -211,8 +229,17 @@ def new_reached(cfg: OneLayerConfig) -> dict:
     return {"upper": {e: None for e in cfg.eps}, "gauss": {e: None for e in (cfg.eps_gauss or cfg.eps)}}
 
 
-def evaluation(cfg: OneLayerConfig, sigma_bar: torch.Tensor, sigma_star: torch.Tensor, err0: float, step: int,
-               samples: int, curve: list, reached: dict, tv_draws=None) -> tuple[float, float]:
+def evaluation(
+    cfg: OneLayerConfig,
+    sigma_bar: torch.Tensor,
+    sigma_star: torch.Tensor,
+    err0: float,
+    step: int,
+    samples: int,
+    curve: list,
+    reached: dict,
+    tv_draws=None,
+) -> tuple[float, float]:
     """One evaluation of the reported Sigma: raises DivergenceError (NaN/inf, or the error beyond
     ``divergence_factor`` x the initial learner's), else appends (samples, error, TV bound) to
     ``curve``, records the eps reached (``reached["upper"]`` by the certificate, ``reached["gauss"]``
@@ -223,8 +250,11 @@ def evaluation(cfg: OneLayerConfig, sigma_bar: torch.Tensor, sigma_star: torch.T
         raise DivergenceError(f"{where}: the learner's Sigma has NaN/inf entries; training stopped")
     err, tv = sigma_rel_error(sigma_bar, sigma_star), gaussian_tv_upper(sigma_bar, sigma_star)
     check_finite_and_bounded("Sigma's relative error", err, err0, cfg.divergence_factor, where)
-    tv_g = (gaussian_tv(sigma_bar, sigma_star, n=cfg.tv_mc_samples, seed=cfg.seed, draws=tv_draws)
-            if cfg.tv_mc_samples else None)
+    tv_g = (
+        gaussian_tv(sigma_bar, sigma_star, n=cfg.tv_mc_samples, seed=cfg.seed, draws=tv_draws)
+        if cfg.tv_mc_samples
+        else None
+    )
     curve.append((samples, err, tv, tv_g))
     for e in cfg.eps:
         if reached["upper"][e] is None and tv <= e:
@@ -235,33 +265,60 @@ def evaluation(cfg: OneLayerConfig, sigma_bar: torch.Tensor, sigma_star: torch.T
     return err, tv
 
 
-def result(cfg: OneLayerConfig, resolved: dict, sigma_bar: torch.Tensor, target_w: torch.Tensor, curve: list,
-           reached: dict, samples: int, steps: int) -> dict:
+def result(
+    cfg: OneLayerConfig,
+    resolved: dict,
+    sigma_bar: torch.Tensor,
+    target_w: torch.Tensor,
+    curve: list,
+    reached: dict,
+    samples: int,
+    steps: int,
+) -> dict:
     """The run's result dict; the generator reported is W_bar = eigen-sqrt(Sigma_bar) (the same law)."""
     evals, evecs = torch.linalg.eigh(sigma_bar)
     w_bar = evecs @ torch.diag(evals.clamp_min(0).sqrt())  # w_bar w_bar^T = Sigma_bar
-    return {"config": asdict(cfg), "resolved": resolved, "sigma_rel_error": curve[-1][1], "tv_upper": curve[-1][2],
-            "samples": samples, "steps": steps, "kappa": float(torch.linalg.cond(target_w)),
-            "tv_gauss": curve[-1][3],
-            "samples_to_eps": {str(e): n for e, n in reached["upper"].items()},
-            "samples_to_eps_gauss": {str(e): n for e, n in reached["gauss"].items()}, "curve": curve, "learner_W": w_bar,
-            "target_W": target_w}
+    return {
+        "config": asdict(cfg),
+        "resolved": resolved,
+        "sigma_rel_error": curve[-1][1],
+        "tv_upper": curve[-1][2],
+        "samples": samples,
+        "steps": steps,
+        "kappa": float(torch.linalg.cond(target_w)),
+        "tv_gauss": curve[-1][3],
+        "samples_to_eps": {str(e): n for e, n in reached["upper"].items()},
+        "samples_to_eps_gauss": {str(e): n for e, n in reached["gauss"].items()},
+        "curve": curve,
+        "learner_W": w_bar,
+        "target_W": target_w,
+    }
 
 
 def run(cfg: OneLayerConfig, run_dir: str | Path, *, progress: bool = False) -> dict:
     """One run into ``run_dir`` (``ganlearn run onelayer``; files: :mod:`ganlearn.rundir`): the
     curve of the reported Sigma in ``metrics.jsonl``, the final metrics and the samples needed per
     epsilon in ``summary.json``."""
+
     def go():
         out = train(cfg)
         records = [{"samples": s, "sigma_rel_error": e, "tv_upper": tv, "tv_gauss": g} for s, e, tv, g in out["curve"]]
-        summary = {**scalars(out), **{f"samples_to_eps={e}": n for e, n in out["samples_to_eps"].items()},
-                   **{f"samples_to_eps_gauss={e}": n for e, n in out["samples_to_eps_gauss"].items()},
-                   "resolved": out["resolved"]}
+        summary = {
+            **scalars(out),
+            **{f"samples_to_eps={e}": n for e, n in out["samples_to_eps"].items()},
+            **{f"samples_to_eps_gauss={e}": n for e, n in out["samples_to_eps_gauss"].items()},
+            "resolved": out["resolved"],
+        }
         return summary, records
+
     return run_in_dir(run_dir, "onelayer", cfg, go)
 
 
 def write_report(run_dir: str | Path) -> Path:
-    return write_simple_report(run_dir, "One-layer generator phi(W* x), SGDA against truncated statistics",
-                               "samples", ["sigma_rel_error", "tv_upper", "tv_gauss"], logx=True)
+    return write_simple_report(
+        run_dir,
+        "One-layer generator phi(W* x), SGDA against truncated statistics",
+        "samples",
+        ["sigma_rel_error", "tv_upper", "tv_gauss"],
+        logx=True,
+    )

@@ -14,6 +14,7 @@ Example::
         out = train(OverparamConfig(m=10, k=k, steps=2000))
         print(k, out["success"], out["rate_fitted"], out["rate_predicted"])
 """
+
 from ganlearn.overparam.batched import batch_key, train_batched
 from ganlearn.overparam.config import OverparamConfig
 from ganlearn.overparam.metrics import spectrum
@@ -22,5 +23,16 @@ from ganlearn.overparam.train import Result, run, train, write_report
 
 Config = OverparamConfig
 
-__all__ = ["Config", "OverparamConfig", "Result", "Problem", "OneHiddenGenerator", "train", "train_batched", "run",
-           "write_report", "batch_key", "spectrum"]
+__all__ = [
+    "Config",
+    "OverparamConfig",
+    "Result",
+    "Problem",
+    "OneHiddenGenerator",
+    "train",
+    "train_batched",
+    "run",
+    "write_report",
+    "batch_key",
+    "spectrum",
+]

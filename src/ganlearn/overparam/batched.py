@@ -14,6 +14,7 @@ LTV rule on its own spectrum, or its fixed eta) and its own stopping step: a rep
 or reaches ``stop_below`` is frozen from the next step on (masked updates, no host synchronisation
 inside the loop), as the separate run breaks out of its loop.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,23 @@ from ganlearn.overparam.model import FEATURE_ACTS, Problem
 __all__ = ["batch_key", "train_batched"]
 
 # What replicas of one batch must share (everything but the seed, the width k and the step size).
-SHARED = ("m", "d", "n", "depth", "act", "train", "discriminator", "features", "feature_act", "mu", "mode", "steps",
-          "tol", "stop_below", "divergence_factor")
+SHARED = (
+    "m",
+    "d",
+    "n",
+    "depth",
+    "act",
+    "train",
+    "discriminator",
+    "features",
+    "feature_act",
+    "mu",
+    "mode",
+    "steps",
+    "tol",
+    "stop_below",
+    "divergence_factor",
+)
 
 
 def batch_key(cfg: OverparamConfig) -> tuple:
@@ -61,11 +77,11 @@ class _Batch:
             w = torch.zeros(len(cfgs), K, c0.d if layer == 0 else K, dtype=torch.float64)
             for i, p in enumerate(probs):
                 src = p.G.Ws[layer].detach()
-                w[i, :src.shape[0], :src.shape[1]] = src
+                w[i, : src.shape[0], : src.shape[1]] = src
             ws.append(w.to(device).requires_grad_(True))
         V = torch.zeros(len(cfgs), c0.m, K, dtype=torch.float64)
         for i, p in enumerate(probs):
-            V[i, :, :p.G.V.shape[1]] = p.G.V.detach()
+            V[i, :, : p.G.V.shape[1]] = p.G.V.detach()
         self.Ws, self.V = ws, V.to(device).requires_grad_(c0.train == "all")
         self.params = self.Ws + ([self.V] if c0.train == "all" else [])
         self.B = torch.stack([p.B for p in probs]).to(device) if c0.discriminator == "random_features" else None
@@ -117,8 +133,9 @@ def train_batched(cfgs: list[OverparamConfig], device: str | torch.device = "cpu
     b = _Batch(cfgs, device)
     c0, R = b.cfg, len(cfgs)
     spec0 = b.spectrum().cpu()
-    eta = torch.tensor([c.eta if c.eta is not None else c.eta_scale / float(s[-1]) for c, s in zip(cfgs, spec0)],
-                       dtype=torch.float64).to(device)
+    eta = torch.tensor(
+        [c.eta if c.eta is not None else c.eta_scale / float(s[-1]) for c, s in zip(cfgs, spec0)], dtype=torch.float64
+    ).to(device)
     rho_pred = [float(block_radius(s.numpy(), float(e), c0.mu, c0.mode).max()) for s, e in zip(spec0, eta)]
     theta0 = b.flat().clone()
     d = torch.zeros_like(b.target)
@@ -168,9 +185,20 @@ def train_batched(cfgs: list[OverparamConfig], device: str | torch.device = "cpu
         why = divergence("GDA residual |r|", last, max(residual[0], 1.0), c.divergence_factor, n_steps)
         diverged = why is not None
         s_end = spec_end[i].numpy() if not diverged else np.full(spec0.shape[1], np.nan)
-        outs.append(record(c, eta=float(eta[i]), n_params=_n_params(c), spec0=spec0[i].numpy(), spec_end=s_end,
-                           rate_predicted=rho_pred[i], residual=residual, d_norm=dnorm, divergence=why,
-                           relative_movement=float((theta[i] - theta0[i]).norm() / theta0[i].norm())))
+        outs.append(
+            record(
+                c,
+                eta=float(eta[i]),
+                n_params=_n_params(c),
+                spec0=spec0[i].numpy(),
+                spec_end=s_end,
+                rate_predicted=rho_pred[i],
+                residual=residual,
+                d_norm=dnorm,
+                divergence=why,
+                relative_movement=float((theta[i] - theta0[i]).norm() / theta0[i].norm()),
+            )
+        )
     return outs
 
 

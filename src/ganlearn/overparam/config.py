@@ -1,6 +1,7 @@
 """The configuration of an overparameterized-GAN run (``ganlearn run overparam``): every field's
 type and range declared once (:func:`ganlearn.config.setting`), checked at construction and by
 ``from_dict``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

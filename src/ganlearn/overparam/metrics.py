@@ -1,6 +1,7 @@
 """What an overparameterized-GAN run measures: the spectrum of J J^T, the predicted per-step rate
 of the linearised GDA (the largest 2 x 2 block's spectral radius, ``overparam.train``) and the
 fitted one."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -48,6 +49,7 @@ def spectrum(problem: Problem) -> np.ndarray:
 class Result(TypedDict):
     """What a GDA run returns: the spectra of J J^T at the start and the end, the predicted and
     fitted rates, success, divergence (recorded, not raised), and the residual and |d| per step."""
+
     config: dict
     eta: float
     mu: float
@@ -69,19 +71,40 @@ class Result(TypedDict):
     d_norm: list
 
 
-def record(cfg: OverparamConfig, *, eta: float, n_params: int, spec0: np.ndarray, spec_end: np.ndarray,
-           rate_predicted: float, residual: list[float], d_norm: list[float], divergence: str | None,
-           relative_movement: float) -> Result:
+def record(
+    cfg: OverparamConfig,
+    *,
+    eta: float,
+    n_params: int,
+    spec0: np.ndarray,
+    spec_end: np.ndarray,
+    rate_predicted: float,
+    residual: list[float],
+    d_norm: list[float],
+    divergence: str | None,
+    relative_movement: float,
+) -> Result:
     """The result of one GDA run, the same for the single and the batched trainer: ``residual``
     and ``d_norm`` per step and after the last one, ``divergence`` the message (None: none)."""
     diverged, final = divergence is not None, residual[-1]
     return {
-        "config": asdict(cfg), "eta": eta, "mu": cfg.mu, "n_params": n_params,
-        "s_min0": float(spec0[0]), "s_max0": float(spec0[-1]),
-        "s_min_end": float(spec_end[0]), "s_max_end": float(spec_end[-1]),
-        "rate_predicted": rate_predicted, "rate_fitted": fitted_rate(residual),
-        "residual0": residual[0], "residual_final": final, "diverged": diverged, "divergence": divergence,
+        "config": asdict(cfg),
+        "eta": eta,
+        "mu": cfg.mu,
+        "n_params": n_params,
+        "s_min0": float(spec0[0]),
+        "s_max0": float(spec0[-1]),
+        "s_min_end": float(spec_end[0]),
+        "s_max_end": float(spec_end[-1]),
+        "rate_predicted": rate_predicted,
+        "rate_fitted": fitted_rate(residual),
+        "residual0": residual[0],
+        "residual_final": final,
+        "diverged": diverged,
+        "divergence": divergence,
         "success": bool(not diverged and final < cfg.tol),
         "steps_to_tol": next((t for t, r in enumerate(residual) if r < cfg.tol), None),
-        "relative_movement": relative_movement, "residual": residual, "d_norm": d_norm,
+        "relative_movement": relative_movement,
+        "residual": residual,
+        "d_norm": d_norm,
     }

@@ -19,6 +19,7 @@ is Lipschitz near theta_0 and has sigma_min(J) bounded below: a ReLU feature map
 feature's sign pattern on the generated points changes (not Lipschitz); tanh and softplus keep it
 smooth, which is what ``width-sweep-features`` compares.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,7 +40,7 @@ class OneHiddenGenerator(torch.nn.Module):
         kw = dict(generator=generator, dtype=torch.float64)
         ws = [torch.randn(k, d, **kw)] + [torch.randn(k, k, **kw) * (2.0 / k) ** 0.5 for _ in range(depth - 1)]
         self.Ws = torch.nn.ParameterList([torch.nn.Parameter(w) for w in ws])
-        self.V = torch.nn.Parameter(torch.randn(m, k, **kw) / k ** 0.5)
+        self.V = torch.nn.Parameter(torch.randn(m, k, **kw) / k**0.5)
         self.act = torch.relu if act == "relu" else (lambda x: x)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -58,7 +59,7 @@ class Problem:
         kw = dict(generator=g, dtype=torch.float64)
         xbar = torch.randn(cfg.m, **kw)
         self.xbar = xbar / xbar.norm()
-        self.x = self.xbar + 0.5 * torch.randn(cfg.n, cfg.m, **kw) / cfg.m ** 0.5
+        self.x = self.xbar + 0.5 * torch.randn(cfg.n, cfg.m, **kw) / cfg.m**0.5
         self.z = torch.randn(cfg.n, cfg.d, **kw)
         self.G = OneHiddenGenerator(cfg.m, cfg.d, cfg.k, cfg.depth, cfg.act, generator=g)
         if cfg.train == "W":
@@ -68,7 +69,7 @@ class Problem:
         if cfg.discriminator == "linear":
             self.psi = lambda x: x
         else:
-            self.B = torch.randn(cfg.features, cfg.m, **kw) * (cfg.feature_scale / cfg.m ** 0.5)
+            self.B = torch.randn(cfg.features, cfg.m, **kw) * (cfg.feature_scale / cfg.m**0.5)
             f = FEATURE_ACTS[cfg.feature_act]
             self.psi = lambda x: f(x @ self.B.T)
         self.target = self.psi(self.x).mean(0)

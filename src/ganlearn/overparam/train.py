@@ -14,6 +14,7 @@ eta_scale = 1/4 (the notes' choice, so that eta s_max <= 1/4 keeps the roots rea
 generator (``act="identity"``) J is constant and the prediction is exact; for ReLU it holds while
 J_t stays near J_0, which width buys (the lazy regime) -- ``relative_movement`` measures that.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,7 +48,7 @@ def train(cfg: OverparamConfig) -> Result:
     def losses(_gen):
         r = problem.residual()
         seen["r"] = r.detach()  # r(theta_t), before this step's updates: re-used for the curve
-        h = (dvec * -r).sum() - 0.5 * (dvec ** 2).sum()
+        h = (dvec * -r).sum() - 0.5 * (dvec**2).sum()
         return -h, h  # D ascends h, G descends it
 
     residual, dnorm, diverged, why = [], [], False, None
@@ -69,22 +70,35 @@ def train(cfg: OverparamConfig) -> Result:
     dnorm.append(dvec.detach().norm().item())
     theta = torch.cat([p.detach().reshape(-1) for p in problem.params])
     spec_end = spectrum(problem) if not diverged else np.full_like(spec0, np.nan)
-    return record(cfg, eta=eta, n_params=int(theta.numel()), spec0=spec0, spec_end=spec_end, rate_predicted=rho_pred,
-                  residual=residual, d_norm=dnorm, divergence=why,
-                  relative_movement=float((theta - theta0).norm() / theta0.norm()))
+    return record(
+        cfg,
+        eta=eta,
+        n_params=int(theta.numel()),
+        spec0=spec0,
+        spec_end=spec_end,
+        rate_predicted=rho_pred,
+        residual=residual,
+        d_norm=dnorm,
+        divergence=why,
+        relative_movement=float((theta - theta0).norm() / theta0.norm()),
+    )
 
 
 def run(cfg: OverparamConfig, run_dir: str | Path, *, progress: bool = False) -> dict:
     """One run into ``run_dir`` (``ganlearn run overparam``; files: :mod:`ganlearn.rundir`): the
     residual and |d| per step in ``metrics.jsonl``, rates, spectra and success in ``summary.json``."""
+
     def go():
         out = train(cfg)
-        records = [{"step": t, "residual": r, "d_norm": dn} for t, (r, dn) in enumerate(zip(out["residual"],
-                                                                                          out["d_norm"]))]
+        records = [
+            {"step": t, "residual": r, "d_norm": dn} for t, (r, dn) in enumerate(zip(out["residual"], out["d_norm"]))
+        ]
         return scalars(out), records
+
     return run_in_dir(run_dir, "overparam", cfg, go)
 
 
 def write_report(run_dir: str | Path) -> Path:
-    return write_simple_report(run_dir, "Overparameterized GAN, gradient descent-ascent", "step",
-                               ["residual", "d_norm"])
+    return write_simple_report(
+        run_dir, "Overparameterized GAN, gradient descent-ascent", "step", ["residual", "d_norm"]
+    )

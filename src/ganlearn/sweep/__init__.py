@@ -11,6 +11,7 @@ The package's modules import one way, each only from those before it:
 * :mod:`~ganlearn.sweep.report` -- ``report.md``;
 * :mod:`~ganlearn.sweep.runner` -- :func:`run_sweep`, on top.
 """
+
 from ganlearn.sweep.designs import pairwise_design
 from ganlearn.sweep.report import write_sweep_report
 from ganlearn.sweep.runner import run_sweep
@@ -18,5 +19,18 @@ from ganlearn.sweep.spec import Experiment, cell_id, cells, check_cells, grid_ce
 from ganlearn.sweep.storage import load_cells, note_rendering, write_table
 from ganlearn.sweep.units import run_each
 
-__all__ = ["Experiment", "resolve_spec", "check_cells", "cells", "grid_cells", "cell_id", "pairwise_design",
-           "run_sweep", "run_each", "load_cells", "write_table", "write_sweep_report", "note_rendering"]
+__all__ = [
+    "Experiment",
+    "resolve_spec",
+    "check_cells",
+    "cells",
+    "grid_cells",
+    "cell_id",
+    "pairwise_design",
+    "run_sweep",
+    "run_each",
+    "load_cells",
+    "write_table",
+    "write_sweep_report",
+    "note_rendering",
+]

@@ -11,6 +11,7 @@ way whichever backend ran them.
   for ``cpus_per_task`` CPUs and ``gpus_per_task`` GPUs (a fraction allowed) and runs torch with
   that many threads. Lost workers and nodes are retried by Ray; a cell that raises is not.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -36,6 +37,7 @@ __all__ = ["Failure", "Serial", "ProcessPool", "Ray", "make_backend"]
 @dataclass(frozen=True)
 class Failure:
     """A unit that raised (or whose worker died): the one-line error and the traceback."""
+
     error: str
     traceback: str = ""
 
@@ -138,8 +140,15 @@ class Ray:
     cell runs, a probe task on every node reads a token file written there, and the sweep is refused,
     naming the path and the nodes, when a node cannot read it."""
 
-    def __init__(self, workers: int, address: str | None = None, cpus_per_task: float = 1.0,
-                 gpus_per_task: float = 0.0, max_retries: int = 3, storage: str | Path | None = None):
+    def __init__(
+        self,
+        workers: int,
+        address: str | None = None,
+        cpus_per_task: float = 1.0,
+        gpus_per_task: float = 0.0,
+        max_retries: int = 3,
+        storage: str | Path | None = None,
+    ):
         self.workers, self.address = workers, address
         self.cpus_per_task, self.gpus_per_task = cpus_per_task, gpus_per_task
         self.max_retries, self.storage = max_retries, storage
@@ -168,15 +177,21 @@ class Ray:
         probe_file.write_text(token)
         try:
             probe = ray.remote(num_cpus=0, max_retries=0)(_sees)
-            refs = {n["NodeManagerAddress"]: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                n["NodeID"], soft=False)).remote(str(probe_file.resolve()), token) for n in nodes}
+            refs = {
+                n["NodeManagerAddress"]: probe.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+                ).remote(str(probe_file.resolve()), token)
+                for n in nodes
+            }
             seen = dict(zip(refs, ray.get(list(refs.values()), timeout=120)))
         finally:
             probe_file.unlink(missing_ok=True)
         if unseen_nodes(seen):
-            raise UserError(f"the sweep directory {Path(self.storage).resolve()} is not visible from the Ray "
-                            f"node(s) {', '.join(unseen_nodes(seen))} (of {len(nodes)}): on a multi-node cluster "
-                            f"--out must be on storage every node sees (a shared file system)")
+            raise UserError(
+                f"the sweep directory {Path(self.storage).resolve()} is not visible from the Ray "
+                f"node(s) {', '.join(unseen_nodes(seen))} (of {len(nodes)}): on a multi-node cluster "
+                f"--out must be on storage every node sees (a shared file system)"
+            )
 
     def run(self, exp: Experiment, units: list[Unit]) -> Iterator[tuple[Unit, list | Failure]]:
         if not units:
@@ -188,8 +203,12 @@ class Ray:
         started = self._init(ray)
         try:
             self.check_storage(ray)
-            task = ray.remote(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
-                              max_retries=self.max_retries, retry_exceptions=False)(_ray_unit)
+            task = ray.remote(
+                num_cpus=self.cpus_per_task,
+                num_gpus=self.gpus_per_task,
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+            )(_ray_unit)
             threads = max(1, int(self.cpus_per_task))
             pending = {task.remote(*_args(exp, unit), threads): unit for unit in units}
             try:
@@ -215,11 +234,24 @@ class Ray:
                 ray.shutdown()
 
 
-def make_backend(name: str, workers: int, address: str | None = None, gpus_per_task: float = 0.0,
-                 cpus_per_task: float = 1.0, max_retries: int = 3, storage: str | Path | None = None):
+def make_backend(
+    name: str,
+    workers: int,
+    address: str | None = None,
+    gpus_per_task: float = 0.0,
+    cpus_per_task: float = 1.0,
+    max_retries: int = 3,
+    storage: str | Path | None = None,
+):
     """The backend for ``--backend NAME``: ``local`` is :class:`Serial` at one worker, else
     :class:`ProcessPool`; ``ray`` is :class:`Ray`."""
     if name == "ray":
-        return Ray(workers, address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
-                   max_retries=max_retries, storage=storage)
+        return Ray(
+            workers,
+            address,
+            cpus_per_task=cpus_per_task,
+            gpus_per_task=gpus_per_task,
+            max_retries=max_retries,
+            storage=storage,
+        )
     return Serial() if workers <= 1 else ProcessPool(workers)

@@ -1,4 +1,5 @@
 """Designs: which grid points of a sweep's product to run (``Experiment.design``)."""
+
 from __future__ import annotations
 
 import itertools
@@ -18,8 +19,13 @@ def pairwise_design(grid: dict) -> list[dict]:
     pair of values of every two axes occurs in at least one point. Greedy and deterministic (each
     new point covers the most uncovered pairs; ties go to the earliest point of the product)."""
     keys = list(grid)
-    pairs = {(a, va, b, vb) for i, a in enumerate(keys) for b in keys[i + 1:]
-             for va in map(json.dumps, grid[a]) for vb in map(json.dumps, grid[b])}
+    pairs = {
+        (a, va, b, vb)
+        for i, a in enumerate(keys)
+        for b in keys[i + 1 :]
+        for va in map(json.dumps, grid[a])
+        for vb in map(json.dumps, grid[b])
+    }
     singles = {(a, json.dumps(v)) for a in keys for v in grid[a]}
     points = list(itertools.product(*(grid[k] for k in keys)))
     chosen: list[tuple] = []

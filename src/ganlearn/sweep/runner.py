@@ -4,6 +4,7 @@ then write the table, the report and meta.json.
 
 Re-running the same command after a crash or Ctrl-C runs only the cells without a ``.json``.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,20 +34,31 @@ from ganlearn.sweep.units import plan_units
 __all__ = ["run_sweep"]
 
 
-def _check_options(backend: str, address: str | None, gpus_per_task: float, cpus_per_task: float, workers: int,
-                   batch: int, max_failures: int | None) -> None:
+def _check_options(
+    backend: str,
+    address: str | None,
+    gpus_per_task: float,
+    cpus_per_task: float,
+    workers: int,
+    batch: int,
+    max_failures: int | None,
+) -> None:
     if backend not in ("local", "ray"):
         raise ConfigError(f"--backend {backend!r} is not allowed: must be local or ray")
-    for flag, value, default in (("--address", address, None), ("--gpus-per-task", gpus_per_task, 0.0),
-                                 ("--cpus-per-task", cpus_per_task, 1.0)):
+    for flag, value, default in (
+        ("--address", address, None),
+        ("--gpus-per-task", gpus_per_task, 0.0),
+        ("--cpus-per-task", cpus_per_task, 1.0),
+    ):
         if value != default and backend != "ray":
             raise ConfigError(f"{flag} {value!r} needs --backend ray")
     if isinstance(gpus_per_task, bool) or not isinstance(gpus_per_task, (int, float)) or not gpus_per_task >= 0:
         raise ConfigError(f"--gpus-per-task {gpus_per_task!r} is not allowed: must be a number >= 0")
     if isinstance(cpus_per_task, bool) or not isinstance(cpus_per_task, (int, float)) or not cpus_per_task > 0:
         raise ConfigError(f"--cpus-per-task {cpus_per_task!r} is not allowed: must be a number > 0")
-    if max_failures is not None and (isinstance(max_failures, bool) or not isinstance(max_failures, int)
-                                     or max_failures < 1):
+    if max_failures is not None and (
+        isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 1
+    ):
         raise ConfigError(f"--max-failures {max_failures!r} is not allowed: must be an integer >= 1")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers {workers!r} is not allowed: must be an integer >= 1")
@@ -54,10 +66,22 @@ def _check_options(backend: str, address: str | None, gpus_per_task: float, cpus
         raise ConfigError(f"--batch {batch!r} is not allowed: must be an integer >= 1")
 
 
-def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None = None, seeds: int | None = None,
-              workers: int = 2, progress: bool = True, log: Callable[[str], None] = print, batch: int = 64,
-              backend: str = "local", address: str | None = None, gpus_per_task: float = 0.0,
-              cpus_per_task: float = 1.0, max_failures: int | None = None) -> dict:
+def run_sweep(
+    exp: Experiment,
+    out: str | Path,
+    *,
+    overrides: list[str] | None = None,
+    seeds: int | None = None,
+    workers: int = 2,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    batch: int = 64,
+    backend: str = "local",
+    address: str | None = None,
+    gpus_per_task: float = 0.0,
+    cpus_per_task: float = 1.0,
+    max_failures: int | None = None,
+) -> dict:
     """Run every cell of ``exp`` not yet finished in ``out``; write results.csv and the report.
     Returns {"finished": n, "failed": n, "ran": n, "skipped": n, "stopped": bool}: ``stopped`` when
     ``max_failures`` cells failed in this invocation and the rest were not run (a re-run goes on
@@ -80,12 +104,15 @@ def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None =
         todo = [(cid, p) for cid, p in all_cells if cid not in done]
         stats = {"skipped": len(all_cells) - len(todo), "ran": 0, "failed": 0, "stopped": False}
         if stats["skipped"]:
-            log(f"ganlearn sweep: {stats['skipped']} of {len(all_cells)} cells already finished in {out}; "
-                f"running the other {len(todo)}")
+            log(
+                f"ganlearn sweep: {stats['skipped']} of {len(all_cells)} cells already finished in {out}; "
+                f"running the other {len(todo)}"
+            )
         units = plan_units(exp, todo, batch, workers)
         bar = tqdm(total=len(todo), desc=f"sweep {exp.name}", unit="cell") if progress and todo else None
-        runner = make_backend(backend, workers, address, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task,
-                              storage=out)
+        runner = make_backend(
+            backend, workers, address, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task, storage=out
+        )
         try:
             with closing(runner.run(exp, units)) as outcomes:  # closing it cancels what is still pending
                 _record(outcomes, out, stats, bar, log, max_failures)
@@ -95,8 +122,9 @@ def run_sweep(exp: Experiment, out: str | Path, *, overrides: list[str] | None =
             write_table(out)
         recs = load_cells(out)
         stats["finished"] = len(recs)
-        append_history(out, t_start, workers=workers, batch=batch if exp.run_batch is not None else 1,
-                       backend=backend, **stats)
+        append_history(
+            out, t_start, workers=workers, batch=batch if exp.run_batch is not None else 1, backend=backend, **stats
+        )
         write_sweep_report(exp, out, recs)
         write_sweep_meta(out, recs)
     return stats
@@ -117,6 +145,8 @@ def _record(outcomes, out: Path, stats: dict, bar, log: Callable[[str], None], m
             bar.update(len(unit))
         if max_failures is not None and stats["failed"] >= max_failures:
             stats["stopped"] = True
-            log(f"ganlearn sweep: {stats['failed']} cells failed (--max-failures {max_failures}): stopping; "
-                f"the cells not run are left for a re-run")
+            log(
+                f"ganlearn sweep: {stats['failed']} cells failed (--max-failures {max_failures}): stopping; "
+                f"the cells not run are left for a re-run"
+            )
             return

@@ -2,6 +2,7 @@
 spec (base x grid x seeds with ``--set`` overrides applied, every value parsed against the
 experiment's typed parameters) and its cells (grid points x seeds, the experiment's design
 choosing the points). Pure: no files, no processes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,6 +54,7 @@ class Experiment:
         cost: ``cost(params) -> float``, a relative estimate of one cell's time: units start
             longest first, so that the long ones do not end up alone at the tail of a sweep.
     """
+
     name: str
     doc: str
     base: dict
@@ -87,8 +89,10 @@ def resolve_spec(exp: Experiment, overrides: list[str] | None = None, seeds: int
         elif key in base:
             base[key] = value
         else:
-            raise ConfigError(f"--set {key}=... is not allowed: {exp.name!r} has grid keys "
-                              f"{sorted(grid)} and base keys {sorted(base)}")
+            raise ConfigError(
+                f"--set {key}=... is not allowed: {exp.name!r} has grid keys "
+                f"{sorted(grid)} and base keys {sorted(base)}"
+            )
     n_seeds = exp.seeds if seeds is None else seeds
     if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
         raise ConfigError(f"seeds={n_seeds!r} is not allowed: must be an integer >= 1")

@@ -12,6 +12,7 @@
 Everything here reads the directory alone (no experiment needed): the cells on disk are listed in
 the order of the grid's product, which holds every design's points in the order they run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,9 +26,22 @@ from ganlearn.io import append_jsonl, atomic_write_text, read_jsonl, write_json,
 from ganlearn.provenance import command_line, provenance
 from ganlearn.sweep.spec import grid_cells
 
-__all__ = ["open_sweep", "read_spec", "finished_ids", "record_cell", "record_failure", "load_cells", "status",
-           "only_divergence", "failed_ids", "read_history", "append_history", "write_table", "write_sweep_meta",
-           "note_rendering"]
+__all__ = [
+    "open_sweep",
+    "read_spec",
+    "finished_ids",
+    "record_cell",
+    "record_failure",
+    "load_cells",
+    "status",
+    "only_divergence",
+    "failed_ids",
+    "read_history",
+    "append_history",
+    "write_table",
+    "write_sweep_meta",
+    "note_rendering",
+]
 
 
 def read_spec(out: Path) -> dict:
@@ -45,35 +59,41 @@ def open_sweep(out: Path, spec: dict) -> None:
     if (out / "sweep.json").exists():
         old = read_spec(out)
         if old != json.loads(json.dumps(spec)):
-            raise ConfigError(f"--out {str(out)!r} holds a sweep with other settings ({old}); re-run with "
-                              f"the same settings to finish it, or choose another --out")
+            raise ConfigError(
+                f"--out {str(out)!r} holds a sweep with other settings ({old}); re-run with "
+                f"the same settings to finish it, or choose another --out"
+            )
     else:
         write_json(out / "sweep.json", {**spec, "ganlearn": provenance()}, indent=1)
 
 
 def finished_ids(out: Path) -> set[str]:
-    return {p.name[:-len(".json")] for p in (Path(out) / "cells").glob("*.json") if not p.name.endswith(".error.json")}
+    return {p.name[: -len(".json")] for p in (Path(out) / "cells").glob("*.json") if not p.name.endswith(".error.json")}
 
 
 def failed_ids(out: Path) -> list[str]:
-    return sorted(p.name[:-len(".error.json")] for p in (Path(out) / "cells").glob("*.error.json"))
+    return sorted(p.name[: -len(".error.json")] for p in (Path(out) / "cells").glob("*.error.json"))
 
 
 def record_cell(out: Path, cid: str, params: dict, result: dict, seconds: float) -> None:
     """A finished cell (its earlier failure, if any, removed)."""
     cell_dir = Path(out) / "cells"
-    write_json(cell_dir / f"{cid}.json", {"cell": cid, "params": params, "result": result, "wall_seconds": seconds},
-               indent=1)
+    write_json(
+        cell_dir / f"{cid}.json", {"cell": cid, "params": params, "result": result, "wall_seconds": seconds}, indent=1
+    )
     (cell_dir / f"{cid}.error.json").unlink(missing_ok=True)
 
 
 def record_failure(out: Path, cid: str, params: dict, error: str, tb: str) -> None:
-    write_json(Path(out) / "cells" / f"{cid}.error.json",
-               {"cell": cid, "params": params, "error": error, "traceback": tb}, indent=1)
+    write_json(
+        Path(out) / "cells" / f"{cid}.error.json",
+        {"cell": cid, "params": params, "error": error, "traceback": tb},
+        indent=1,
+    )
 
 
 def status(result: dict) -> str:
-    """"diverged" for a cell whose training blew up (it raised DivergenceError: the sweep recorded
+    """ "diverged" for a cell whose training blew up (it raised DivergenceError: the sweep recorded
     ``diverged: true``), else "ok"."""
     return "diverged" if result.get("diverged") is True else "ok"
 
@@ -132,9 +152,14 @@ def read_history(out: Path) -> list[dict]:
 
 def append_history(out: Path, started: float, **fields) -> None:
     """One line per invocation: when it started, its wall time and what it ran."""
-    append_jsonl(Path(out) / "history.jsonl",
-                 {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-                  "wall_seconds": round(time.time() - started, 1), **fields})
+    append_jsonl(
+        Path(out) / "history.jsonl",
+        {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "wall_seconds": round(time.time() - started, 1),
+            **fields,
+        },
+    )
 
 
 def write_sweep_meta(out: Path, recs: list[dict] | None = None) -> None:
@@ -142,9 +167,15 @@ def write_sweep_meta(out: Path, recs: list[dict] | None = None) -> None:
     every invocation that ran cells (history.jsonl), and the cells' own time."""
     history = read_history(out)
     recs = load_cells(out) if recs is None else recs
-    write_meta(out, wall_seconds=sum(h["wall_seconds"] for h in history),
-               extra={"invocations": len(history), "cells_finished": len(recs),
-                      "cell_seconds": round(sum(r["wall_seconds"] or 0 for r in recs), 1)})
+    write_meta(
+        out,
+        wall_seconds=sum(h["wall_seconds"] for h in history),
+        extra={
+            "invocations": len(history),
+            "cells_finished": len(recs),
+            "cell_seconds": round(sum(r["wall_seconds"] or 0 for r in recs), 1),
+        },
+    )
 
 
 def note_rendering(out: Path) -> None:

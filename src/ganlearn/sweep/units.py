@@ -1,6 +1,7 @@
 """Units of work: how a sweep cuts its cells into units (one cell, or compatible cells trained
 together by an experiment's ``run_batch``), the longest first, and how one unit runs -- the same
 function whichever backend runs it, with the divergence fall-back stated once here."""
+
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ class Unit:
     batch limit of 1): the batched trainer at one replica is the faster of the two (one-layer
     d = 32, 600 steps: 2.67 s against 3.3-3.4 s for ``run``, the autograd reference, which
     ``--batch 1`` keeps for every cell)."""
+
     cells: list
     batched: bool = False
 
@@ -50,8 +52,9 @@ def run_each(run: Callable[[dict], dict], params_list: list[dict]) -> list[dict]
     return [timed(run, p)[0] for p in params_list]
 
 
-def run_unit(run: Callable[[dict], dict], run_batch: Callable[[list], list] | None,
-             params_list: list[dict]) -> list[tuple[dict, float]]:
+def run_unit(
+    run: Callable[[dict], dict], run_batch: Callable[[list], list] | None, params_list: list[dict]
+) -> list[tuple[dict, float]]:
     """[(result, seconds)] for one unit: each cell by ``run`` (``run_batch`` None), or the cells
     trained together by ``run_batch``, each charged the batch's time / its size. When the batch
     raises DivergenceError (a replica blew up and stopped the batched computation), its cells run
@@ -86,7 +89,7 @@ def plan_units(exp: Experiment, todo: list, batch: int, workers: int) -> list[Un
         for g in groups.values():
             limit = exp.batch_limit(g[0][1]) if exp.batch_limit is not None else batch
             size = max(1, min(batch, limit, math.ceil(len(g) / max(1, workers))))
-            units += [Unit(g[i:i + size], batched=True) for i in range(0, len(g), size)]
+            units += [Unit(g[i : i + size], batched=True) for i in range(0, len(g), size)]
     if exp.cost is None:
         return units
     cost = exp.cost

@@ -12,6 +12,7 @@ learner never sees the target's hidden codes.
 One module per stage kind holds its spec (a frozen dataclass: the stage's constructor arguments,
 with ``validate``) next to its runner.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,9 +29,24 @@ from ganlearn.fsr.stages.output_layer import OutputLayer, OutputLayerStage
 from ganlearn.fsr.stages.super_resolution import SuperResolution, SuperResolutionStage
 from ganlearn.fsr.stages.warm_start import WarmStart, WarmStartStage, nonnegative_rotation, truncated_patch_covariance
 
-__all__ = ["STAGE_KINDS", "Stage", "make_runner", "WarmStartStage", "OutputLayerStage", "FirstHiddenStage",
-           "SuperResolutionStage", "EndToEndStage", "nonnegative_rotation", "truncated_patch_covariance", "Data",
-           "schedule", "stage_from_dict", "stage_name", "run_stage", "run_steps"]
+__all__ = [
+    "STAGE_KINDS",
+    "Stage",
+    "make_runner",
+    "WarmStartStage",
+    "OutputLayerStage",
+    "FirstHiddenStage",
+    "SuperResolutionStage",
+    "EndToEndStage",
+    "nonnegative_rotation",
+    "truncated_patch_covariance",
+    "Data",
+    "schedule",
+    "stage_from_dict",
+    "stage_name",
+    "run_stage",
+    "run_steps",
+]
 
 STAGE_KINDS: dict[str, type] = {
     "warm_start": WarmStartStage,

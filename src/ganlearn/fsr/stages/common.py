@@ -1,4 +1,5 @@
 """What every stage runner shares: the data callable's type and the step-size schedule."""
+
 from __future__ import annotations
 
 from typing import Callable

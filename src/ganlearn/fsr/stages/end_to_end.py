@@ -1,4 +1,5 @@
 """The end-to-end baseline (every layer at once, WGAN-GP): its spec and its runner."""
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """GAN_FirstHidden (Allen-Zhu & Li, §3): its spec and runner, a moment game on the decoded
 level-1 codes with a Gauss-Newton-preconditioned generator step."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -108,9 +109,14 @@ class FirstHidden(MomentGame):
             if learner.replicas is None:
                 self.curvature = jacobian_trace(self._features_at(z), self.g_params, generator=generator)
             else:  # each replica's own estimate, from its own stream
-                self.curvature = torch.stack([
-                    jacobian_trace(self._features_at(z[:, r], r), [p[r] for p in self.g_params], generator=generator[r])
-                    for r in range(learner.replicas)])
+                self.curvature = torch.stack(
+                    [
+                        jacobian_trace(
+                            self._features_at(z[:, r], r), [p[r] for p in self.g_params], generator=generator[r]
+                        )
+                        for r in range(learner.replicas)
+                    ]
+                )
             self.sgda.g_precondition = self._gauss_newton
 
     def _features_at(self, z: torch.Tensor, replica: int | None = None):
@@ -126,6 +132,7 @@ class FirstHidden(MomentGame):
         def features(V: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             s = torch.relu(torch.einsum("jrk,nk->njr", V, z) - b)
             return torch.cat([(f / sc).flatten() for f, sc in zip(code_moments(s, white), scale)])
+
         return features
 
     def _gauss_newton(self, grads):
@@ -140,8 +147,9 @@ class FirstHidden(MomentGame):
         def apply_a(v):
             return tuple(a / s.ridge + along(damping, vi) * vi for a, vi in zip(jac.vjp(jac.jvp(v)), v))
 
-        return conjugate_gradient(apply_a, tuple(g.detach() for g in grads), s.cg_iters,
-                                  batch_dims=0 if self.learner.replicas is None else 1)
+        return conjugate_gradient(
+            apply_a, tuple(g.detach() for g in grads), s.cg_iters, batch_dims=0 if self.learner.replicas is None else 1
+        )
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         sd = super().state_dict()
@@ -187,8 +195,9 @@ class CodeMomentJacobian:
     alternating processes: a step of the stage 193 ms with autograd (of which the 10 CG iterations
     169 ms), 83 ms with these products."""
 
-    def __init__(self, V: torch.Tensor, b: torch.Tensor, z: torch.Tensor, white: torch.Tensor | None,
-                 scale: list[torch.Tensor]):
+    def __init__(
+        self, V: torch.Tensor, b: torch.Tensor, z: torch.Tensor, white: torch.Tensor | None, scale: list[torch.Tensor]
+    ):
         self.z, self.white, self.n = z, white, z.shape[0]
         self.shape = V.shape  # (J, m, m0), or (R, J, m, m0) for replicas (z: (n, R, m0))
         self.eq = (lambda e: e) if V.dim() == 3 else replica_eq
@@ -214,5 +223,4 @@ class CodeMomentJacobian:
         sym = a + a.mT
         s_sym = self.s @ sym if sym.dim() == 2 else torch.einsum("nRa,Rab->nRb", self.s, sym)
         g = self.mask * (w1 + s_sym) / self.n  # (n, J*m): d<u, J(.)>/d pre-activation
-        return (torch.einsum(self.eq("nr,nk->rk"), g, self.z).reshape(self.shape),
-                -g.sum(0).reshape(self.shape[:-1]))
+        return (torch.einsum(self.eq("nr,nk->rk"), g, self.z).reshape(self.shape), -g.sum(0).reshape(self.shape[:-1]))

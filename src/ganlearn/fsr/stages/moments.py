@@ -1,5 +1,6 @@
 """The linear-discriminator moment game shared by the two moment-matching stages,
 GAN_FirstHidden (``first_hidden.py``) and GAN_ForwardSuperResolution (``super_resolution.py``)."""
+
 from __future__ import annotations
 
 import torch
@@ -49,8 +50,9 @@ class MomentGame:
         if self.learner.replicas is None:
             self.scale = [f.abs().mean().clamp_min(1e-12).expand_as(f).clone() for f in feats_real]
         else:  # one scale per replica (its own run's); the value below sums the replicas' values
-            self.scale = [along(f.abs().flatten(1).mean(1).clamp_min(1e-12), f).expand_as(f).clone()
-                          for f in feats_real]
+            self.scale = [
+                along(f.abs().flatten(1).mean(1).clamp_min(1e-12), f).expand_as(f).clone() for f in feats_real
+            ]
         self.theta = [torch.nn.Parameter(torch.zeros_like(f)) for f in feats_real]
         self.sgda = SGDA(g_params, self.theta, spec.sgda, schedule=schedule(spec))
         self.g_params = list(g_params)

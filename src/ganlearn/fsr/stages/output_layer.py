@@ -1,4 +1,5 @@
 """GAN_OutputLayer (Allen-Zhu & Li, §3): its spec and its runner."""
+
 from __future__ import annotations
 
 import itertools
@@ -22,7 +23,9 @@ class OutputLayerStage(Settings):
 
     kind: Literal["output_layer"] = "output_layer"
     name: Optional[str] = None  # for overrides (stages.NAME.key=...); None: see fsr.stages.stage_name
-    level: int = setting(0, ge=0, allowed="0 (every level) or a level >= 1")  # 0: every level at once; l >= 1: only W_l (a later polish of one level)
+    level: int = setting(
+        0, ge=0, allowed="0 (every level) or a level >= 1"
+    )  # 0: every level at once; l >= 1: only W_l (a later polish of one level)
     steps: int = setting(600, ge=1)
     batch: int = setting(512, ge=1)
     sgda: SGDAConfig = SGDAConfig(lr_g=20.0, lr_d=20.0, n_d=2)
@@ -75,8 +78,9 @@ class OutputLayer:
         per = (lambda e: e.mean()) if learner.replicas is None else (lambda e: e.mean((0, 2)))  # e: (n, R, J)
         self.rho = torch.stack([per(xs[lv - 1].pow(2).sum(-1)).sqrt() for lv in self.levels])
         self.w_d = [torch.nn.Parameter(W.detach().transpose(-1, -2).clone()) for W in self.W]
-        self.sgda = SGDA(self.W, self.w_d, spec.sgda, g_project=self._project_g, d_project=self._project_d,
-                         schedule=schedule(spec))
+        self.sgda = SGDA(
+            self.W, self.w_d, spec.sgda, g_project=self._project_g, d_project=self._project_d, schedule=schedule(spec)
+        )
 
     def _project_g(self) -> None:
         for W in self.W:
@@ -105,8 +109,11 @@ class OutputLayer:
                 _, codes = learner(learner.sample_latent(s.batch, generator=g), upto=self.upto)
             value = 0.0
             for i, lv in enumerate(self.levels):
-                value = value + thresholded_output_d(real[lv - 1], self.w_d[i], bias[i]) \
+                value = (
+                    value
+                    + thresholded_output_d(real[lv - 1], self.w_d[i], bias[i])
                     - thresholded_output_d(learner.decode(lv, codes[lv - 1]), self.w_d[i], bias[i])
+                )
             return -value, value
 
         out = self.sgda.step(losses, generator)

@@ -1,6 +1,7 @@
 """The warm start's non-negative rotation: the rotation Q (per patch) inside the span of the
 output layer that makes the decoded codes non-negative, by Gauss-Newton with restarts (default)
 or by Riemannian gradient descent (kept for comparison: ``solver="gradient"``)."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -28,12 +29,21 @@ def rotation_objective(y: torch.Tensor, q: torch.Tensor, y_sq: torch.Tensor | No
 
 class Rotation(NamedTuple):
     """:func:`nonnegative_rotation`'s result: the rotations and each patch's final objective."""
+
     q: torch.Tensor
     objective: torch.Tensor
 
 
-def nonnegative_rotation(y: torch.Tensor, *, steps: int, lr: float = 1.0, tol: float = ROTATION_TOL,
-                         solver: str = "gauss_newton", restarts: int = 8, seed: int = 0) -> Rotation:
+def nonnegative_rotation(
+    y: torch.Tensor,
+    *,
+    steps: int,
+    lr: float = 1.0,
+    tol: float = ROTATION_TOL,
+    solver: str = "gauss_newton",
+    restarts: int = 8,
+    seed: int = 0,
+) -> Rotation:
     """Rotation Q (per patch) that makes the codes y Q non-negative: argmin over orthogonal Q of
 
         E || ReLU(-Q^T y) ||^2          (non-negative ICA, Plumbley 2003)
@@ -136,9 +146,17 @@ def _skew_supports(m: int, device) -> tuple[torch.Tensor, torch.Tensor, list]:
     return a, b, [(b, a, 1.0), (a, b, -1.0)]
 
 
-def _gauss_newton(y: torch.Tensor, q: torch.Tensor, *, steps: int, tol: float, solved: float = ROTATION_TOL,
-                  ridge: float = 1e-9, backtracks: int = 10,
-                  hessian_rows: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+def _gauss_newton(
+    y: torch.Tensor,
+    q: torch.Tensor,
+    *,
+    steps: int,
+    tol: float,
+    solved: float = ROTATION_TOL,
+    ridge: float = 1e-9,
+    backtracks: int = 10,
+    hessian_rows: int = 16384,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss-Newton on f(Q) = sum_i sum_n min(c_ni, 0)^2, c = y Q, over Q <- Q expm(Omega).
 
     On fixed negative sets N_i = {n: c_ni < 0}, f is quadratic in the skew Omega with gradient
@@ -177,7 +195,7 @@ def _gauss_newton(y: torch.Tensor, q: torch.Tensor, *, steps: int, tol: float, s
             c = torch.gather(c, 1, idx[..., None].expand(k, rows, m))
             neg = torch.gather(neg, 1, idx[..., None].expand(k, rows, m))
         up = (counts / counts.clamp(max=rows)).clamp_min(1.0)[:, None, None, None]  # used rows -> all
-        hcol = up * torch.stack([torch.bmm((c * neg[:, :, i:i + 1]).transpose(1, 2), c) for i in range(m)], 1)
+        hcol = up * torch.stack([torch.bmm((c * neg[:, :, i : i + 1]).transpose(1, 2), c) for i in range(m)], 1)
         del c, neg  # (k, n, m) each: not needed by the line search
         hs = torch.zeros(k, npairs, npairs, dtype=y.dtype, device=y.device)
         for col_p, row_p, s_p in supports:

@@ -1,5 +1,6 @@
 """GAN_ForwardSuperResolution (Allen-Zhu & Li, §3): its spec and runner, a moment game on pairs
 (X_{l-1}, X_l) with a generator step in whitened coordinates."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,8 +62,12 @@ class SuperResolutionStage(Settings):
         return max(self.batch, 1024)
 
     def validate(self, key: str) -> None:
-        check(self.whiten or not self.precondition, f"{key}.precondition", self.precondition,
-              "false when whiten is false (the step is taken in the whitened coordinates)")
+        check(
+            self.whiten or not self.precondition,
+            f"{key}.precondition",
+            self.precondition,
+            "false when whiten is false (the step is taken in the whitened coordinates)",
+        )
 
 
 class SuperResolution(MomentGame):
@@ -97,8 +102,9 @@ class SuperResolution(MomentGame):
             if spec.whiten:
                 xs = data(self.n_init, generator=generator, upto=self.level)
                 x = with_bias(learner.parent_inputs(self.level, learner.encode(self.level - 1, xs[-2])))
-                self.white, white_inv = whitening(torch.einsum(learner.eq("njq,njp->jqp"), x, x) / x.shape[0],
-                                                  rel_ridge=spec.whiten_ridge)
+                self.white, white_inv = whitening(
+                    torch.einsum(learner.eq("njq,njp->jqp"), x, x) / x.shape[0], rel_ridge=spec.whiten_ridge
+                )
             real = self._real(data(self.n_init, generator=generator, upto=self.level))[0]
         self.v_white = None
         g_params = [learner.V[self.level - 1], learner.b[self.level - 1]]

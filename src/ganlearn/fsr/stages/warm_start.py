@@ -1,4 +1,5 @@
 """The SVD warm start of the output layers (Allen-Zhu & Li, §3): its spec and its runner."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -126,8 +127,13 @@ class WarmStart:
                 for r in sorted(set(rank.tolist())):
                     idx = (rank == r).nonzero().flatten()
                     yr = y if r == m and idx.numel() == y.shape[1] else y[:, idx, :r]  # (no copy in the usual case)
-                    qr, obj = nonnegative_rotation(yr, steps=sp.rotation_steps, lr=sp.rotation_lr,
-                                                   solver=sp.rotation_solver, restarts=sp.rotation_restarts)
+                    qr, obj = nonnegative_rotation(
+                        yr,
+                        steps=sp.rotation_steps,
+                        lr=sp.rotation_lr,
+                        solver=sp.rotation_solver,
+                        restarts=sp.rotation_restarts,
+                    )
                     q[idx, :r, :r] = qr
                     unsolved += int((obj >= ROTATION_TOL).sum())
                 self.unsolved[level] = unsolved
