@@ -26,10 +26,12 @@ test: $(BIN)/ganlearn
 test-all: $(BIN)/ganlearn
 	$(BIN)/python -m pytest -q
 
-# ruff (rules, layout and line length in pyproject.toml) on the package, tests, benchmarks and examples
+# ruff (rules, layout and line length in pyproject.toml) on the package, tests, benchmarks and examples;
+# mypy (basic mode, pyproject.toml) on the package
 lint: $(BIN)/ganlearn
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The documentation site (mkdocs-material, strict: a warning is an error) into site/.
 $(VENV)/.docs: $(BIN)/ganlearn

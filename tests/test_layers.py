@@ -27,7 +27,7 @@ LAYERS = [
     ["ganlearn.experiments"],
     ["ganlearn.cli", "ganlearn.__init__", "ganlearn.__main__"],
 ]
-MAX_LINES = 400
+MAX_LINES = 550  # in ruff format's layout (a call longer than 120 characters gets one argument per line)
 OVER_LIMIT = {}  # path relative to the package -> why it may be longer
 
 

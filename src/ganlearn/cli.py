@@ -11,7 +11,9 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ganlearn.config import ConfigError, to_dict
 from ganlearn.errors import DivergenceError, UserError
@@ -26,7 +28,7 @@ def _check_device(device: str) -> None:
         raise ConfigError("--device cuda: no CUDA device is available to this PyTorch build; use --device cpu")
 
 
-def _headline(summary: dict) -> str:
+def _headline(summary: Mapping[str, Any]) -> str:
     rows = [("", "staged") + (("baseline",) if "baseline" in summary else ())]
     for k in (
         "coupled_rel_error",
@@ -37,7 +39,7 @@ def _headline(summary: dict) -> str:
         "samples_seen",
         "wall_seconds",
     ):
-        row = (k, f"{summary[k]:.4g}")
+        row: tuple[str, ...] = (k, f"{summary[k]:.4g}")
         if "baseline" in summary:
             row += (f"{summary['baseline'][k]:.4g}",)
         rows.append(row)
@@ -45,7 +47,7 @@ def _headline(summary: dict) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, width)) for r in rows)
 
 
-def _finish(problem, run_dir: Path, summary: dict) -> None:
+def _finish(problem, run_dir: Path, summary: Mapping[str, Any]) -> None:
     report = problem.report(run_dir)
     print(f"\nrun directory: {run_dir}\nreport: {report}\n")
     if problem.name == "fsr":
@@ -117,11 +119,12 @@ def cmd_resume(args) -> int:
 def cmd_report(args) -> int:
     run_dir = Path(args.run_dir)
     if (run_dir / "sweep.json").exists():  # a sweep directory: table + the experiment's report
-        from ganlearn.experiments import get
+        from ganlearn.experiments import get as get_experiment
         from ganlearn.sweep import note_rendering, write_sweep_report, write_table
 
         write_table(run_dir)
-        print(write_sweep_report(get(json.loads((run_dir / "sweep.json").read_text())["experiment"]), run_dir))
+        exp = get_experiment(json.loads((run_dir / "sweep.json").read_text())["experiment"])
+        print(write_sweep_report(exp, run_dir))
         note_rendering(run_dir)
         return 0
     from ganlearn.problems import get
@@ -205,7 +208,7 @@ def cmd_train_images(args) -> int:
     _check_device(cfg.device.split(":")[0])
     run_dir = _out_dir(Path(args.out) if args.out else _next_run_dir(Path("runs"), f"img-{cfg.arch}-k{cfg.width}"))
     print(f"ganlearn: training {cfg.arch} (k={cfg.width}) on {cfg.data} into {run_dir}", flush=True)
-    res = train(cfg, run_dir, progress=not args.no_progress, device=rank_device(cfg.device))
+    res: dict = dict(train(cfg, run_dir, progress=not args.no_progress, device=rank_device(cfg.device)))
     keys = [k for k in res if k.startswith(("swd_avg", "frechet", "precision", "recall", "density", "coverage"))]
     print("\n".join(f"{k:>16}: {res[k]:.4g}" for k in keys))
     print(

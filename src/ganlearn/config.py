@@ -18,7 +18,7 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, cast
 
 from ganlearn.errors import ConfigError
 
@@ -81,7 +81,7 @@ def _num(x: float) -> str:
 
 def allowed_text(f: dataclasses.Field, tp: Any) -> str | None:
     """What a field declared with :func:`setting` allows, in words (None: no range declared)."""
-    bounds = f.metadata.get("bounds")
+    bounds = f.metadata.get("bounds") or {}
     if not bounds and "allowed" not in f.metadata and not f.metadata.get("min_items"):
         return None
     optional = typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
@@ -112,14 +112,14 @@ def _in_range(value: Any, bounds: dict) -> bool:
 
 
 @functools.cache
-def _hints(cls: type) -> dict:
+def _hints(cls: Any) -> dict:
     return typing.get_type_hints(cls)
 
 
 def check_fields(obj: Any, key: str = "") -> None:
     """Raise ConfigError, naming the dotted key, for the first field of dataclass ``obj`` whose
     value is outside the range its :func:`setting` declares."""
-    hints = _hints(type(obj))
+    hints = _hints(cast(Any, type(obj)))  # a class is hashable; the stubs of functools.cache say otherwise
     for f in dataclasses.fields(obj):
         _check_one(f, getattr(obj, f.name), hints[f.name], key)
 
@@ -203,7 +203,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         item = (typing.get_args(tp) or (Any,))[0]
         items = [_convert(v, item, f"{key}.{i}") for i, v in enumerate(value)]
         return tuple(items) if (origin or tp) is tuple else items
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         return from_dict(tp, value, key)

@@ -16,7 +16,7 @@ orders of magnitude (see ``fsr.stages.first_hidden.FirstHidden``).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import torch
 from torch.func import jvp
@@ -30,8 +30,8 @@ Tensors = tuple[torch.Tensor, ...]
 
 def _dot(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], batch_dims: int = 0) -> torch.Tensor:
     if batch_dims == 0:
-        return sum((x * y).sum() for x, y in zip(a, b))
-    return sum((x * y).flatten(batch_dims).sum(-1) for x, y in zip(a, b))
+        return cast(torch.Tensor, sum((x * y).sum() for x, y in zip(a, b)))
+    return cast(torch.Tensor, sum((x * y).flatten(batch_dims).sum(-1) for x, y in zip(a, b)))
 
 
 def along(c: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -79,6 +79,6 @@ def jacobian_trace(
             to_device(torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device), p.device)
             for p in primals
         )
-        _, jv = jvp(f, primals, v)
+        jv = jvp(f, primals, v)[1]
         total = total + jv.pow(2).sum()
     return total / (probes * n)

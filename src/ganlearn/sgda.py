@@ -37,7 +37,7 @@ from ganlearn.io import flatten_optimizer, load_flat_optimizer
 
 __all__ = ["SGDAConfig", "SGDA"]
 
-Losses = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+Losses = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # losses(generator) -> (d_loss, g_loss)
 Projection = Callable[[], None]
 
 
@@ -131,7 +131,7 @@ class SGDA:
             with torch.no_grad():
                 self.g_project()
 
-    def step(self, losses: Losses, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def step(self, losses: Losses, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         """One SGDA step. ``losses(generator) -> (d_loss, g_loss)`` draws its own fresh batch."""
         cfg = self.cfg
         if self.schedule is not None:
@@ -141,10 +141,12 @@ class SGDA:
         reuse = cfg.g_batch == "same" and cfg.mode == "alternating"
         for _ in range(n_pure_d):
             if reuse:  # the G step below re-draws exactly this (the last D step's) batch
+                assert generator is not None, "g_batch='same' needs a generator"
                 state = generator.get_state()
             d_loss, _ = losses(generator)
             self._d_update(d_loss)
         if reuse:
+            assert generator is not None
             generator.set_state(state)
         d_loss_now, g_loss = losses(generator)
         if cfg.mode == "simultaneous":
@@ -162,6 +164,7 @@ class SGDA:
         else:
             self._g_update(torch.autograd.grad(g_loss, self.g_params, allow_unused=True, materialize_grads=True))
         self.t += 1
+        assert d_loss is not None  # n_d >= 1: a D loss was evaluated
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
     # -- exact resume ---------------------------------------------------------------------

@@ -190,7 +190,8 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8))
     rows = []
     for w in widths:
-        xs, ys = [], {k: [] for k, _ in keys}
+        xs: list = []
+        ys: dict[str, list] = {k: [] for k, _ in keys}
         for b in budgets:
             cs = [c for c in cells if c["params"]["width"] == w and c["params"]["budget"] == b]
             if not cs:

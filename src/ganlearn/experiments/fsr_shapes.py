@@ -29,7 +29,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 
@@ -87,6 +87,7 @@ def _train_cell(params: dict, out_file: str) -> None:
     cfg = resolve(params.get("preset", "default"), None, overrides(params))
     if params.get("max_steps") is not None:  # a quick look: every stage cut to at most this many steps
         cap = int(params["max_steps"])
+        assert cfg.stages is not None  # resolved in RunConfig.__post_init__
         cfg = dataclasses.replace(
             cfg,
             stages=[dataclasses.replace(s, steps=min(s.steps, cap)) if hasattr(s, "steps") else s for s in cfg.stages],
@@ -96,7 +97,7 @@ def _train_cell(params: dict, out_file: str) -> None:
         assumptions = json.loads((Path(tmp) / "target_assumptions.json").read_text())
     L = cfg.target.levels
     fin = s["final"]
-    res = {
+    res: dict[str, Any] = {
         k: s[k]
         for k in (
             "coupled_rel_error",
@@ -108,6 +109,7 @@ def _train_cell(params: dict, out_file: str) -> None:
             "wall_seconds",
         )
     }
+    assert cfg.stages is not None  # resolved in RunConfig.__post_init__
     untrained = untrained_levels(cfg.stages, L)
     res["levels_trained"] = [lv for lv in range(1, L + 1) if lv not in untrained]
     res["n_levels_trained"] = len(res["levels_trained"])

@@ -66,14 +66,17 @@ class SampleCell(OneLayerConfig):
 
     eps: tuple[float, ...] = setting((0.4, 0.2, 0.1, 0.05), gt=0, lt=1, min_items=1)
     eps_gauss: tuple[float, ...] = setting((), gt=0, lt=1)
-    batch: Union[int, Literal["auto"]] = setting("auto", ge=1, allowed='an integer >= 1 or "auto" (derived from d)')
+    # wider than the base class's int: "auto" derives it from d
+    batch: Union[int, Literal["auto"]] = setting(  # type: ignore[assignment]
+        "auto", ge=1, allowed='an integer >= 1 or "auto" (derived from d)'
+    )
     max_samples: Union[int, Literal["auto"]] = setting(
         "auto", ge=1, allowed='an integer >= 1 or "auto" (derived from d)'
     )
     tv_lower_samples: int = setting(4000, ge=1)
 
 
-def config(params: dict):
+def config(params: dict) -> tuple[OneLayerConfig, int, int, int]:
     """One cell's ``OneLayerConfig`` (and the budget fields it derives), without training: the
     sweep's ``check``."""
     cell = from_dict(SampleCell, params)
@@ -195,7 +198,8 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
     fig, axes = plt.subplots(len(acts), len(conds), figsize=(5.5 * len(conds), 4 * len(acts)), squeeze=False)
     for ai, act in enumerate(acts):
         for ci, cond in enumerate(conds):
-            rows, pts = [], {"certificate": [], "Gaussian TV": []}
+            rows: list = []
+            pts: dict[str, list] = {"certificate": [], "Gaussian TV": []}
             for d in ds:
                 cs = [
                     c

@@ -14,7 +14,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,7 +24,11 @@ from ganlearn.overparam import batch_key as overparam_batch_key
 from ganlearn.plots import md_table, median, plt, save
 from ganlearn.sweep import Experiment
 
-MODELS = {"linear": {}, "random_features": {"discriminator": "random_features"}, "deep": {"depth": 2}}
+MODELS: dict[str, dict[str, Any]] = {
+    "linear": {},
+    "random_features": {"discriminator": "random_features"},
+    "deep": {"depth": 2},
+}
 _OWN = ("width_factor", "step_rule", "model", "fixed_eta")
 
 
@@ -42,7 +46,7 @@ class WidthCell(OverparamConfig):
 def config(params: dict) -> OverparamConfig:
     """One cell's ``OverparamConfig``, without training (the sweep's ``check``)."""
     cell = from_dict(WidthCell, {k: v for k, v in params.items()})
-    p = {f.name: getattr(cell, f.name) for f in dataclasses.fields(OverparamConfig)}
+    p: dict[str, Any] = {f.name: getattr(cell, f.name) for f in dataclasses.fields(OverparamConfig)}
     p.update(
         MODELS[cell.model],
         k=max(1, math.ceil(cell.width_factor * cell.m)),
@@ -55,7 +59,7 @@ def config(params: dict) -> OverparamConfig:
 
 def run(params: dict) -> dict:
     cfg = config(params)
-    return _cell_result(cfg, train(cfg))
+    return _cell_result(cfg, dict(train(cfg)))
 
 
 def batch_key(params: dict):
@@ -141,9 +145,11 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
                     sf = sum(c["result"]["success"] for c in cs) / len(cs)
                     mv = median([c["result"]["relative_movement"] for c in cs])
                     # 1 - rate below 1e-6 is "no convergence" (noise around 1): left off the log plot
-                    ks.append(k), rates.append(1 - fr if fr is not None and fr < 1 - 1e-6 else np.nan)
+                    ks.append(k)
+                    rates.append(1 - fr if fr is not None and fr < 1 - 1e-6 else np.nan)
                     preds.append(1 - pr if pr < 1 - 1e-6 else np.nan)
-                    succ.append(sf), moves.append(mv)
+                    succ.append(sf)
+                    moves.append(mv)
                     rows.append(
                         [
                             m,
@@ -168,11 +174,10 @@ def report(out: Path, cells: list[dict], spec: dict) -> str:
                         np.array(ks) / m, preds, ":", color=axes[1].lines[-1].get_color(), label=f"m={m} predicted"
                     )
                 axes[2].loglog(np.array(ks) / m, moves, style, label=f"m={m}, {rule}")
-        for ax, t in zip(
-            axes, ["success fraction", "1 - rate (per-step contraction)", "|theta_T - theta_0| / |theta_0|"]
-        ):
+        titles = ["success fraction", "1 - rate (per-step contraction)", "|theta_T - theta_0| / |theta_0|"]
+        for ax, title in zip(axes, titles):
             ax.set_xlabel("width k / m")
-            ax.set_title(t)
+            ax.set_title(title)
             ax.legend(fontsize=6)
         lines += [
             f"![rates]({save(fig, out / f'rate_success_{model}.png')})",
@@ -277,7 +282,10 @@ def report_features(out: Path, cells: list[dict], spec: dict) -> str:
                 k = cs[0]["result"]["k"]
                 sf = sum(c["result"]["success"] for c in cs) / len(cs)
                 s0, se = median([c["result"]["s_min0"] for c in cs]), median([c["result"]["s_min_end"] for c in cs])
-                ks.append(k), succ.append(sf), smin0.append(s0), smin_end.append(se)
+                ks.append(k)
+                succ.append(sf)
+                smin0.append(s0)
+                smin_end.append(se)
                 rows.append(
                     [
                         a,

@@ -117,9 +117,9 @@ def _train_replicas(cfgs: list[RunConfig], dirs: list[Path], progress: bool) -> 
     samples_seen, eval_seconds = [0] * R, [0.0] * R
     metrics: list[dict] = [{} for _ in range(R)]
     stages = cfg.stages
-    bar = tqdm(
-        total=sum(getattr(s, "steps", 1) for s in stages), desc=f"staged x{R}", disable=not progress, dynamic_ncols=True
-    )
+    assert stages is not None  # resolved in RunConfig.__post_init__
+    total = sum(int(getattr(s, "steps", 1)) for s in stages)
+    bar = tqdm(total=total, desc=f"staged x{R}", disable=not progress, dynamic_ncols=True)
     for si, spec in enumerate(stages):
         bar.set_postfix_str(spec.kind)
         if spec.kind == "warm_start":  # a one-off eigendecomposition per patch: replica by replica

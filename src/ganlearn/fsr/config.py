@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
 from ganlearn.config import (
     ConfigError,
@@ -303,6 +303,7 @@ class RunConfig(Settings):
                 f"null or in (0, learner channels = {m_learner})",
             )
         self.baseline.validate()
+        assert self.stages is not None  # resolved in RunConfig.__post_init__
         check(len(self.stages) >= 1, "stages", self.stages, "a non-empty list of stages")
         for i, st in enumerate(self.stages):
             st.validate(f"stages.{i}")
@@ -360,7 +361,7 @@ PRESETS: dict[str, Any] = {
 STAGE_FACTORIES: dict[str, Any] = {"default": default_stages, "tiny": tiny_stages}
 
 
-def resolve(preset: str = "default", config_file: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+def resolve(preset: str = "default", config_file: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
     """preset -> (file) -> overrides -> validated RunConfig."""
     if not isinstance(preset, str) or preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r} is not allowed: must be one of {', '.join(PRESETS)}")

@@ -88,6 +88,7 @@ def predict_peak_bytes(cfg: RunConfig) -> tuple[float, dict[str, float]]:
     # the target's Assumption 2.2 report: codes of one level and its parent (float32), the float64
     # firing indicators and one product of them at a time (metrics.sparsity.coactivation_stats)
     phases["target_assumptions"] = N_ASSUMPTIONS * (max(J) * m * (4 + 8 + 8 + 1) + pairs * m * 4)
+    assert cfg.stages is not None  # resolved in RunConfig.__post_init__
     for i, st in enumerate(cfg.stages):
         if isinstance(st, WarmStartStage):
             # every level's images, float64 copies of the top level's patches (covariance; pooled
@@ -120,6 +121,7 @@ def predict_peak_bytes(cfg: RunConfig) -> tuple[float, dict[str, float]]:
     m0 = max(cfg.target.latent_dim, cfg.learner.latent_dim or cfg.target.latent_dim)
     phases["target"] += N_CALIBRATION_TARGET * m0 * 8
     phases["evaluation"] += 3 * (ev.n_samples + ev.n_fit) * m0 * 8
+    assert cfg.stages is not None  # resolved in RunConfig.__post_init__
     for i, st in enumerate(cfg.stages):
         if isinstance(st, FirstHiddenStage):
             phases[f"stages.{i}.{st.kind}"] += 3 * st.fake_batch * m0 * f
@@ -207,6 +209,7 @@ def drivers(cfg: RunConfig, phase: str) -> str:
     )
     if phase.startswith("stages."):
         idx = phase.split(".")[1]
+        assert cfg.stages is not None  # resolved in RunConfig.__post_init__
         st = cfg.stages[int(idx)]
         fields = [f"stages.{idx}.{k}={getattr(st, k)}" for k in ("batch", "fake_batch", "n_samples") if hasattr(st, k)]
         if isinstance(st, SuperResolutionStage):
@@ -229,7 +232,7 @@ def check_budget(cfg: RunConfig) -> tuple[float, dict[str, float]]:
     peak, phases = predict_peak_bytes(cfg)
     budget, source = memory_budget(cfg)
     if peak > budget:
-        worst = max(phases, key=phases.get)
+        worst = max(phases, key=lambda k: phases[k])
         raise ConfigError(
             f"predicted peak memory {peak / 1e9:.1f} GB exceeds the budget of {budget / 1e9:.1f} GB "
             f"({source}); "

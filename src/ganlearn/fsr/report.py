@@ -191,6 +191,7 @@ def write_report(run_dir: str | Path) -> Path:
             f"{a['active_per_patch']:.2f} | {a['pair_ratio_mean']:.2f} / {a['pair_ratio_max']:.2f} | "
             f"{a['triple_ratio_mean']:.2f} / {a['triple_ratio_max']:.2f} |"
         )
+    assert cfg.stages is not None  # resolved in RunConfig.__post_init__
     stage_rows = ["| # | stage | steps |", "|---|---|---|"] + [
         f"| {i} | {s.kind}{' (level ' + str(s.level) + ')' if hasattr(s, 'level') else ''} | {getattr(s, 'steps', 1)} |"
         for i, s in enumerate(cfg.stages)

@@ -8,7 +8,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, cast
 
 import torch
 from tqdm.auto import tqdm
@@ -222,7 +222,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> Summ
         return _train(cfg, run_dir, progress=progress)
 
 
-def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict:
+def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> Summary:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():
@@ -233,13 +233,14 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict:
         run_dir / "target_assumptions.json",
         json.dumps(target.assumption_report(generator=make_generator(cfg.eval.seed, "fsr.eval.assumptions")), indent=2),
     )
+    assert cfg.stages is not None  # resolved in RunConfig.__post_init__
     staged = run_stages(cfg.stages, target, learner, cfg, run_dir, label="staged", floor=floor, progress=progress)
     summary = {k: staged[k] for k in SUMMARY_KEYS} | {"final": staged}
     save_tensors(run_dir / "learner.safetensors", learner.state_dict())
     if cfg.baseline.enabled:
         summary["baseline"] = run_baseline(cfg, target, run_dir, staged["samples_seen"], floor, progress=progress)
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
-    return summary
+    return cast(Summary, summary)
 
 
 def run_baseline(

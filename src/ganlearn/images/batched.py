@@ -23,6 +23,7 @@ import copy
 import math
 import time
 from dataclasses import asdict
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -71,9 +72,9 @@ class GroupedSpectralNorm(nn.Module):
     each replica's weight divided by its own sigma = u^T W v, after one power iteration on (u, v) in
     training mode, in the order and form of PyTorch's ``spectral_norm`` (u first, then v)."""
 
-    def __init__(self, layers: list[nn.Module]):
+    def __init__(self, layers: list[Any]):  # spectrally normalised Conv2d / Linear (parametrized: duck-typed)
         super().__init__()
-        sn = [m.parametrizations.weight[0] for m in layers]
+        sn: list[Any] = [m.parametrizations.weight[0] for m in layers]
         self.eps, self.n_iter = sn[0].eps, sn[0].n_power_iterations
         self.inner = group([_unparametrized(m) for m in layers])
         self.register_buffer("_u", torch.stack([s._u.detach().clone() for s in sn]))
@@ -81,7 +82,7 @@ class GroupedSpectralNorm(nn.Module):
         self.R = len(layers)
 
     def normalised_weight(self) -> torch.Tensor:
-        w = self.inner.weight
+        w = cast(torch.Tensor, self.inner.weight)
         w_r = w.reshape(self.R, -1, *w.shape[1:]) if w.dim() != 3 else w  # (R, out, ...) per replica
         mat = w_r.flatten(2)
         if self.training:
@@ -100,12 +101,14 @@ class GroupedSpectralNorm(nn.Module):
         return self.inner._conv_forward(x, w, self.inner.bias)
 
 
-def _unparametrized(m: nn.Module) -> nn.Module:
+def _unparametrized(m: Any) -> nn.Module:
     """A plain copy of a spectrally normalised Conv2d or Linear holding its unnormalised weight.
     (Not ``parametrize.remove_parametrizations`` on a deep copy: the copy shares the original's
     generated class, and removing the parametrization from it breaks the original.)"""
+    plain: Any
     if isinstance(m, nn.Conv2d):
-        plain = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, bias=m.bias is not None)
+        k, st, pad = cast(Any, m.kernel_size), cast(Any, m.stride), cast(Any, m.padding)  # the layer's own
+        plain = nn.Conv2d(m.in_channels, m.out_channels, k, st, pad, bias=m.bias is not None)
     elif isinstance(m, nn.Linear):
         plain = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
     else:
@@ -120,9 +123,11 @@ def _cat(ts, dim: int = 0) -> nn.Parameter:
     return nn.Parameter(torch.cat([t.detach() for t in ts], dim=dim))
 
 
-def group(modules: list[nn.Module]) -> nn.Module:
-    """R modules of one architecture as one module of grouped layers (see the module docstring)."""
+def group(modules: list[Any]) -> nn.Module:
+    """R modules of one architecture as one module of grouped layers (see the module docstring).
+    The modules are read by their attributes whatever their class (hence ``Any``)."""
     base, R = modules[0], len(modules)
+    out: Any
     if parametrize.is_parametrized(base, "weight"):
         return GroupedSpectralNorm(modules)
     if isinstance(base, nn.Linear):
@@ -130,7 +135,7 @@ def group(modules: list[nn.Module]) -> nn.Module:
     if isinstance(base, (nn.Conv2d, nn.ConvTranspose2d)):
         if base.groups != 1:
             raise ConfigError("group: layers that are already grouped are not supported")
-        cls = type(base)
+        cls: Any = type(base)
         out = cls(
             R * base.in_channels,
             R * base.out_channels,
@@ -226,13 +231,15 @@ def train_replicas(cfgs: list[ImageGANConfig], *, progress: bool = False) -> lis
     norm0 = [math.sqrt(sum(float(p.detach().double().pow(2).sum()) for p in g.parameters())) for g, _ in nets]
     G, D = group([g for g, _ in nets]).to(device), group([d for _, d in nets]).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
     if cfg.optimizer == "adam":
         opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     else:
         opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=cfg.lr_g), torch.optim.SGD(D.parameters(), lr=cfg.lr_d)
     baselines = [real_baseline(real, c) for c in cfgs]
-    out = [{"metrics": [], "stats": []} for _ in cfgs]
+    out: list[dict[str, Any]] = [{"metrics": [], "stats": []} for _ in cfgs]
 
     def real_batch(step: int, k: int) -> list[torch.Tensor]:
         xs = [

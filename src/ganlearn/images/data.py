@@ -244,8 +244,8 @@ def load_folder(root: str, resolution: int, channels: int = 3) -> torch.Tensor:
     out, bad = [], []
     for f in files:
         try:
-            with Image.open(f) as im:
-                im = im.convert(mode)
+            with Image.open(f) as opened:
+                im = opened.convert(mode)
                 w, h = im.size
                 s = min(w, h)
                 im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))

@@ -25,6 +25,7 @@ each returns a record that states its sample sizes, feature space, seed and para
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -120,7 +121,7 @@ def swd(
     gen = make_generator(seed, "images.swd")
     pr = laplacian_pyramid(real.double(), min_side)
     pf = laplacian_pyramid(fake.double(), min_side)
-    rec = {}
+    rec: dict[str, Any] = {}
     for lr, lf in zip(pr, pf):
         size = min(patch, lr.shape[-1])
         dr = _patches(lr, patches_per_image, size, gen)

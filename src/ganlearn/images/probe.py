@@ -26,6 +26,7 @@ Pass/fail thresholds (our choice, stated in the report; the paper gives none):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -229,7 +230,7 @@ def probe_generator(
 ) -> dict:
     """Figs. 1 and 3 for a trained generator and a random-init one: per-layer R^2 and code statistics."""
     z = torch.randn(n, z_dim, generator=make_generator(seed, "probe.latents"))
-    out = {"n": n, "seed": seed, "layers": {}}
+    out: dict[str, Any] = {"n": n, "seed": seed, "layers": {}}
     for label, net in (("trained", g), ("random", g_random)):
         hidden, image = capture(net.eval(), z, layers)
         for name in layers:

@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, cast
 
 import torch
 import torch.distributed as dist
@@ -97,7 +97,7 @@ def _module_tensors(prefix: str, m: torch.nn.Module) -> dict:
 
 
 def _param_norm(m: torch.nn.Module) -> float:
-    return float(torch.sqrt(sum(p.detach().double().pow(2).sum() for p in m.parameters())))
+    return math.sqrt(sum(float(p.detach().double().pow(2).sum()) for p in m.parameters()))
 
 
 def _load_module(prefix: str, m: torch.nn.Module, tensors: dict) -> None:
@@ -110,7 +110,7 @@ def load_generator(run_dir_or_ckpt: str | Path, *, ema: bool = True, device: str
     found = load_latest_checkpoint(p, device) if p.is_dir() else (load_checkpoint(p, device) if p.exists() else None)
     if found is None:
         raise FileNotFoundError(f"no checkpoint in {p} (want RUN_DIR or RUN_DIR/checkpoints/state-*.safetensors)")
-    tensors, meta = found[1:] if p.is_dir() else found
+    tensors, meta = found[-2:]  # (step, tensors, meta) from a run directory, (tensors, meta) from a file
     cfg = make_config(meta["config"])
     x_shape = meta["data_shape"]
     g, d = build(
@@ -309,6 +309,8 @@ def _networks(cfg: ImageGANConfig, real: torch.Tensor, device: str) -> tuple:
         )
     G, D = G.to(device), D.to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
     if cfg.optimizer == "adam":
         opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
@@ -345,7 +347,7 @@ def _check_health(d_loss: float, g_loss: float, g_norm: float, norm0: float, fac
     check_finite_and_bounded("G's parameter norm", g_norm, norm0, factor, where)
 
 
-def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank: int, world: int) -> dict:
+def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank: int, world: int) -> Result:
     """The image GAN's training loop on one rank: set-up (data, networks, resume), the SGDA steps
     with logging, health checks, snapshots and checkpoints, then the final evaluation. Kept as one
     function so the loop reads top to bottom (its parts are the helpers above)."""
@@ -458,7 +460,7 @@ def _train(cfg: ImageGANConfig, run_dir: Path, progress: bool, device: str, rank
     out = {**last_eval, "wall_seconds": wall_before + time.time() - t0, "world": world, "replica_max_abs_diff": sync}
     if rank == 0:
         write_json(run_dir / "summary.json", out)
-    return out
+    return cast(Result, out)
 
 
 def write_report(run_dir: str | Path) -> Path:

@@ -16,7 +16,7 @@ Pure functions of tensors and callables (no network class is imported here):
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ __all__ = ["feature_recovery", "procrustes_latent_map", "coupled_error", "Couple
 Generator = Callable[[torch.Tensor], tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]]
 
 
-def feature_recovery(W_learned: Sequence[torch.Tensor], W_true: Sequence[torch.Tensor]) -> dict:
+def feature_recovery(W_learned: Iterable[torch.Tensor], W_true: Iterable[torch.Tensor]) -> dict:
     """Per level: mean and worst cosine of matched (learned, true) output features.
 
     ``W_*[l]`` is (n_W, d, m): one output matrix per patch (n_W = J_l) or one shared (n_W = 1).

@@ -24,6 +24,7 @@ its result recorded at that step and leaves the batch; the batch stops when ever
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import torch
 
@@ -205,7 +206,7 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
     x32, xt = torch.empty(R, 3, n, d), torch.empty(3, R, d, n, dtype=dt)
 
     out: list[dict | None] = [None] * R
-    curves = [[] for _ in range(R)]
+    curves: list[list] = [[] for _ in range(R)]
     reached = [new_reached(c) for c in cfgs]
     samples, sigma_bar = 0, None
     kind = c0.discriminator
@@ -256,4 +257,5 @@ def train_batched(cfgs: list[OneLayerConfig]) -> list[dict]:
                 lr_g, c_curv, lr_d, ridge, t0, power = (x[rows] for x in (lr_g, c_curv, lr_d, ridge, t0, power))
                 idx = [idx[row] for row in keep]
                 x32, xt = x32[: len(idx)], torch.empty(3, len(idx), d, n, dtype=dt)  # refilled every step
-    return out
+    assert all(r is not None for r in out)  # every replica ends with a result (or raised)
+    return cast(list[dict], out)

@@ -59,11 +59,11 @@ def power_ratio_autograd(
     def moments(u: torch.Tensor) -> torch.Tensor:
         return stats(act.phi(x @ u.T))
 
-    m, pull = vjp(moments, w)
+    m, pull = vjp(moments, w)[:2]
     lam = torch.zeros((), dtype=w.dtype)
     for _ in range(iters):
         v = v / v.norm().clamp_min(torch.finfo(w.dtype).tiny)
-        _, jv = jvp(moments, (w,), (v,))
+        jv = jvp(moments, (w,), (v,))[1]
         v = pull(jv)[0]
         lam = v.norm()
     return lam / moment_scale(m).clamp_min(torch.finfo(w.dtype).tiny)

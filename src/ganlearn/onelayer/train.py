@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict, cast
 
 import torch
 
@@ -166,11 +166,12 @@ def train(cfg: OneLayerConfig, *, log=None) -> Result:
             if g_optimizer == "sgd"
             else torch.optim.Adam([learner.W], lr=lr_g, betas=(0.5, 0.999))
         )
-        c_curv = step_curvature_ratio(cfg, learner.W) if curv else None
+        c_curv = step_curvature_ratio(cfg, learner.W) if curv else 1.0  # used only when curv
 
     reached = new_reached(cfg)
     tv_draws = gaussian_tv_draws(cfg.tv_mc_samples, cfg.d, cfg.seed) if cfg.tv_mc_samples else None
-    curve, samples, sigma_bar = [], 0, None
+    curve: list[list] = []
+    samples, sigma_bar = 0, None
     err0 = sigma_rel_error(learner.sigma().detach(), sigma_star)  # of the initial learner
     for t in range(cfg.steps):
         if mlp:
@@ -191,7 +192,9 @@ def train(cfg: OneLayerConfig, *, log=None) -> Result:
             loss.backward()
             if curv:  # SGD with the curvature-scaled step
                 with torch.no_grad():
-                    learner.W -= (lr_g * decay(t) / scale) * learner.W.grad
+                    grad = learner.W.grad
+                    assert grad is not None  # set by loss.backward() above
+                    learner.W.sub_((lr_g * decay(t) / scale) * grad)
             else:
                 g_opt.param_groups[0]["lr"] = lr_g * decay(t)
                 g_opt.step()
@@ -203,7 +206,7 @@ def train(cfg: OneLayerConfig, *, log=None) -> Result:
                 log(t + 1, samples, err, tv)
             if cfg.stop_at_eps and reached["upper"][min(cfg.eps)] is not None:
                 break
-    resolved = {
+    resolved: dict[str, Any] = {
         "g_optimizer": g_optimizer,
         "lr_d": lr_d,
         "d_optimizer": "adam" if mlp else "sgd (exact ascent on A)",
@@ -212,7 +215,8 @@ def train(cfg: OneLayerConfig, *, log=None) -> Result:
     }
     if curv:
         resolved["curvature_ratio"] = c_curv
-    return result(cfg, resolved, sigma_bar, target.W.detach(), curve, reached, samples, t + 1)
+    assert sigma_bar is not None  # set at the first step (cfg.steps >= 1)
+    return cast(Result, result(cfg, resolved, sigma_bar, target.W.detach(), curve, reached, samples, t + 1))
 
 
 def average_sigma(sigma_bar: torch.Tensor | None, sig: torch.Tensor, t: int, average: bool) -> torch.Tensor:

@@ -18,6 +18,7 @@ inside the loop), as the separate run breaks out of its loop.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
@@ -84,7 +85,11 @@ class _Batch:
             V[i, :, : p.G.V.shape[1]] = p.G.V.detach()
         self.Ws, self.V = ws, V.to(device).requires_grad_(c0.train == "all")
         self.params = self.Ws + ([self.V] if c0.train == "all" else [])
-        self.B = torch.stack([p.B for p in probs]).to(device) if c0.discriminator == "random_features" else None
+        self.B = (
+            torch.stack([cast(torch.Tensor, p.B) for p in probs]).to(device)
+            if c0.discriminator == "random_features"
+            else None
+        )
         self.act = torch.relu if c0.act == "relu" else (lambda t: t)
 
     def residual(self) -> torch.Tensor:
@@ -199,7 +204,7 @@ def train_batched(cfgs: list[OverparamConfig], device: str | torch.device = "cpu
                 relative_movement=float((theta[i] - theta0[i]).norm() / theta0[i].norm()),
             )
         )
-    return outs
+    return cast(list[dict], outs)
 
 
 def _n_params(c: OverparamConfig) -> int:

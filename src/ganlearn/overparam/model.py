@@ -22,6 +22,8 @@ smooth, which is what ``width-sweep-features`` compares.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ganlearn.overparam.config import OverparamConfig
@@ -37,7 +39,7 @@ class OneHiddenGenerator(torch.nn.Module):
 
     def __init__(self, m: int, d: int, k: int, depth: int, act: str, *, generator: torch.Generator):
         super().__init__()
-        kw = dict(generator=generator, dtype=torch.float64)
+        kw: dict[str, Any] = dict(generator=generator, dtype=torch.float64)
         ws = [torch.randn(k, d, **kw)] + [torch.randn(k, k, **kw) * (2.0 / k) ** 0.5 for _ in range(depth - 1)]
         self.Ws = torch.nn.ParameterList([torch.nn.Parameter(w) for w in ws])
         self.V = torch.nn.Parameter(torch.randn(m, k, **kw) / k**0.5)
@@ -56,7 +58,7 @@ class Problem:
     def __init__(self, cfg: OverparamConfig):
         cfg.validate()
         g = make_generator(cfg.seed, "overparam")
-        kw = dict(generator=g, dtype=torch.float64)
+        kw: dict[str, Any] = dict(generator=g, dtype=torch.float64)
         xbar = torch.randn(cfg.m, **kw)
         self.xbar = xbar / xbar.norm()
         self.x = self.xbar + 0.5 * torch.randn(cfg.n, cfg.m, **kw) / cfg.m**0.5
@@ -69,9 +71,9 @@ class Problem:
         if cfg.discriminator == "linear":
             self.psi = lambda x: x
         else:
-            self.B = torch.randn(cfg.features, cfg.m, **kw) * (cfg.feature_scale / cfg.m**0.5)
+            self.B = B = torch.randn(cfg.features, cfg.m, **kw) * (cfg.feature_scale / cfg.m**0.5)
             f = FEATURE_ACTS[cfg.feature_act]
-            self.psi = lambda x: f(x @ self.B.T)
+            self.psi = lambda x: f(x @ B.T)
         self.target = self.psi(self.x).mean(0)
 
     def residual(self) -> torch.Tensor:

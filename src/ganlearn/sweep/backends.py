@@ -210,7 +210,7 @@ class Ray:
                 retry_exceptions=False,
             )(_ray_unit)
             threads = max(1, int(self.cpus_per_task))
-            pending = {task.remote(*_args(exp, unit), threads): unit for unit in units}
+            pending = {task.remote(*_args(exp, unit), threads): unit for unit in units}  # type: ignore[call-arg]  # ray types remote() by arity; *args hides it
             try:
                 while pending:
                     ready, _ = ray.wait(list(pending), num_returns=1)

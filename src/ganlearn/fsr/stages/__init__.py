@@ -16,7 +16,7 @@ with ``validate``) next to its runner.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import torch
 
@@ -28,6 +28,7 @@ from ganlearn.fsr.stages.first_hidden import FirstHidden, FirstHiddenStage
 from ganlearn.fsr.stages.output_layer import OutputLayer, OutputLayerStage
 from ganlearn.fsr.stages.super_resolution import SuperResolution, SuperResolutionStage
 from ganlearn.fsr.stages.warm_start import WarmStart, WarmStartStage, nonnegative_rotation, truncated_patch_covariance
+from ganlearn.rng import Generators
 
 __all__ = [
     "STAGE_KINDS",
@@ -68,8 +69,8 @@ def stage_name(stage: Any) -> str:
 
 
 def stage_from_dict(d: Any, key: str) -> Stage:
-    if dataclasses.is_dataclass(d):
-        return d
+    if dataclasses.is_dataclass(d) and not isinstance(d, type):
+        return cast(Stage, d)
     if not isinstance(d, dict) or "kind" not in d:
         raise ConfigError(f"{key} must be a table with a 'kind' (one of {', '.join(STAGE_KINDS)}), got {d!r}")
     if not isinstance(d["kind"], str) or d["kind"] not in STAGE_KINDS:
@@ -86,7 +87,9 @@ RUNNERS = {
 }
 
 
-def make_runner(spec, learner: FSRNet, data: Data, generator: torch.Generator):
+def make_runner(spec, learner: FSRNet, data: Data, generator: torch.Generator | Generators):
+    """The stage's runner; ``generator``: one stream, or one per replica (``rng.Generators``) for a
+    replica-stacked learner."""
     return RUNNERS[spec.kind](spec, learner, data, generator)
 
 

@@ -4,7 +4,7 @@ level-1 codes with a Gauss-Newton-preconditioned generator step."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 
@@ -85,7 +85,9 @@ class FirstHidden(MomentGame):
     independent noise.
     """
 
-    def __init__(self, spec: FirstHiddenStage, learner: FSRNet, data: Data, generator: torch.Generator):
+    def __init__(
+        self, spec: FirstHiddenStage, learner: FSRNet, data: Data, generator: Any
+    ):  # a torch.Generator, or rng.Generators (one per replica)
         self.spec, self.learner, self.data = spec, learner, data
         reuse = spec.sgda.g_batch == "same" and spec.sgda.mode == "alternating"
         self.n_steps, self.samples_per_step = spec.steps, spec.batch * (spec.sgda.n_d + (0 if reuse else 1))
@@ -102,7 +104,7 @@ class FirstHidden(MomentGame):
                 self.white = whitening(second_moment(s)).map
             real = self._real(data(spec.batch, generator=generator, upto=1))
         self._init_game([learner.V[0], learner.b[0]], list(real), spec)
-        self._z = None  # the fake latents of the latest game evaluation (the G step's batch)
+        self._z: torch.Tensor | None = None  # the fake latents of the latest game evaluation (the G step's batch)
         self.curvature = None
         if spec.precondition == "gauss_newton":
             z = learner.sample_latent(spec.fake_batch, generator=generator)
@@ -169,8 +171,8 @@ class FirstHidden(MomentGame):
 
         def losses(g: torch.Generator):
             real = self._real(self.data(s.batch, generator=g, upto=1))
-            self._z = learner.sample_latent(s.fake_batch, generator=g)
-            fake = code_moments(learner.hidden(1, self._z), self.white)
+            self._z = z = learner.sample_latent(s.fake_batch, generator=g)
+            fake = code_moments(learner.hidden(1, z), self.white)
             v = self._value(list(real), list(fake))
             return -v, v
 

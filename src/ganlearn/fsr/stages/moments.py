@@ -3,6 +3,8 @@ GAN_FirstHidden (``first_hidden.py``) and GAN_ForwardSuperResolution (``super_re
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ganlearn.fsr.stages.common import schedule
@@ -46,6 +48,10 @@ class MomentGame:
     iterates do not drift along that orbit within the window, which the numbers above support.
     """
 
+    learner: Any  # the host stage's (an FSRNet)
+    spec: Any  # the host stage's settings
+    n_steps: int
+
     def _init_game(self, g_params, feats_real: list[torch.Tensor], spec) -> None:
         if self.learner.replicas is None:
             self.scale = [f.abs().mean().clamp_min(1e-12).expand_as(f).clone() for f in feats_real]
@@ -75,7 +81,7 @@ class MomentGame:
                 self.sgda.g_project()
 
     def _value(self, real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
-        v = 0.0
+        v: Any = 0.0
         for th, r, f, sc in zip(self.theta, real, fake, self.scale):
             v = v + (th * (r - f) / sc).sum() - 0.5 * self.spec.ridge * th.pow(2).sum()
         return v

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 
@@ -23,9 +23,7 @@ class OutputLayerStage(Settings):
 
     kind: Literal["output_layer"] = "output_layer"
     name: Optional[str] = None  # for overrides (stages.NAME.key=...); None: see fsr.stages.stage_name
-    level: int = setting(
-        0, ge=0, allowed="0 (every level) or a level >= 1"
-    )  # 0: every level at once; l >= 1: only W_l (a later polish of one level)
+    level: int = setting(0, ge=0, allowed="0 (every level) or a level >= 1")  # l >= 1: only W_l (a later polish)
     steps: int = setting(600, ge=1)
     batch: int = setting(512, ge=1)
     sgda: SGDAConfig = SGDAConfig(lr_g=20.0, lr_d=20.0, n_d=2)
@@ -107,7 +105,7 @@ class OutputLayer:
             real = self.data(s.batch, generator=g, upto=self.upto)
             with torch.no_grad():
                 _, codes = learner(learner.sample_latent(s.batch, generator=g), upto=self.upto)
-            value = 0.0
+            value: Any = 0.0
             for i, lv in enumerate(self.levels):
                 value = (
                     value

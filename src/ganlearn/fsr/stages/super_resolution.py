@@ -121,6 +121,7 @@ class SuperResolution(MomentGame):
 
     def _write_back(self) -> None:
         """Learner's (V_l, b_l) <- the whitened-coordinate parameters (after every G step)."""
+        assert self.v_white is not None and self.white is not None  # set when the stage starts
         full = self.v_white @ self.white
         V, b = self.learner.V[self.level - 1], self.learner.b[self.level - 1]
         b.copy_(-full[..., 0])
