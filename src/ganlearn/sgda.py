@@ -28,7 +28,7 @@ optimizers' per-parameter state and t) that a safetensors checkpoint stores as i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Sequence, cast
 
 import torch
 
@@ -141,13 +141,11 @@ class SGDA:
         reuse = cfg.g_batch == "same" and cfg.mode == "alternating"
         for _ in range(n_pure_d):
             if reuse:  # the G step below re-draws exactly this (the last D step's) batch
-                assert generator is not None, "g_batch='same' needs a generator"
-                state = generator.get_state()
+                state = cast(torch.Generator, generator).get_state()
             d_loss, _ = losses(generator)
             self._d_update(d_loss)
         if reuse:
-            assert generator is not None
-            generator.set_state(state)
+            cast(torch.Generator, generator).set_state(state)
         d_loss_now, g_loss = losses(generator)
         if cfg.mode == "simultaneous":
             # Both players' gradients at the same point (theta, phi), then both updates.
@@ -164,8 +162,7 @@ class SGDA:
         else:
             self._g_update(torch.autograd.grad(g_loss, self.g_params, allow_unused=True, materialize_grads=True))
         self.t += 1
-        assert d_loss is not None  # n_d >= 1: a D loss was evaluated
-        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+        return {"d_loss": cast(torch.Tensor, d_loss).detach(), "g_loss": g_loss.detach()}  # n_d >= 1: set
 
     # -- exact resume ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ stage's game value is ``D(real) - D(fake)`` (+ the discriminator's regulariser).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 
@@ -37,7 +37,7 @@ def thresholded_output_d(x: torch.Tensor, w_d: torch.Tensor, bias: float | torch
     """
     if x.dim() == 3:
         return torch.relu(torch.einsum("njd,jrd->njr", x, w_d) - bias).sum(-1).mean()
-    act = torch.relu(torch.einsum(replica_eq("njd,jrd->njr"), x, w_d) - torch.as_tensor(bias)[:, None, None])
+    act = torch.relu(torch.einsum(replica_eq("njd,jrd->njr"), x, w_d) - cast(torch.Tensor, bias)[:, None, None])
     return act.sum(-1).mean((0, 2)).sum()
 
 

@@ -97,7 +97,7 @@ def _module_tensors(prefix: str, m: torch.nn.Module) -> dict:
 
 
 def _param_norm(m: torch.nn.Module) -> float:
-    return math.sqrt(sum(float(p.detach().double().pow(2).sum()) for p in m.parameters()))
+    return float(torch.sqrt(cast(torch.Tensor, sum(p.detach().double().pow(2).sum() for p in m.parameters()))))
 
 
 def _load_module(prefix: str, m: torch.nn.Module, tensors: dict) -> None:

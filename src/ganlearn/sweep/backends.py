@@ -186,10 +186,11 @@ class Ray:
             seen = dict(zip(refs, ray.get(list(refs.values()), timeout=120)))
         finally:
             probe_file.unlink(missing_ok=True)
-        if unseen_nodes(seen):
+        unseen = unseen_nodes(seen)
+        if unseen:
             raise UserError(
                 f"the sweep directory {Path(self.storage).resolve()} is not visible from the Ray "
-                f"node(s) {', '.join(unseen_nodes(seen))} (of {len(nodes)}): on a multi-node cluster "
+                f"node(s) {', '.join(unseen)} (of {len(nodes)}): on a multi-node cluster "
                 f"--out must be on storage every node sees (a shared file system)"
             )
 
